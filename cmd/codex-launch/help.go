@@ -1,0 +1,82 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+const helpHead = `codex-launch: the container init for the Codex CLI on a ChatGPT-subscription login.
+It reaps zombies, forwards signals, stops with grace then SIGKILL, exits with the
+child's status, and keeps $CODEX_HOME/auth.json refreshed ahead of expiry, exactly
+as the CLI would, before the child starts and while it runs.
+
+Usage:
+  codex-launch [flags] [--] COMMAND [ARGS...]   boot, refresh if due, run COMMAND, watch the credential
+  codex-launch [flags] refresh --once            one refresh pass (exit 0 refreshed, 1 nothing to do,
+                                                 2 transient failure, 3 permanent failure)
+  codex-launch [flags] refresh                   the watchdog loop alone, until SIGTERM
+  codex-launch [flags] status [--json]           what the watchdog knows (never a token)
+  codex-launch [flags] health                    for HEALTHCHECK: 0 usable and watched, 1 otherwise
+  codex-launch --version | --help
+
+A program called refresh, status or health runs as the child after "--".
+
+Exit codes of the launcher: the child's code; 128+N when signal N killed it;
+125 when codex-launch failed before the child ran (bad flag, unknown user,
+dead credential with --require-auth); 126 COMMAND cannot be executed;
+127 COMMAND not found.
+
+Every flag can be set by its variable; a flag wins over its variable, an empty
+variable counts as unset. Durations take Go syntax (30s, 5m, 6h) or whole
+seconds (the seed's *_SECONDS form). Booleans take true/false, 1/0, yes/no.
+
+`
+
+// writeHelp prints --help: the usage and every option with its variable and
+// default.
+func writeHelp(w io.Writer, table []option) {
+	fmt.Fprint(w, helpHead)
+	fmt.Fprintln(w, "Options:")
+	for _, o := range table {
+		flagCol := "(no flag)"
+		if o.Flag != "" {
+			flagCol = "--" + o.Flag
+		}
+		fmt.Fprintf(w, "  %-22s %-38s default: %s\n", flagCol, o.Env, displayDefault(o))
+		fmt.Fprintf(w, "      %s\n", o.Usage)
+	}
+}
+
+func displayDefault(o option) string {
+	if o.Default == "" {
+		return "(none)"
+	}
+	return o.Default
+}
+
+// Markers around the generated flag table in flagsDoc.
+const (
+	flagsBegin = "<!-- flags:begin -->"
+	flagsEnd   = "<!-- flags:end -->"
+)
+
+// flagsMarkdown is the table of options in Markdown, as kept between the
+// markers in flagsDoc (go run ./cmd/codex-launch --help-markdown).
+func flagsMarkdown(table []option) string {
+	var b strings.Builder
+	b.WriteString("| Flag | Variable | Default | Meaning |\n")
+	b.WriteString("|------|----------|---------|---------|\n")
+	for _, o := range table {
+		flagCol := "(none)"
+		if o.Flag != "" {
+			flagCol = "`--" + o.Flag + "`"
+		}
+		def := "(none)"
+		if o.Default != "" {
+			def = "`" + o.Default + "`"
+		}
+		fmt.Fprintf(&b, "| %s | `%s` | %s | %s |\n", flagCol, o.Env, def, strings.ReplaceAll(o.Usage, "|", `\|`))
+	}
+	return b.String()
+}
