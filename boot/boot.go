@@ -1,0 +1,183 @@
+package boot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Config is what Run needs from the launcher's configuration.
+type Config struct {
+	// EnvDir, when set, is loaded first (see LoadEnvDir).
+	EnvDir string
+	// CodexHome is CODEX_HOME as configured by flag or variable. Empty: the
+	// target user's home + "/.codex" (the launcher must not resolve the
+	// default itself from root's HOME before the user is known).
+	CodexHome string
+	// User is NAME|UID[:GROUP|GID] to drop to; empty keeps the current user.
+	User string
+	// Environ is the launcher's environment (os.Environ()).
+	Environ []string
+	// Command is the child's argv, for the boot log only.
+	Command []string
+	Logger  hclog.Logger
+	// Now is the clock for freshness decisions; nil is time.Now.
+	Now func() time.Time
+	// Accounts locates /etc/passwd and /etc/group; zero is /etc.
+	Accounts Accounts
+	// LockTimeout bounds the wait for the CLI's auth.json.lock when seeding;
+	// zero is authwatch's default.
+	LockTimeout time.Duration
+}
+
+// Result is what the launcher needs after boot.
+type Result struct {
+	// Env is the child's environment: Environ with the env directory applied,
+	// HOME set to the target user's home, CODEX_HOME set to the resolved
+	// directory, and CODEX_AUTH_JSON / CODEX_CHATGPT_AUTH_JSON removed once
+	// auth.json holds (or already held) their credential. Use it for the child
+	// and for any configuration read after boot (the env directory may carry
+	// launcher variables too).
+	Env []string
+	// CodexHome is the resolved directory the watchdog must use.
+	CodexHome string
+	// User is the user the process now runs as (nil when Config.User was empty).
+	User  *User
+	Seed  SeedResult
+	Store StoreAction
+}
+
+// Error is a boot failure; the launcher exits 125 on it. Step names what was
+// being done ("env-dir", "user", "codex-home", "seed", "config", "drop").
+type Error struct {
+	Step string
+	Err  error
+}
+
+func (e *Error) Error() string { return "boot: " + e.Step + ": " + e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Run does the boot in the only safe order: load the env directory, log the
+// context, resolve the user, prepare CODEX_HOME as root (create, re-own), drop
+// to the user, and only then seed auth.json and config.toml, so that every
+// file written from here on (by boot, the prime and the watchdog) is the
+// user's and no root process writes into a directory the user controls.
+//
+// It stops between steps when ctx is done (a SIGTERM during boot), having
+// left nothing half-written: each write is atomic.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	log = log.Named("boot")
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	env := append([]string(nil), cfg.Environ...)
+	res := &Result{}
+
+	if cfg.EnvDir != "" {
+		vars, err := LoadEnvDir(cfg.EnvDir, log)
+		if err != nil {
+			return nil, &Error{"env-dir", err}
+		}
+		env = MergeEnv(env, vars)
+	}
+
+	var target *User
+	if cfg.User != "" {
+		u, err := cfg.Accounts.Lookup(cfg.User)
+		if err != nil {
+			return nil, &Error{"user", err}
+		}
+		target = u
+		res.User = u
+	}
+	LogContext(log, target, cfg.Command, env)
+	if err := ctx.Err(); err != nil {
+		return nil, &Error{"user", err}
+	}
+
+	home := cfg.CodexHome
+	if home == "" {
+		base := ""
+		if target != nil {
+			base = target.Home
+		} else if h, ok := LookupEnv(env, "HOME"); ok && h != "" {
+			base = h
+		} else if h, err := os.UserHomeDir(); err == nil {
+			base = h
+		}
+		if base == "" {
+			return nil, &Error{"codex-home", errors.New("CODEX_HOME is not set and there is no home directory to default it to")}
+		}
+		home = filepath.Join(base, ".codex")
+	}
+	if abs, err := filepath.Abs(home); err == nil {
+		home = abs
+	}
+	res.CodexHome = home
+	if err := PrepareHome(home, target, log); err != nil {
+		return nil, &Error{"codex-home", err}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, &Error{"codex-home", err}
+	}
+
+	if target != nil {
+		if err := DropPrivileges(target); err != nil {
+			return nil, &Error{"drop", err}
+		}
+		env = SetEnv(env, "HOME", target.Home)
+		log.Debug("running as the target user", "user", target.String())
+	}
+	env = SetEnv(env, "CODEX_HOME", home)
+
+	seed, err := SeedAuth(ctx, SeedOptions{
+		Home: home, Environ: env, Now: now(), Logger: log, LockTimeout: cfg.LockTimeout,
+	})
+	if err != nil {
+		return nil, &Error{"seed", err}
+	}
+	res.Seed = seed
+	if seed.Materialised() {
+		env = UnsetEnv(env, AuthVariables()...)
+	}
+
+	store, err := EnsureFileStore(home, nil, log)
+	if err != nil {
+		if !errors.Is(err, ErrConfigSyntax) {
+			return nil, &Error{"config", err}
+		}
+		log.Warn("config.toml could not be read as TOML; left alone, so the CLI may not read auth.json", "error", err)
+	}
+	res.Store = store
+	res.Env = env
+	warnNoCredential(log, home, env)
+	return res, nil
+}
+
+// warnNoCredential says so when the child will find no credential of any kind.
+func warnNoCredential(log hclog.Logger, home string, env []string) {
+	if st, err := os.Stat(filepath.Join(home, "auth.json")); err == nil && st.Size() > 0 {
+		return
+	}
+	for _, name := range []string{"OPENAI_API_KEY", "MINIMAX_API_KEY", "KIMI_API_KEY"} {
+		if v, ok := LookupEnv(env, name); ok && v != "" {
+			return
+		}
+	}
+	log.Warn("no credential of any kind: no auth.json and no API key variable", "codex_home", home)
+}
+
+// String makes a Result loggable without any value in it.
+func (r *Result) String() string {
+	return fmt.Sprintf("codex_home=%s user=%s seed=%s store=%s", r.CodexHome, r.User, r.Seed.Action, r.Store)
+}

@@ -1,0 +1,410 @@
+package boot
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// StoreKey is the config.toml key that chooses where the CLI keeps its login.
+const StoreKey = "cli_auth_credentials_store"
+
+// StoreAction says what EnsureFileStore found and did.
+type StoreAction string
+
+const (
+	StoreCreated StoreAction = "created" // there was no config.toml; one was written with the key
+	StoreAdded   StoreAction = "added"   // the key was missing at the top level and was inserted
+	StorePresent StoreAction = "present" // the key is already "file" at the top level
+	StoreOther   StoreAction = "other"   // the key names another store; the file was left alone
+)
+
+// ErrConfigSyntax is wrapped when config.toml cannot be scanned; the file is
+// then left alone (the CLI will report it better than we can).
+var ErrConfigSyntax = errors.New("config.toml syntax")
+
+// EnsureFileStore makes sure CODEX_HOME/config.toml sets
+// cli_auth_credentials_store = "file" at its top level, where the CLI looks for
+// it. start.sh appended the line to the end of the file, where a trailing
+// [table] swallowed it and the CLI never saw it. The line is inserted at the
+// top of the file and every other byte is kept; the write is atomic (temp
+// file, fsync, rename, directory fsync).
+//
+// When the key is set at the top level to another store the file is left as
+// the operator wrote it and a warning explains the consequence: "auto" still
+// falls back to auth.json, but "keyring" and "ephemeral" make the CLI ignore
+// the file the watchdog keeps fresh (and a container has no keyring). A copy
+// of the key inside a table has no effect and is left in place.
+//
+// A new file belongs to owner (the current user when nil), mode 0600; an
+// existing file keeps its owner and mode. A link is written through, so a
+// mounted config stays where it was mounted.
+func EnsureFileStore(home string, owner *User, log hclog.Logger) (StoreAction, error) {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	path := filepath.Join(home, "config.toml")
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		path = target
+	}
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		content := []byte(storeLine("\n"))
+		if err := writeFileAtomic(path, content, 0o600, owner); err != nil {
+			return "", fmt.Errorf("write %s: %w", path, err)
+		}
+		log.Info("config.toml created so that the CLI reads auth.json", "path", path, "key", StoreKey)
+		return StoreCreated, nil
+	case err != nil:
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+
+	scan, err := scanTopLevel(data)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	if scan.found {
+		if scan.value == "file" {
+			log.Debug("config.toml already uses the file credential store", "path", path)
+			return StorePresent, nil
+		}
+		if scan.value == "auto" {
+			log.Warn("config.toml sets a credential store other than file; left as set: auto falls back to auth.json only when no keyring answers",
+				"path", path, "key", StoreKey, "value", scan.value)
+		} else {
+			log.Warn("config.toml sets a credential store other than file; left as set, but the CLI will not read the auth.json that codex-launch keeps fresh",
+				"path", path, "key", StoreKey, "value", scan.value)
+		}
+		return StoreOther, nil
+	}
+	if scan.inTable {
+		log.Info("config.toml has the store key inside a table, where the CLI ignores it; adding it at the top level", "path", path)
+	}
+
+	nl := "\n"
+	if bytes.Contains(data, []byte("\r\n")) {
+		nl = "\r\n"
+	}
+	bom := 0
+	if bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) {
+		bom = 3
+	}
+	out := make([]byte, 0, len(data)+80)
+	out = append(out, data[:bom]...)
+	out = append(out, storeLine(nl)...)
+	out = append(out, data[bom:]...)
+
+	mode := fs.FileMode(0o600)
+	var keep *User
+	if st, err := os.Stat(path); err == nil {
+		mode = st.Mode().Perm()
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			keep = &User{UID: int(sys.Uid), GID: int(sys.Gid)}
+		}
+	}
+	if keep == nil {
+		keep = owner
+	}
+	if err := writeFileAtomic(path, out, mode, keep); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	log.Info("config.toml: added the file credential store at the top level", "path", path, "key", StoreKey)
+	return StoreAdded, nil
+}
+
+func storeLine(nl string) string {
+	return "# codex-launch: the CLI must read auth.json, which the watchdog keeps fresh" + nl +
+		StoreKey + ` = "file"` + nl
+}
+
+// writeFileAtomic replaces path with data: a temporary file in the same
+// directory, owned and moded before any byte of the new content is visible,
+// fsynced, renamed over path, then the directory fsynced so the rename
+// survives a crash.
+func writeFileAtomic(path string, data []byte, mode fs.FileMode, owner *User) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	name := tmp.Name()
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(name)
+		}
+	}()
+	if err := tmp.Chmod(mode); err != nil {
+		return err
+	}
+	if owner != nil && (owner.UID != os.Geteuid() || owner.GID != os.Getegid()) {
+		if err := tmp.Chown(owner.UID, owner.GID); err != nil {
+			return err
+		}
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(name, path); err != nil {
+		return err
+	}
+	done = true
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// topLevel is what scanTopLevel learnt about the store key.
+type topLevel struct {
+	found   bool   // the key is set before the first table header
+	value   string // its value: the string's content, or the raw text
+	inTable bool   // the key appears inside some table
+}
+
+// scanTopLevel walks TOML statements far enough to tell the top-level table
+// (everything before the first [table] or [[array]] header) from the rest. It
+// understands the four string forms, comments, multi-line arrays and inline
+// tables, so a "[" inside a value or a string is never taken for a header.
+func scanTopLevel(data []byte) (topLevel, error) {
+	var res topLevel
+	s := &scanner{b: data}
+	if bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) {
+		s.i = 3
+	}
+	top := true
+	for {
+		s.skipSpace(true)
+		if s.eof() {
+			return res, nil
+		}
+		switch c := s.peek(); c {
+		case '#':
+			s.skipComment()
+			continue
+		case '[':
+			// A header: [a.b] or [[a.b]]; the rest of the line may hold a comment.
+			top = false
+			if err := s.skipLine(); err != nil {
+				return res, err
+			}
+			continue
+		}
+		line := s.line()
+		key, err := s.key()
+		if err != nil {
+			return res, fmt.Errorf("%w: line %d: %v", ErrConfigSyntax, line, err)
+		}
+		start := s.i
+		if err := s.value(); err != nil {
+			return res, fmt.Errorf("%w: line %d: %v", ErrConfigSyntax, line, err)
+		}
+		if len(key) == 1 && key[0] == StoreKey {
+			if top {
+				res.found = true
+				res.value = stringValue(strings.TrimSpace(string(data[start:s.i])))
+			} else {
+				res.inTable = true
+			}
+		}
+	}
+}
+
+// stringValue returns the content of a one-line TOML string, or raw itself.
+func stringValue(raw string) string {
+	if i := strings.IndexByte(raw, '#'); i >= 0 && !strings.HasPrefix(raw, `"`) && !strings.HasPrefix(raw, `'`) {
+		raw = strings.TrimSpace(raw[:i])
+	}
+	for _, q := range []string{`"`, `'`} {
+		if strings.HasPrefix(raw, q) && !strings.HasPrefix(raw, q+q+q) {
+			if end := strings.Index(raw[1:], q); end >= 0 {
+				return raw[1 : 1+end]
+			}
+		}
+	}
+	return raw
+}
+
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) eof() bool  { return s.i >= len(s.b) }
+func (s *scanner) peek() byte { return s.b[s.i] }
+func (s *scanner) line() int  { return bytes.Count(s.b[:s.i], []byte("\n")) + 1 }
+
+func (s *scanner) skipSpace(newlines bool) {
+	for !s.eof() {
+		c := s.peek()
+		if c == ' ' || c == '\t' || (newlines && (c == '\n' || c == '\r')) {
+			s.i++
+			continue
+		}
+		return
+	}
+}
+
+func (s *scanner) skipComment() {
+	for !s.eof() && s.peek() != '\n' {
+		s.i++
+	}
+}
+
+// skipLine skips a header line, honouring quoted keys inside it.
+func (s *scanner) skipLine() error {
+	for !s.eof() {
+		switch s.peek() {
+		case '\n':
+			return nil
+		case '#':
+			s.skipComment()
+			return nil
+		case '"', '\'':
+			if err := s.str(); err != nil {
+				return err
+			}
+		default:
+			s.i++
+		}
+	}
+	return nil
+}
+
+// key reads a possibly dotted, possibly quoted key and the "=" after it.
+func (s *scanner) key() ([]string, error) {
+	var parts []string
+	for {
+		s.skipSpace(false)
+		if s.eof() {
+			return nil, errors.New("key without a value")
+		}
+		switch c := s.peek(); {
+		case c == '"' || c == '\'':
+			start := s.i
+			if err := s.str(); err != nil {
+				return nil, err
+			}
+			raw := string(s.b[start+1 : s.i-1])
+			parts = append(parts, raw) // escapes in a key name are not worth decoding here
+		case isBareKey(c):
+			start := s.i
+			for !s.eof() && isBareKey(s.peek()) {
+				s.i++
+			}
+			parts = append(parts, string(s.b[start:s.i]))
+		default:
+			return nil, fmt.Errorf("unexpected %q in a key", c)
+		}
+		s.skipSpace(false)
+		if s.eof() {
+			return nil, errors.New("key without a value")
+		}
+		switch s.peek() {
+		case '.':
+			s.i++
+		case '=':
+			s.i++
+			return parts, nil
+		default:
+			return nil, fmt.Errorf("unexpected %q after a key", s.peek())
+		}
+	}
+}
+
+func isBareKey(c byte) bool {
+	return c == '_' || c == '-' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+}
+
+// value skips one value up to the end of its (last) line.
+func (s *scanner) value() error {
+	depth := 0
+	for !s.eof() {
+		switch c := s.peek(); c {
+		case '"', '\'':
+			if err := s.str(); err != nil {
+				return err
+			}
+		case '[', '{':
+			depth++
+			s.i++
+		case ']', '}':
+			depth--
+			s.i++
+			if depth < 0 {
+				return fmt.Errorf("unbalanced %q", c)
+			}
+		case '#':
+			s.skipComment()
+		case '\n':
+			if depth == 0 {
+				return nil
+			}
+			s.i++
+		default:
+			s.i++
+		}
+	}
+	if depth != 0 {
+		return errors.New("unterminated array or inline table")
+	}
+	return nil
+}
+
+// str skips a string of any of the four kinds, starting at its quote.
+func (s *scanner) str() error {
+	q := s.peek()
+	triple := bytes.HasPrefix(s.b[s.i:], []byte{q, q, q})
+	if triple {
+		s.i += 3
+		for !s.eof() {
+			if q == '"' && s.peek() == '\\' {
+				s.i += 2
+				continue
+			}
+			if bytes.HasPrefix(s.b[s.i:], []byte{q, q, q}) {
+				s.i += 3
+				// Up to two more quotes may belong to the content: """a""""".
+				for k := 0; k < 2 && !s.eof() && s.peek() == q; k++ {
+					s.i++
+				}
+				return nil
+			}
+			s.i++
+		}
+		return errors.New("unterminated multi-line string")
+	}
+	s.i++
+	for !s.eof() {
+		c := s.peek()
+		switch {
+		case c == '\n':
+			return errors.New("unterminated string")
+		case q == '"' && c == '\\':
+			s.i += 2
+			continue
+		case c == q:
+			s.i++
+			return nil
+		}
+		s.i++
+	}
+	return errors.New("unterminated string")
+}

@@ -1,0 +1,46 @@
+package boot
+
+import (
+	"os"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// CredentialVariables are the variables whose presence the boot log reports,
+// by name only: their values are secrets.
+func CredentialVariables() []string {
+	return []string{"OPENAI_API_KEY", "MINIMAX_API_KEY", "KIMI_API_KEY", "CODEX_AUTH_JSON", "CODEX_CHATGPT_AUTH_JSON", "MOLECULE_ORG_ID"}
+}
+
+// contextVariables are not secrets and are logged with their values.
+func contextVariables() []string { return []string{"WORKSPACE_ID", "PLATFORM_URL"} }
+
+// LogContext writes the one boot line an operator reads first: who the
+// launcher runs as and will run the child as, the command, the workspace, and
+// which credential variables are set. Credential values never appear; an empty
+// variable counts as unset.
+func LogContext(log hclog.Logger, target *User, command []string, environ []string) {
+	if log == nil {
+		return
+	}
+	args := []any{"uid", os.Getuid(), "gid", os.Getgid()}
+	if target != nil {
+		args = append(args, "user", target.Name, "user_uid", target.UID, "user_gid", target.GID)
+	}
+	args = append(args, "command", command)
+	for _, name := range contextVariables() {
+		if v, ok := LookupEnv(environ, name); ok && v != "" {
+			args = append(args, name, v)
+		}
+	}
+	var set, unset []string
+	for _, name := range CredentialVariables() {
+		if v, ok := LookupEnv(environ, name); ok && v != "" {
+			set = append(set, name)
+		} else {
+			unset = append(unset, name)
+		}
+	}
+	args = append(args, "credentials_set", set, "credentials_unset", unset)
+	log.Info("boot", args...)
+}

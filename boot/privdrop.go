@@ -1,0 +1,50 @@
+package boot
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// ErrNotRoot is wrapped by DropPrivileges when it is asked to become another
+// user without the privilege to do so.
+var ErrNotRoot = errors.New("not running as root")
+
+// DropPrivileges makes the whole process u, as gosu does: supplementary
+// groups, then gid, then uid (in that order, because after setuid the others
+// are no longer allowed). On Linux Go applies each call to every thread of
+// the process, so no goroutine keeps root behind the drop.
+//
+// Running as u already is fine; asking for another user without root is an
+// error wrapping ErrNotRoot, never a silent run as the wrong user. The
+// environment (HOME) is the caller's business: see ChildEnv.
+func DropPrivileges(u *User) error {
+	if u == nil {
+		return nil
+	}
+	euid, egid := os.Geteuid(), os.Getegid()
+	if euid == u.UID && egid == u.GID && os.Getuid() == u.UID && os.Getgid() == u.GID {
+		return nil
+	}
+	if euid != 0 {
+		return fmt.Errorf("cannot switch to user %s: %w (uid %d)", u, ErrNotRoot, euid)
+	}
+	groups := u.Groups
+	if len(groups) == 0 {
+		groups = []int{u.GID}
+	}
+	if err := syscall.Setgroups(groups); err != nil {
+		return fmt.Errorf("switch to user %s: setgroups: %w", u, err)
+	}
+	if err := syscall.Setresgid(u.GID, u.GID, u.GID); err != nil {
+		return fmt.Errorf("switch to user %s: setgid: %w", u, err)
+	}
+	if err := syscall.Setresuid(u.UID, u.UID, u.UID); err != nil {
+		return fmt.Errorf("switch to user %s: setuid: %w", u, err)
+	}
+	if os.Getuid() != u.UID || os.Geteuid() != u.UID || os.Getgid() != u.GID || os.Getegid() != u.GID {
+		return fmt.Errorf("switch to user %s: still uid %d/%d gid %d/%d", u, os.Getuid(), os.Geteuid(), os.Getgid(), os.Getegid())
+	}
+	return nil
+}
