@@ -145,7 +145,7 @@ func bootOptions() []option {
 	return []option{
 		{
 			Flag: "user", Env: "CODEX_LAUNCH_USER", Default: "",
-			Usage: "NAME|UID[:GID]: prepare CODEX_HOME for this user and drop to it before the prime",
+			Usage: "NAME|UID[:GROUP|GID]: prepare CODEX_HOME for this user and drop to it before the prime",
 			Set: func(c *Config, raw string) error {
 				if err := checkUserSpec(raw); err != nil {
 					return err
@@ -300,20 +300,16 @@ func checkTokenURL(raw string) error {
 	return errors.New("want an https URL")
 }
 
-// checkUserSpec checks the form NAME|UID[:GID]; whether the user exists is
-// boot's question, answered after the environment directory is loaded.
+// checkUserSpec checks the form NAME|UID[:GROUP|GID]; whether the user
+// exists is boot's question, answered after the environment directory is
+// loaded.
 func checkUserSpec(raw string) error {
 	if raw == "" {
 		return nil
 	}
 	name, group, hasGroup := strings.Cut(raw, ":")
-	if strings.TrimSpace(name) == "" || strings.ContainsAny(raw, " \t\r\n") {
-		return errors.New("want NAME, UID or UID:GID")
-	}
-	if hasGroup {
-		if _, err := strconv.ParseUint(group, 10, 32); err != nil {
-			return errors.New("the group after ':' must be a numeric GID")
-		}
+	if strings.TrimSpace(name) == "" || strings.ContainsAny(raw, " \t\r\n") || (hasGroup && group == "") {
+		return errors.New("want NAME, UID, NAME:GROUP or UID:GID")
 	}
 	return nil
 }

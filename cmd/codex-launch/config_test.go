@@ -146,7 +146,7 @@ var badValues = map[string]string{
 	"refresh-owner":    "maybe",
 	"refresh-timeout":  "1 minute",
 	"lock-timeout":     "-2s",
-	"user":             "agent:staff",
+	"user":             "agent:",
 	"prime-timeout":    "0s",
 	"require-auth":     "2",
 	"stop-timeout":     "abc",

@@ -40,7 +40,34 @@ func TestFlagsDocMatchesHelp(t *testing.T) {
 		}
 		return
 	}
-	t.Errorf("the flag table in %s differs from --help; run go test ./cmd/codex-launch -run FlagsDoc -update\n got:\n%s\nwant:\n%s", flagsDoc, got, want)
+	t.Errorf("the flag table in %s differs from --help; run go test ./cmd/codex-launch -run FlagsDoc -update\n%s", flagsDoc, lineDiff(got, want))
+}
+
+// lineDiff lists the rows only one side has.
+func lineDiff(got, want string) string {
+	in := func(s string) map[string]bool {
+		m := map[string]bool{}
+		for _, l := range strings.Split(s, "\n") {
+			m[l] = true
+		}
+		return m
+	}
+	g, w := in(got), in(want)
+	var b strings.Builder
+	for _, l := range strings.Split(got, "\n") {
+		if !w[l] {
+			b.WriteString("- " + l + "\n")
+		}
+	}
+	for _, l := range strings.Split(want, "\n") {
+		if !g[l] {
+			b.WriteString("+ " + l + "\n")
+		}
+	}
+	if b.Len() == 0 {
+		return "(same rows, different order)"
+	}
+	return b.String()
 }
 
 // The generated table carries every option of --help, so a table equal to it
