@@ -1,0 +1,355 @@
+package pgstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/molecule-ai/codex-launch/fleet/seal"
+	"github.com/molecule-ai/codex-launch/internal/testenv"
+)
+
+var (
+	pg      *testenv.Postgres
+	pgErr   error
+	dbCount atomic.Int64
+)
+
+func TestMain(m *testing.M) {
+	pg, pgErr = testenv.StartPostgres()
+	code := m.Run()
+	if pg != nil {
+		pg.Close()
+	}
+	os.Exit(code)
+}
+
+// freshDB gives the test its own empty database.
+func freshDB(t *testing.T) string {
+	t.Helper()
+	if pgErr != nil {
+		testenv.Unavailable(t, "PostgreSQL: "+pgErr.Error())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	u, err := pg.CreateDatabase(ctx, fmt.Sprintf("t%d", dbCount.Add(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func connect(t *testing.T, url string, opts Options) *Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := Connect(ctx, url, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func TestConcurrentFirstConnectMigratesOnce(t *testing.T) {
+	url := freshDB(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := Connect(context.Background(), url, Options{})
+			if err != nil {
+				errs <- err
+				return
+			}
+			c.Close()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	c := connect(t, url, Options{})
+	var n, v int
+	if err := c.c.QueryRow(context.Background(), `SELECT count(*), max(version) FROM codex_launch_schema`).Scan(&n, &v); err != nil {
+		t.Fatal(err)
+	}
+	if n != SchemaVersion || v != SchemaVersion {
+		t.Fatalf("schema rows %d, version %d; want %d", n, v, SchemaVersion)
+	}
+}
+
+func TestNewerSchemaIsAClearErrorAndChangesNothing(t *testing.T) {
+	url := freshDB(t)
+	c := connect(t, url, Options{})
+	ctx := context.Background()
+	if _, err := c.c.Exec(ctx, `INSERT INTO codex_launch_schema (version) VALUES (99)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.c.Exec(ctx, `ALTER TABLE codex_launch_credential ADD COLUMN future text`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Connect(ctx, url, Options{})
+	if !errors.Is(err, ErrSchemaTooNew) || !strings.Contains(err.Error(), "99") {
+		t.Fatalf("want ErrSchemaTooNew naming version 99, got %v", err)
+	}
+	var n int
+	c.c.QueryRow(ctx, `SELECT count(*) FROM codex_launch_schema`).Scan(&n)
+	if n != 2 {
+		t.Fatalf("schema table changed: %d rows", n)
+	}
+}
+
+func TestCreateAndCompareAndSet(t *testing.T) {
+	c := connect(t, freshDB(t), Options{By: "a"})
+	ctx := context.Background()
+	if r, err := c.Get(ctx, "default"); err != nil || r != nil {
+		t.Fatalf("empty store: %v %v", r, err)
+	}
+	lr := time.Now().UTC().Truncate(time.Microsecond)
+	ok, err := c.Create(ctx, "default", New{AccountID: "acct", LastRefresh: lr, Data: []byte("g1")})
+	if err != nil || !ok {
+		t.Fatalf("create: %v %v", ok, err)
+	}
+	if ok, err := c.Create(ctx, "default", New{Data: []byte("other")}); err != nil || ok {
+		t.Fatalf("second create: %v %v", ok, err)
+	}
+	r, err := c.Get(ctx, "default")
+	if err != nil || r.Generation != 1 || string(r.Data) != "g1" || r.AccountID != "acct" || !r.LastRefresh.Equal(lr) || r.UpdatedBy != "a" {
+		t.Fatalf("get: %+v %v", r, err)
+	}
+	gen, err := c.CompareAndSet(ctx, "default", 1, New{AccountID: "acct", Data: []byte("g2")})
+	if err != nil || gen != 2 {
+		t.Fatalf("cas: %d %v", gen, err)
+	}
+	if _, err := c.CompareAndSet(ctx, "default", 1, New{Data: []byte("stale")}); !errors.Is(err, ErrSuperseded) {
+		t.Fatalf("stale cas: %v", err)
+	}
+	r, _ = c.Get(ctx, "default")
+	if r.Generation != 2 || string(r.Data) != "g2" {
+		t.Fatalf("after stale cas: %+v", r)
+	}
+	// Another credential in the same database is independent.
+	if ok, _ := c.Create(ctx, "other", New{Data: []byte("x")}); !ok {
+		t.Fatal("second name not created")
+	}
+}
+
+func TestLockedIsSingleFlightAndDiesWithItsConnection(t *testing.T) {
+	url := freshDB(t)
+	a := connect(t, url, Options{})
+	b := connect(t, url, Options{LockTimeout: 20 * time.Second})
+	ctx := context.Background()
+	a.Create(ctx, "default", New{Data: []byte("g1")})
+
+	inside := make(chan struct{})
+	release := make(chan struct{})
+	aDone := make(chan error, 1)
+	go func() {
+		_, err := a.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+			close(inside)
+			<-release
+			return &New{Data: []byte("g2")}, nil
+		})
+		aDone <- err
+	}()
+	<-inside
+	bSaw := make(chan *Record, 1)
+	bDone := make(chan struct{})
+	go func() {
+		defer close(bDone)
+		b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+			bSaw <- cur
+			return nil, nil
+		})
+	}()
+	select {
+	case <-bSaw:
+		t.Fatal("b entered while a held the lock")
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(release)
+	if err := <-aDone; err != nil {
+		t.Fatal(err)
+	}
+	if cur := <-bSaw; cur.Generation != 2 || string(cur.Data) != "g2" {
+		t.Fatalf("b re-read %+v; want generation 2", cur)
+	}
+	<-bDone
+
+	// A holder whose connection dies releases the lock.
+	c := connect(t, url, Options{})
+	inside2, hang := make(chan struct{}), make(chan struct{})
+	cDone := make(chan struct{})
+	go func() {
+		defer close(cDone)
+		c.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+			close(inside2)
+			<-hang
+			return nil, nil
+		})
+	}()
+	<-inside2
+	c.c.PgConn().Conn().Close() // the process "dies": its socket closes
+	defer func() { close(hang); <-cDone }()
+	start := time.Now()
+	r, err := b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+		return &New{Data: []byte("g3")}, nil
+	})
+	if err != nil || r.Generation != 3 {
+		t.Fatalf("take over: %+v %v", r, err)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Fatalf("lock held %v after its connection died", time.Since(start))
+	}
+}
+
+func TestLockTimeoutIsClassified(t *testing.T) {
+	url := freshDB(t)
+	a := connect(t, url, Options{})
+	b := connect(t, url, Options{LockTimeout: 200 * time.Millisecond})
+	ctx := context.Background()
+	a.Create(ctx, "default", New{Data: []byte("g1")})
+	inside, release, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		a.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+			close(inside)
+			<-release
+			return nil, nil
+		})
+	}()
+	<-inside
+	defer func() { close(release); <-done }()
+	_, err := b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) { return nil, nil })
+	if !errors.Is(err, ErrLockTimeout) {
+		t.Fatalf("want ErrLockTimeout, got %v", err)
+	}
+}
+
+func TestNoticeOnEveryNewGeneration(t *testing.T) {
+	url := freshDB(t)
+	w := connect(t, url, Options{})
+	ctx := context.Background()
+	if err := w.Listen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A wait that times out leaves the connection usable.
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	if _, err := w.WaitNotice(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("timeout wait: %v", err)
+	}
+	cancel()
+	if _, err := w.Get(ctx, "default"); err != nil {
+		t.Fatalf("connection unusable after a timed-out wait: %v", err)
+	}
+	c := connect(t, url, Options{})
+	c.Create(ctx, "default", New{Data: []byte("g1")})
+	c.CompareAndSet(ctx, "default", 1, New{Data: []byte("g2")})
+	for i := 0; i < 2; i++ {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		name, err := w.WaitNotice(wctx)
+		cancel()
+		if err != nil || name != "default" {
+			t.Fatalf("notice %d: %q %v", i, name, err)
+		}
+	}
+}
+
+func key(t *testing.T) string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func TestSealedAtRestAndKeyRotation(t *testing.T) {
+	url := freshDB(t)
+	k1, k2 := key(t), key(t)
+	ring1, _ := seal.ParseKeys([]byte("k1:" + k1))
+	ring21, _ := seal.ParseKeys([]byte("k2:" + k2 + "\nk1:" + k1))
+	ctx := context.Background()
+	secret := []byte(`{"tokens":{"refresh_token":"rt-secret-value"}}`)
+
+	a := connect(t, url, Options{Keys: ring1})
+	a.Create(ctx, "default", New{Data: secret})
+	var keyID string
+	var payload []byte
+	a.c.QueryRow(ctx, `SELECT key_id, payload FROM codex_launch_credential`).Scan(&keyID, &payload)
+	if keyID != "k1" || bytes.Contains(payload, []byte("rt-secret-value")) {
+		t.Fatalf("stored in clear or wrong key: %q", keyID)
+	}
+	if _, err := connect(t, url, Options{}).Get(ctx, "default"); !errors.Is(err, seal.ErrUnknownKey) {
+		t.Fatalf("reading sealed row without keys: %v", err)
+	}
+	b := connect(t, url, Options{Keys: ring21})
+	r, err := b.Get(ctx, "default")
+	if err != nil || !bytes.Equal(r.Data, secret) {
+		t.Fatalf("read with rotated ring: %v", err)
+	}
+	if ok, err := b.Reseal(ctx, r); err != nil || !ok {
+		t.Fatalf("reseal: %v %v", ok, err)
+	}
+	r2, _ := b.Get(ctx, "default")
+	if r2.KeyID != "k2" || r2.Generation != r.Generation || !bytes.Equal(r2.Data, secret) {
+		t.Fatalf("after reseal: key %q gen %d", r2.KeyID, r2.Generation)
+	}
+	// A launcher that only has the old key now gets a clear error, not garbage.
+	if _, err := a.Get(ctx, "default"); !errors.Is(err, seal.ErrUnknownKey) || !strings.Contains(err.Error(), "k2") {
+		t.Fatalf("old ring: %v", err)
+	}
+	// A tampered row fails authentication.
+	b.c.Exec(ctx, `UPDATE codex_launch_credential SET payload = set_byte(payload, 20, get_byte(payload, 20) # 1)`)
+	if _, err := b.Get(ctx, "default"); !errors.Is(err, seal.ErrOpen) {
+		t.Fatalf("tampered row: %v", err)
+	}
+}
+
+func TestRedact(t *testing.T) {
+	cases := map[string]string{
+		"postgres://u:s3cret@db:5432/x?sslmode=disable": "s3cret",
+		"postgres://u:s3cret@db/x?password=s3cret":      "s3cret",
+		"host=db user=u password=s3cret dbname=x":       "s3cret",
+		"host=db password='s3 cret' dbname=x":           "s3 cret",
+		"dial postgres://u:s3cret@db:5432/x: refused":   "s3cret",
+	}
+	for in, secret := range cases {
+		out := Redact(in)
+		if strings.Contains(out, secret) {
+			t.Errorf("Redact(%q) = %q still holds the password", in, out)
+		}
+	}
+	if got := Redact("postgres://u@db/x"); got != "postgres://u@db/x" {
+		t.Errorf("no password: %q", got)
+	}
+}
+
+func TestConnectErrorsNeverHoldThePassword(t *testing.T) {
+	url := freshDB(t)
+	cfg, _ := pgx.ParseConfig(url)
+	bad := strings.Replace(url, cfg.Password, "wrong-Pa55word", 1)
+	_, err := Connect(context.Background(), bad, Options{ConnectTimeout: 5 * time.Second})
+	if err == nil {
+		t.Fatal("connected with a wrong password")
+	}
+	if strings.Contains(err.Error(), "wrong-Pa55word") {
+		t.Fatalf("error holds the password: %v", err)
+	}
+	_, err = Connect(context.Background(), "postgres://u:Pa55word@127.0.0.1:1/x", Options{ConnectTimeout: 2 * time.Second})
+	if err == nil || strings.Contains(err.Error(), "Pa55word") {
+		t.Fatalf("refused connection error: %v", err)
+	}
+}
