@@ -1,0 +1,119 @@
+package authwatch
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Policy says when a credential is due. The defaults are the seed's, under the
+// seed's variable names (read in cmd): CODEX_AUTH_REFRESH_INTERVAL_SECONDS,
+// CODEX_AUTH_SAFETY_MARGIN_SECONDS, CODEX_AUTH_STALE_AFTER_SECONDS.
+type Policy struct {
+	// Interval is the longest the watchdog sleeps between two looks.
+	Interval time.Duration
+	// SafetyMargin: refresh once the access token expires within it. It is
+	// far wider than the CLI's own 5 minutes so that the watchdog refreshes
+	// long before the CLI would, never racing it.
+	SafetyMargin time.Duration
+	// StaleAfter: refresh once last_refresh is older (the CLI's own cliff is
+	// 8 days; the seed's 7 days stays ahead of it).
+	StaleAfter time.Duration
+}
+
+// DefaultPolicy is the seed's: look every 6 h, refresh 4 h before expiry or
+// after 7 days.
+func DefaultPolicy() Policy {
+	return Policy{Interval: 6 * time.Hour, SafetyMargin: 4 * time.Hour, StaleAfter: 7 * 24 * time.Hour}
+}
+
+// Validate rejects a policy that would spin or never look again.
+func (p Policy) Validate() error {
+	var errs []error
+	if p.Interval <= 0 {
+		errs = append(errs, fmt.Errorf("refresh interval must be positive, got %s", p.Interval))
+	}
+	if p.SafetyMargin < 0 {
+		errs = append(errs, fmt.Errorf("safety margin must not be negative, got %s", p.SafetyMargin))
+	}
+	if p.StaleAfter <= 0 {
+		errs = append(errs, fmt.Errorf("stale-after must be positive, got %s", p.StaleAfter))
+	}
+	return errors.Join(errs...)
+}
+
+// Verdict is Decide's answer.
+type Verdict struct {
+	Refresh bool
+	// Reason is one token-free line for logs and the status file.
+	Reason string
+	// NextCheck is when to look again if nothing else happens: the earliest
+	// of now+Interval, the moment the access token enters the safety margin
+	// and the moment last_refresh becomes stale. Equal to now when Refresh.
+	NextCheck    time.Time
+	AccessExpiry time.Time
+	HasExpiry    bool
+}
+
+// Decide is the refresh decision, a pure function of the file, the time and
+// the policy, with the seed's rules: refresh when the access token's exp is
+// within the safety margin, when last_refresh is older than stale-after, or
+// when neither can be read. A file that is not a refreshable ChatGPT login (or
+// nil: no file) is never due; Reason says why.
+func Decide(f *AuthFile, now time.Time, p Policy) Verdict {
+	v := Verdict{NextCheck: now.Add(p.Interval)}
+	if f == nil {
+		v.Reason = "no auth.json"
+		return v
+	}
+	v.AccessExpiry, v.HasExpiry = f.AccessExpiry()
+	if ok, why := f.Refreshable(); !ok {
+		v.Reason = why
+		return v
+	}
+	lr, hasLR := f.LastRefresh()
+	var reasons []string
+	if v.HasExpiry {
+		left := v.AccessExpiry.Sub(now)
+		if left <= p.SafetyMargin {
+			reasons = append(reasons, fmt.Sprintf("access token expires in %s (margin %s)", roundDur(left), p.SafetyMargin))
+		} else if at := v.AccessExpiry.Add(-p.SafetyMargin); at.Before(v.NextCheck) {
+			v.NextCheck = at
+		}
+	}
+	if hasLR {
+		age := now.Sub(lr)
+		if age >= p.StaleAfter {
+			reasons = append(reasons, fmt.Sprintf("last_refresh is %s old (stale after %s)", roundDur(age), p.StaleAfter))
+		} else if at := lr.Add(p.StaleAfter); at.Before(v.NextCheck) {
+			v.NextCheck = at
+		}
+	}
+	if !v.HasExpiry && !hasLR {
+		reasons = append(reasons, "neither the access token's exp nor last_refresh is readable")
+	}
+	if len(reasons) > 0 {
+		v.Refresh = true
+		v.NextCheck = now
+		v.Reason = joinReasons(reasons)
+		return v
+	}
+	v.Reason = "fresh"
+	if v.HasExpiry {
+		v.Reason += fmt.Sprintf(": access token expires in %s", roundDur(v.AccessExpiry.Sub(now)))
+	}
+	if hasLR {
+		v.Reason += fmt.Sprintf(", last_refresh %s ago", roundDur(now.Sub(lr)))
+	}
+	return v
+}
+
+func joinReasons(r []string) string {
+	s := r[0]
+	for _, x := range r[1:] {
+		s += "; " + x
+	}
+	return s
+}
+
+func roundDur(d time.Duration) time.Duration { return d.Round(time.Second) }

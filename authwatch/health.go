@@ -1,0 +1,128 @@
+package authwatch
+
+import (
+	"fmt"
+	"time"
+)
+
+// HealthInput is what `codex-launch health` knows: auth.json, the status file
+// and the clock. The judgement is a pure function of it so that every state
+// can be tested without a file system or a watchdog.
+type HealthInput struct {
+	// Auth is auth.json, nil when there is none.
+	Auth *AuthFile
+	// AuthErr is set when auth.json exists but cannot be read or parsed.
+	AuthErr error
+	// Status is the status file, nil when there is none.
+	Status *Status
+	// StatusErr is set when the status file exists but cannot be read.
+	StatusErr error
+	Now       time.Time
+	// Interval is the watchdog's refresh interval: a status file older than
+	// two intervals means the watchdog is wedged or gone.
+	Interval time.Duration
+}
+
+// HealthState names the outcome, for scripts and tests.
+type HealthState string
+
+const (
+	HealthOK           HealthState = "healthy"
+	HealthNoCredential HealthState = "no_credential"
+	HealthUnreadable   HealthState = "unreadable"
+	HealthExpired      HealthState = "expired"
+	HealthDead         HealthState = "dead"
+	HealthNoStatus     HealthState = "no_status"
+	HealthStaleStatus  HealthState = "stale_status"
+)
+
+// Health is the verdict: OK means the credential is usable and the watchdog
+// alive. Reason is one token-free line for the operator.
+type Health struct {
+	OK     bool
+	State  HealthState
+	Reason string
+}
+
+// JudgeHealth decides whether a container's credential is healthy. It exists
+// because the failure the seed was written for is silent: a wedged watchdog
+// and a credential that quietly runs out. So it fails when the credential is
+// absent, unreadable, expired or dead (a permanent refresh failure on the
+// file as it still is), and when the watchdog has not written its status for
+// more than two intervals. A login with nothing to refresh (API key, agent
+// identity) is healthy without a watchdog.
+func JudgeHealth(in HealthInput) Health {
+	bad := func(s HealthState, format string, args ...any) Health {
+		return Health{State: s, Reason: fmt.Sprintf(format, args...)}
+	}
+	if in.AuthErr != nil {
+		return bad(HealthUnreadable, "auth.json cannot be read: %v", in.AuthErr)
+	}
+	if in.Auth == nil {
+		return bad(HealthNoCredential, "no auth.json in CODEX_HOME: there is no credential")
+	}
+	switch m := in.Auth.Mode(); m {
+	case ModeAPIKey, ModeAgentIdentity:
+		return Health{OK: true, State: HealthOK, Reason: fmt.Sprintf("%s login: no OAuth token, nothing to refresh", m)}
+	}
+
+	// A permanent failure recorded for the file as it still is: the refresh
+	// token is dead and only a new login helps. A file changed since (a new
+	// login) is judged afresh.
+	if st := in.Status; st != nil && (st.Credential == "dead" || st.OutcomeCode == 3 /* permanent, the seed's code */) && sameLastRefresh(st, in.Auth) {
+		why := st.Reason
+		if why == "" {
+			why = st.WatchdogLastOutcome
+		}
+		return bad(HealthDead, "credential is dead (permanent refresh failure: %s); log in again", why)
+	}
+
+	exp, hasExp := in.Auth.AccessExpiry()
+	if hasExp && !exp.After(in.Now) {
+		return bad(HealthExpired, "access token expired at %s (%s ago) and was not refreshed",
+			exp.UTC().Format(time.RFC3339), in.Now.Sub(exp).Round(time.Second))
+	}
+
+	if in.StatusErr != nil {
+		return bad(HealthNoStatus, "status file cannot be read: %v", in.StatusErr)
+	}
+	if in.Status == nil {
+		return bad(HealthNoStatus, "no status file: the watchdog has not run")
+	}
+	ran, err := time.Parse(time.RFC3339, in.Status.WatchdogLastRunISO)
+	if err != nil {
+		return bad(HealthStaleStatus, "status file has no readable watchdog_last_run_iso (%q)", in.Status.WatchdogLastRunISO)
+	}
+	if limit := 2 * in.Interval; in.Now.Sub(ran) > limit {
+		return bad(HealthStaleStatus, "watchdog last ran %s ago, more than two intervals (%s): it is wedged or gone",
+			in.Now.Sub(ran).Round(time.Second), limit)
+	}
+
+	reason := "credential usable"
+	if hasExp {
+		reason += fmt.Sprintf(" (access token valid until %s)", exp.UTC().Format(time.RFC3339))
+	}
+	if ok, why := in.Auth.Refreshable(); !ok {
+		reason += "; not refreshed by codex-launch: " + why
+	}
+	reason += fmt.Sprintf("; watchdog ran %s ago", in.Now.Sub(ran).Round(time.Second))
+	if n := in.Status.ConsecutiveFailures; n > 0 {
+		reason += fmt.Sprintf("; %d consecutive transient failure(s), retrying", n)
+	}
+	return Health{OK: true, State: HealthOK, Reason: reason}
+}
+
+// sameLastRefresh reports whether the status was written about the auth.json
+// that is there now, compared by last_refresh (the status never holds a
+// token, and a new login or a refresh by the CLI always moves last_refresh).
+func sameLastRefresh(st *Status, f *AuthFile) bool {
+	lr, ok := f.LastRefresh()
+	if st.LastRefresh == "" {
+		return !ok
+	}
+	if !ok {
+		return false
+	}
+	t, err := time.Parse(time.RFC3339Nano, st.LastRefresh)
+	return err == nil && t.Equal(lr)
+}

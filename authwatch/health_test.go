@@ -1,0 +1,114 @@
+package authwatch
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/molecule-ai/codex-launch/tokenmock"
+)
+
+var healthNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// chatgptFile is a ChatGPT login whose access token expires at exp, last
+// refreshed at lr.
+func chatgptFile(t *testing.T, exp, lr time.Time) *AuthFile {
+	t.Helper()
+	access := tokenmock.MintJWT(tokenmock.Claims("acct-h", "h@example.com", exp))
+	id := tokenmock.MintJWT(tokenmock.Claims("acct-h", "h@example.com", exp))
+	raw := fmt.Sprintf(`{
+  "auth_mode": "chatgpt",
+  "OPENAI_API_KEY": null,
+  "tokens": {
+    "id_token": %q,
+    "access_token": %q,
+    "refresh_token": "rt_%s_health",
+    "account_id": "acct-h"
+  },
+  "last_refresh": %q
+}`, id, access, tokenmock.Sentinel, lr.UTC().Format(time.RFC3339Nano))
+	f, err := ParseAuthFile([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func healthyStatus(lr time.Time, ran time.Time) *Status {
+	return &Status{
+		LastRefresh:         lr.UTC().Format(time.RFC3339Nano),
+		WatchdogLastOutcome: "skip",
+		WatchdogLastRunISO:  ran.UTC().Format(time.RFC3339),
+		OutcomeCode:         1,
+		Credential:          "ok",
+		RefreshOwner:        true,
+		WatchdogLoop:        true,
+	}
+}
+
+func TestJudgeHealth(t *testing.T) {
+	const interval = time.Hour
+	lr := healthNow.Add(-2 * time.Hour)
+	fresh := func() *AuthFile { return chatgptFile(t, healthNow.Add(5*time.Hour), lr) }
+	apiKey, err := ParseAuthFile([]byte(`{"auth_mode":"apikey","OPENAI_API_KEY":"sk-` + tokenmock.Sentinel + `","tokens":null,"last_refresh":null}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadStatus := healthyStatus(lr, healthNow.Add(-time.Minute))
+	deadStatus.Credential, deadStatus.OutcomeCode = "dead", 3
+	deadStatus.WatchdogLastOutcome, deadStatus.Reason = "fail:permanent_401", "401 refresh_token_reused"
+	failing := healthyStatus(lr, healthNow.Add(-time.Minute))
+	failing.ConsecutiveFailures, failing.Credential = 2, "refreshing_failed"
+
+	cases := []struct {
+		name   string
+		in     HealthInput
+		ok     bool
+		state  HealthState
+		reason string // a part of the reason
+	}{
+		{"healthy", HealthInput{Auth: fresh(), Status: healthyStatus(lr, healthNow.Add(-10*time.Minute))},
+			true, HealthOK, "credential usable"},
+		{"healthy with transient failures", HealthInput{Auth: fresh(), Status: failing},
+			true, HealthOK, "2 consecutive transient failure"},
+		{"no credential", HealthInput{Status: healthyStatus(lr, healthNow)},
+			false, HealthNoCredential, "no auth.json"},
+		{"unreadable auth.json", HealthInput{AuthErr: errors.New("malformed auth.json")},
+			false, HealthUnreadable, "cannot be read"},
+		{"api key needs nothing", HealthInput{Auth: apiKey},
+			true, HealthOK, "nothing to refresh"},
+		{"expired", HealthInput{Auth: chatgptFile(t, healthNow.Add(-time.Minute), lr), Status: healthyStatus(lr, healthNow)},
+			false, HealthExpired, "expired"},
+		{"expired exactly now", HealthInput{Auth: chatgptFile(t, healthNow, lr), Status: healthyStatus(lr, healthNow)},
+			false, HealthExpired, "expired"},
+		{"permanent failure", HealthInput{Auth: fresh(), Status: deadStatus},
+			false, HealthDead, "refresh_token_reused"},
+		{"permanent failure but a new login since", HealthInput{
+			Auth: chatgptFile(t, healthNow.Add(5*time.Hour), healthNow.Add(-time.Minute)), Status: deadStatus},
+			true, HealthOK, "credential usable"},
+		{"stale status", HealthInput{Auth: fresh(), Status: healthyStatus(lr, healthNow.Add(-2*interval-time.Second))},
+			false, HealthStaleStatus, "more than two intervals"},
+		{"status just inside two intervals", HealthInput{Auth: fresh(), Status: healthyStatus(lr, healthNow.Add(-2*interval))},
+			true, HealthOK, "watchdog ran 2h0m0s ago"},
+		{"status missing", HealthInput{Auth: fresh()},
+			false, HealthNoStatus, "no status file"},
+		{"status unreadable", HealthInput{Auth: fresh(), StatusErr: errors.New("unexpected EOF")},
+			false, HealthNoStatus, "cannot be read"},
+		{"status without run time", HealthInput{Auth: fresh(), Status: &Status{Credential: "ok"}},
+			false, HealthStaleStatus, "watchdog_last_run_iso"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.in.Now, c.in.Interval = healthNow, interval
+			h := JudgeHealth(c.in)
+			if h.OK != c.ok || h.State != c.state || !strings.Contains(h.Reason, c.reason) {
+				t.Errorf("got %+v, want ok=%v state=%s reason containing %q", h, c.ok, c.state, c.reason)
+			}
+			if strings.Contains(h.Reason, tokenmock.Sentinel) || strings.Contains(h.Reason, "\n") {
+				t.Errorf("reason must be one token-free line: %q", h.Reason)
+			}
+		})
+	}
+}

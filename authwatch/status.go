@@ -1,0 +1,124 @@
+package authwatch
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Status is $CODEX_HOME/auth_refresh_status.json: what the watchdog knows, for
+// operators, `codex-launch status` and health checks. It never holds a token.
+// The first four keys are the seed's, with the seed's meanings, so existing
+// scrapers keep working.
+type Status struct {
+	// LastRefresh is auth.json's last_refresh as written there ("" unknown).
+	LastRefresh string `json:"last_refresh"`
+	// LastRefreshAgeSeconds is its age at the last run; -1 when unknown (the
+	// seed's convention).
+	LastRefreshAgeSeconds int64 `json:"last_refresh_age_seconds"`
+	// WatchdogLastOutcome: "refreshed", "skip", "skip:<why>",
+	// "fail:transient_<status|kind>", "fail:permanent_<status|kind>".
+	WatchdogLastOutcome string `json:"watchdog_last_outcome"`
+	// WatchdogLastRunISO is when the last pass ran (RFC 3339 UTC).
+	WatchdogLastRunISO string `json:"watchdog_last_run_iso"`
+
+	// OutcomeCode is the pass's exit code (0 refreshed, 1 nothing to do,
+	// 2 transient, 3 permanent).
+	OutcomeCode int `json:"watchdog_last_outcome_code"`
+	// Reason is one token-free line saying why.
+	Reason string `json:"reason,omitempty"`
+	// Credential sums up the credential: "ok", "refresh_due", "refreshing_failed"
+	// (transient trouble), "dead" (permanent failure; needs a new login),
+	// "absent", "not_refreshable", "unreadable".
+	Credential string `json:"credential"`
+	AuthMode   string `json:"auth_mode,omitempty"`
+	AccountID  string `json:"account_id,omitempty"`
+	PlanType   string `json:"plan_type,omitempty"`
+	// AccessTokenExpiresAt is the access token's exp ("" unknown).
+	AccessTokenExpiresAt string `json:"access_token_expires_at"`
+	// NextCheckAt is when the watchdog will look again ("" for a single pass).
+	NextCheckAt string `json:"next_check_at"`
+	// ConsecutiveFailures counts failed passes since the last good one.
+	ConsecutiveFailures int    `json:"consecutive_failures"`
+	LastErrorClass      string `json:"last_error_class"` // "", "transient", "permanent"
+	LastErrorKind       string `json:"last_error_kind,omitempty"`
+	LastErrorCode       string `json:"last_error_code,omitempty"`
+	LastHTTPStatus      int    `json:"last_http_status"`
+	RetryAfterSeconds   int64  `json:"retry_after_seconds,omitempty"`
+	// LastSuccessISO is when this watchdog last refreshed the credential.
+	LastSuccessISO string `json:"last_success_iso,omitempty"`
+	// RefreshOwner: this process may refresh (CODEX_AUTH_REFRESH_OWNER).
+	RefreshOwner bool `json:"refresh_owner"`
+	// PID of the watchdog that wrote the file; WatchdogLoop is true when it
+	// runs as a loop (the launcher or `refresh`), false for `refresh --once`.
+	PID          int    `json:"pid"`
+	WatchdogLoop bool   `json:"watchdog_loop"`
+	Store        string `json:"store"`
+	// UnknownKeys are auth.json keys carried verbatim (names only).
+	UnknownKeys []string `json:"unknown_keys,omitempty"`
+}
+
+// WriteStatus writes the status file atomically (temp, rename), 0600, owned
+// like auth.json. A missing CODEX_HOME returns an error for which
+// errors.Is(err, os.ErrNotExist) holds: callers treat it as a clean skip.
+func WriteStatus(h Home, s Status) error {
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding the status: %w", err)
+	}
+	if _, err := os.Stat(h.Dir); err != nil {
+		return fmt.Errorf("CODEX_HOME: %w", err)
+	}
+	tmp, err := os.CreateTemp(h.Dir, tempPrefix+StatusFileName+".*"+tempSuffix)
+	if err != nil {
+		return fmt.Errorf("creating the status temp file: %w", err)
+	}
+	path := tmp.Name()
+	defer os.Remove(path)
+	if err := fixOwner(tmp, h.fileOwner()); err != nil && !errors.Is(err, os.ErrPermission) {
+		tmp.Close()
+		return err
+	}
+	_, werr := tmp.Write(append(data, '\n'))
+	if werr == nil {
+		werr = tmp.Chmod(0o600)
+	}
+	if werr == nil {
+		werr = tmp.Sync()
+	}
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return fmt.Errorf("writing the status file: %w", werr)
+	}
+	if err := os.Rename(path, h.StatusPath()); err != nil {
+		return fmt.Errorf("renaming the status file: %w", err)
+	}
+	return nil
+}
+
+// ReadStatus reads the status file.
+func ReadStatus(h Home) (Status, error) {
+	data, err := os.ReadFile(h.StatusPath())
+	if err != nil {
+		return Status{}, fmt.Errorf("reading the status file: %w", err)
+	}
+	var s Status
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&s); err != nil {
+		return Status{}, fmt.Errorf("%s: %w", filepath.Base(h.StatusPath()), err)
+	}
+	return s, nil
+}
+
+func isoTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}

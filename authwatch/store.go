@@ -1,0 +1,129 @@
+package authwatch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// Store is the credential's home. The file store (a CODEX_HOME) is the
+// default; the PostgreSQL fleet store implements it too.
+type Store interface {
+	// Load returns the current credential; (nil, nil) when there is none.
+	Load(ctx context.Context) (*AuthFile, error)
+	// Update runs fn with the freshly re-read credential while holding the
+	// store's exclusive refresh lock (the CLI's auth.lock for a file; a
+	// database lock for a shared store). fn returns the replacement, or nil
+	// for no change. A POST made inside fn is single-flight. The replacement
+	// is committed before the lock is released, unless a strictly newer
+	// credential appeared meanwhile (then ErrSuperseded).
+	Update(ctx context.Context, fn func(ctx context.Context, cur *AuthFile) (*AuthFile, error)) error
+}
+
+// FileStore is the Store of one CODEX_HOME, following the CLI's lock
+// protocol.
+type FileStore struct{ Home Home }
+
+// NewFileStore returns the file Store of h.
+func NewFileStore(h Home) Store { return &FileStore{Home: h} }
+
+// Load reads auth.json without locks: a reader never sees a torn file
+// because every writer renames.
+func (s *FileStore) Load(ctx context.Context) (*AuthFile, error) {
+	f, _, err := s.Home.Read()
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return f, err
+}
+
+// Update holds auth.lock across re-read → fn (the POST) → commit, so the
+// CLI's own commit waits for ours and then adopts our file (it re-reads and
+// sees the account match). auth.json.lock is taken only around the rename.
+// The temporary file is prepared before fn runs, so a directory the CLI's
+// user cannot write, or an owner that cannot be kept, fails before a refresh
+// token is spent. Once fn has returned a replacement (its POST redeemed a
+// token), the commit no longer listens to ctx: a redeemed token that is not
+// written is a lost login.
+func (s *FileStore) Update(ctx context.Context, fn func(ctx context.Context, cur *AuthFile) (*AuthFile, error)) error {
+	h := s.Home
+	if _, err := os.Stat(h.Dir); err != nil {
+		return fmt.Errorf("CODEX_HOME: %w", err)
+	}
+	l, err := h.acquire(ctx, refreshLockName, h.lockTimeout())
+	if err != nil {
+		return err
+	}
+	defer l.release()
+
+	cur, base, err := h.Read()
+	if errors.Is(err, os.ErrNotExist) {
+		cur, base, err = nil, nil, nil
+	}
+	if err != nil {
+		return err
+	}
+	t, err := h.prepareTemp()
+	if err != nil {
+		return err
+	}
+	defer t.discard()
+
+	next, err := fn(ctx, cur)
+	if err != nil || next == nil {
+		return err
+	}
+	commitCtx := context.WithoutCancel(ctx)
+	return h.commitTemp(commitCtx, t, next.Marshal(), func(disk *AuthFile, raw []byte, readErr error) error {
+		return checkNotSuperseded(base, cur, disk, raw, readErr)
+	})
+}
+
+// checkNotSuperseded decides, under auth.json.lock, whether the file on disk
+// may still be replaced. Under auth.lock a writer following the CLI's
+// protocol cannot have changed it, but an old CLI (no locks, rewrite in
+// place) or a hand edit can: a file that changed since we read it and is
+// newer than what we started from is kept.
+func checkNotSuperseded(base []byte, cur, disk *AuthFile, raw []byte, readErr error) error {
+	switch {
+	case readErr != nil && errors.Is(readErr, os.ErrNotExist):
+		if base == nil {
+			return nil
+		}
+		// Someone deleted it (a logout) while we refreshed: respect that.
+		return fmt.Errorf("%w: auth.json was removed meanwhile", ErrSuperseded)
+	case readErr != nil && disk == nil:
+		if bytes.Equal(raw, base) {
+			return nil
+		}
+		// Unparseable now but different: someone is mid-way through an
+		// in-place write (old CLI). Do not trample it.
+		return fmt.Errorf("%w: auth.json changed meanwhile (now unreadable)", ErrSuperseded)
+	case bytes.Equal(raw, base):
+		return nil
+	case cur == nil:
+		return fmt.Errorf("%w: auth.json appeared meanwhile", ErrSuperseded)
+	case newerThan(disk, cur):
+		return fmt.Errorf("%w: auth.json was rewritten meanwhile", ErrSuperseded)
+	}
+	return nil
+}
+
+// newerThan reports whether a is a strictly newer credential than b: a later
+// last_refresh, else a later access-token expiry, else (when neither tells)
+// any different refresh token.
+func newerThan(a, b *AuthFile) bool {
+	la, oka := a.LastRefresh()
+	lb, okb := b.LastRefresh()
+	if oka && okb && !la.Equal(lb) {
+		return la.After(lb)
+	}
+	ea, okea := a.AccessExpiry()
+	eb, okeb := b.AccessExpiry()
+	if okea && okeb && !ea.Equal(eb) {
+		return ea.After(eb)
+	}
+	return a.Tokens().RefreshToken != b.Tokens().RefreshToken
+}

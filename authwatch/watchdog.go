@@ -1,0 +1,601 @@
+package authwatch
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+)
+
+// Outcome is a pass's result, with the seed's exit codes.
+type Outcome int
+
+const (
+	OutcomeRefreshed   Outcome = 0
+	OutcomeNothingToDo Outcome = 1
+	OutcomeTransient   Outcome = 2
+	OutcomePermanent   Outcome = 3
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case OutcomeRefreshed:
+		return "refreshed"
+	case OutcomeNothingToDo:
+		return "nothing_to_do"
+	case OutcomeTransient:
+		return "transient_failure"
+	case OutcomePermanent:
+		return "permanent_failure"
+	}
+	return "outcome_" + strconv.Itoa(int(o))
+}
+
+// Defaults of Config's tuning knobs.
+const (
+	DefaultMinBackoff    = 10 * time.Second
+	DefaultMaxBackoff    = 10 * time.Minute
+	DefaultPollInterval  = 5 * time.Second
+	DefaultRecheckWindow = 3 * time.Second
+	DefaultRecheckEvery  = 100 * time.Millisecond
+	expiryGuard          = time.Minute
+	maxJitter            = 30 * time.Second
+	jitterFraction       = 0.05
+	defaultStoreName     = "file"
+)
+
+// Config configures a Watchdog. Zero values take the defaults.
+type Config struct {
+	Home Home
+	// Store holds the credential; nil means the file store of Home.
+	Store Store
+	// StoreName names the store in the status file ("file", "postgres").
+	StoreName string
+	// Endpoint is the token endpoint; required when Owner.
+	Endpoint *Endpoint
+	Policy   Policy
+	// Owner: this process may redeem the refresh token. False
+	// (CODEX_AUTH_REFRESH_OWNER=0) watches and reports, never POSTs.
+	Owner  bool
+	Logger hclog.Logger
+
+	// Now and Sleep are the clock; tests inject a fake one. Sleep returns
+	// early with ctx's error when ctx is done.
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Jitter returns a random extra delay for a wait of d; nil means up to
+	// 5% of d (at most 30 s). Tests pass a function returning 0.
+	Jitter func(d time.Duration) time.Duration
+
+	// MinBackoff and MaxBackoff bound the retry delay after a transient
+	// failure (doubling from min to max, honouring Retry-After).
+	MinBackoff, MaxBackoff time.Duration
+	// PollInterval is how often Run looks whether auth.json changed while
+	// it waits (a stat, and a read only when the stat changed).
+	PollInterval time.Duration
+	// RecheckWindow is how long a pass that got a permanent answer watches
+	// auth.json for a refresh token rotated by someone else (the CLI)
+	// before it declares the credential dead; RecheckEvery is the re-read
+	// period within it.
+	RecheckWindow, RecheckEvery time.Duration
+	// PID is written to the status file; 0 means os.Getpid().
+	PID int
+}
+
+// Watchdog refreshes one credential ahead of expiry.
+type Watchdog struct {
+	cfg   Config
+	store Store
+	log   hclog.Logger
+	loop  bool
+
+	// State carried from pass to pass (the loop is single-threaded).
+	failures    int
+	lastErr     *RefreshError
+	lastSuccess time.Time
+	// deadToken is the SHA-256 of a refresh token the endpoint rejected
+	// for good: it is never sent again. Only a hash is kept.
+	deadToken [32]byte
+	hasDead   bool
+}
+
+// New checks cfg and fills in the defaults.
+func New(cfg Config) (*Watchdog, error) {
+	if cfg.Home.Dir == "" {
+		return nil, errors.New("authwatch: CODEX_HOME directory is empty")
+	}
+	if cfg.Policy == (Policy{}) {
+		cfg.Policy = DefaultPolicy()
+	}
+	if err := cfg.Policy.Validate(); err != nil {
+		return nil, fmt.Errorf("authwatch: %w", err)
+	}
+	if cfg.Owner && cfg.Endpoint == nil {
+		return nil, errors.New("authwatch: a refresh owner needs a token endpoint")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleepCtx
+	}
+	if cfg.Jitter == nil {
+		cfg.Jitter = defaultJitter
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = DefaultMinBackoff
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = cfg.MinBackoff
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.RecheckWindow < 0 {
+		cfg.RecheckWindow = 0
+	} else if cfg.RecheckWindow == 0 {
+		cfg.RecheckWindow = DefaultRecheckWindow
+	}
+	if cfg.RecheckEvery <= 0 {
+		cfg.RecheckEvery = DefaultRecheckEvery
+	}
+	if cfg.PID == 0 {
+		cfg.PID = os.Getpid()
+	}
+	if cfg.StoreName == "" {
+		cfg.StoreName = defaultStoreName
+	}
+	st := cfg.Store
+	if st == nil {
+		st = NewFileStore(cfg.Home)
+	}
+	return &Watchdog{cfg: cfg, store: st, log: cfg.Logger.Named("authwatch")}, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func defaultJitter(d time.Duration) time.Duration {
+	max := time.Duration(float64(d) * jitterFraction)
+	if max > maxJitter {
+		max = maxJitter
+	}
+	if max <= 0 {
+		return 0
+	}
+	return rand.N(max)
+}
+
+// passResult is what one pass learned, for the loop.
+type passResult struct {
+	outcome Outcome
+	err     error
+	next    time.Time
+}
+
+// Pass runs one watchdog pass (the seed's --once) and writes the status file.
+// The error is non-nil only for outcomes 2 and 3, and is token-free.
+func (w *Watchdog) Pass(ctx context.Context) (Outcome, error) {
+	r := w.pass(ctx)
+	return r.outcome, r.err
+}
+
+func (w *Watchdog) pass(ctx context.Context) passResult {
+	now := w.cfg.Now()
+	st := Status{
+		LastRefreshAgeSeconds: -1,
+		WatchdogLastRunISO:    isoTime(now),
+		RefreshOwner:          w.cfg.Owner,
+		PID:                   w.cfg.PID,
+		WatchdogLoop:          w.loop,
+		Store:                 w.cfg.StoreName,
+	}
+	if _, err := os.Stat(w.cfg.Home.Dir); err != nil {
+		// No CODEX_HOME: nothing to refresh and nowhere to report. A
+		// clean skip, as the seed meant (it threw a traceback).
+		w.log.Info("skip: CODEX_HOME is not there", "codex_home", w.cfg.Home.Dir, "error", errText(err))
+		return passResult{outcome: OutcomeNothingToDo, next: now.Add(w.cfg.Policy.Interval)}
+	}
+	res := w.decideAndRefresh(ctx, now, &st)
+	st.OutcomeCode = int(res.outcome)
+	st.NextCheckAt = ""
+	if w.loop {
+		st.NextCheckAt = isoTime(res.next)
+	}
+	st.ConsecutiveFailures = w.failures
+	if w.lastErr != nil {
+		st.LastErrorClass = w.lastErr.Class.String()
+		st.LastErrorKind = w.lastErr.Kind
+		st.LastErrorCode = w.lastErr.Code
+		st.LastHTTPStatus = w.lastErr.Status
+		st.RetryAfterSeconds = int64(w.lastErr.RetryAfter / time.Second)
+	}
+	st.LastSuccessISO = isoTime(w.lastSuccess)
+	if err := WriteStatus(w.cfg.Home, st); err != nil {
+		w.log.Warn("status file not written", "error", errText(err))
+	}
+	return res
+}
+
+// fill copies the credential's token-free metadata into the status.
+func fillStatus(st *Status, f *AuthFile, now time.Time) {
+	if f == nil {
+		return
+	}
+	st.AuthMode = string(f.Mode())
+	if lr, ok := f.LastRefresh(); ok {
+		st.LastRefresh = FormatTimestamp(lr)
+		st.LastRefreshAgeSeconds = int64(now.Sub(lr) / time.Second)
+	}
+	if exp, ok := f.AccessExpiry(); ok {
+		st.AccessTokenExpiresAt = isoTime(exp)
+	}
+	st.AccountID = f.AccountID()
+	if f.Tokens().IDToken != "" {
+		if c, err := ParseJWT(f.Tokens().IDToken); err == nil {
+			st.PlanType = c.PlanType
+		}
+	}
+	st.UnknownKeys = f.UnknownKeys()
+}
+
+func (w *Watchdog) decideAndRefresh(ctx context.Context, now time.Time, st *Status) passResult {
+	p := w.cfg.Policy
+	cur, err := w.store.Load(ctx)
+	if err != nil {
+		if errors.Is(err, ErrMalformed) {
+			st.WatchdogLastOutcome, st.Credential, st.Reason = "skip:unreadable", "unreadable", errText(err)
+			w.log.Error("skip: auth.json is not readable; nothing is changed", "error", errText(err))
+			return w.nothingToDo(now.Add(p.Interval))
+		}
+		re := &RefreshError{Class: ClassTransient, Kind: "load", Err: err}
+		st.WatchdogLastOutcome, st.Credential, st.Reason = "fail:transient_load", "refreshing_failed", errText(err)
+		w.log.Error("loading the credential failed", "error", errText(err))
+		return w.transient(now, nil, re)
+	}
+	if cur == nil {
+		st.WatchdogLastOutcome, st.Credential, st.Reason = "skip:no_auth_json", "absent", "no auth.json"
+		w.log.Info("skip: no auth.json (no ChatGPT login in this CODEX_HOME)", "path", w.cfg.Home.AuthPath())
+		return w.nothingToDo(now.Add(p.Interval))
+	}
+	fillStatus(st, cur, now)
+	if ok, why := cur.Refreshable(); !ok {
+		st.WatchdogLastOutcome, st.Credential, st.Reason = "skip:not_refreshable", "not_refreshable", why
+		w.log.Info("skip: not a refreshable ChatGPT login", "mode", string(cur.Mode()), "reason", why)
+		return w.nothingToDo(now.Add(p.Interval))
+	}
+	if w.isDead(cur) {
+		st.WatchdogLastOutcome, st.Credential = "fail:permanent_dead_token", "dead"
+		st.Reason = "the refresh token was rejected for good; waiting for a new login (auth.json to change)"
+		w.log.Warn("credential dead: not spending the rejected refresh token again; waiting for a new login")
+		return passResult{outcome: OutcomePermanent, err: w.lastErrOrDead(), next: now.Add(p.Interval)}
+	}
+	v := Decide(cur, now, p)
+	if !v.Refresh {
+		st.WatchdogLastOutcome, st.Credential, st.Reason = "skip", "ok", v.Reason
+		w.log.Info("no-op: credential fresh", "reason", v.Reason, "next_check", isoTime(v.NextCheck))
+		return w.nothingToDo(v.NextCheck)
+	}
+	if !w.cfg.Owner {
+		st.WatchdogLastOutcome, st.Credential = "skip:not_owner", "refresh_due"
+		st.Reason = "refresh due (" + v.Reason + ") but this process is not the refresh owner"
+		w.log.Warn("refresh due but not the refresh owner (CODEX_AUTH_REFRESH_OWNER=0); watching only", "reason", v.Reason)
+		return w.nothingToDo(now.Add(minDur(p.Interval, w.cfg.MaxBackoff)))
+	}
+	return w.refresh(ctx, now, cur, v, st)
+}
+
+func (w *Watchdog) refresh(ctx context.Context, now time.Time, seen *AuthFile, v Verdict, st *Status) passResult {
+	p := w.cfg.Policy
+	var (
+		used      string // the refresh token we redeemed (never logged)
+		posted    bool
+		committed *AuthFile
+		adopted   bool
+		why       = v.Reason
+	)
+	reason := ReasonScheduled
+	if v.HasExpiry && v.AccessExpiry.Sub(now) <= p.SafetyMargin {
+		reason = ReasonProactiveExpiry
+	}
+	w.log.Info("refresh: starting", "reason", why, "endpoint", w.cfg.Endpoint.String())
+	err := w.store.Update(ctx, func(ctx context.Context, cur *AuthFile) (*AuthFile, error) {
+		// Guarded re-read, as the CLI does: under the lock the file may
+		// already have been refreshed by someone else.
+		if cur == nil {
+			adopted = true
+			return nil, nil
+		}
+		if ok, _ := cur.Refreshable(); !ok {
+			adopted = true
+			return nil, nil
+		}
+		if v2 := Decide(cur, w.cfg.Now(), p); !v2.Refresh {
+			adopted = true
+			return nil, nil
+		}
+		if w.isDead(cur) {
+			return nil, w.lastErrOrDead()
+		}
+		if err := ctx.Err(); err != nil {
+			// Shutting down before the POST: abandon, nothing spent.
+			return nil, &RefreshError{Class: ClassTransient, Kind: KindCanceled, Err: err}
+		}
+		used = cur.Tokens().RefreshToken
+		posted = true
+		// Once sent, the POST runs to its end even if ctx is cancelled:
+		// the server may redeem the token, and its answer must be kept.
+		resp, err := w.cfg.Endpoint.Refresh(context.WithoutCancel(ctx), used, reason)
+		if err != nil {
+			return nil, err
+		}
+		committed = cur.Apply(resp, w.cfg.Now())
+		return committed, nil
+	})
+	after := w.cfg.Now()
+	switch {
+	case err == nil && adopted:
+		f, _ := w.store.Load(ctx)
+		fillStatus(st, f, after)
+		st.WatchdogLastOutcome, st.Credential = "skip:adopted", "ok"
+		st.Reason = "another writer refreshed the credential meanwhile; adopted it"
+		w.log.Info("no-op: credential was refreshed by another writer meanwhile; adopted it")
+		return w.nothingToDo(Decide(f, after, p).NextCheck)
+	case err == nil && committed != nil:
+		w.failures, w.lastErr, w.lastSuccess, w.hasDead = 0, nil, after, false
+		fillStatus(st, committed, after)
+		st.WatchdogLastOutcome, st.Credential, st.Reason = "refreshed", "ok", why
+		next := Decide(committed, after, p).NextCheck
+		exp, _ := committed.AccessExpiry()
+		w.log.Info("refresh: ok", "access_expires_at", isoTime(exp), "rotated_refresh_token", committed.Tokens().RefreshToken != used, "next_check", isoTime(next))
+		return passResult{outcome: OutcomeRefreshed, next: next}
+	case errors.Is(err, ErrSuperseded):
+		f, _ := w.store.Load(ctx)
+		fillStatus(st, f, after)
+		st.WatchdogLastOutcome, st.Credential = "skip:superseded", "ok"
+		st.Reason = "a newer credential was written meanwhile; kept it"
+		w.log.Warn("refresh: a newer credential appeared during our refresh; kept it and dropped ours", "error", errText(err))
+		return w.nothingToDo(Decide(f, after, p).NextCheck)
+	}
+	re := asRefreshError(err, posted)
+	if re.Class == ClassPermanent {
+		if w.rotatedElsewhere(ctx, used) {
+			f, _ := w.store.Load(ctx)
+			fillStatus(st, f, w.cfg.Now())
+			st.WatchdogLastOutcome, st.Credential = "skip:adopted", "ok"
+			st.Reason = "the endpoint rejected our refresh token, but another writer (the CLI) had rotated it: credential alive"
+			w.log.Info("refresh: token rejected but already rotated by another writer; adopted the new credential", "http_status", re.Status, "code", re.Code)
+			w.failures, w.lastErr = 0, nil
+			return w.nothingToDo(Decide(f, w.cfg.Now(), p).NextCheck)
+		}
+		w.failures++
+		w.lastErr = re
+		if used != "" {
+			w.deadToken, w.hasDead = sha256.Sum256([]byte(used)), true
+		}
+		st.WatchdogLastOutcome, st.Credential = "fail:permanent_"+failTag(re), "dead"
+		st.Reason = "refresh token rejected for good; someone must log in again (codex login) or re-inject CODEX_AUTH_JSON"
+		w.log.Error("refresh: PERMANENT FAILURE: refresh token rejected; a new login is needed", "http_status", re.Status, "code", re.Code, "kind", re.Kind)
+		return passResult{outcome: OutcomePermanent, err: re, next: after.Add(p.Interval)}
+	}
+	st.WatchdogLastOutcome, st.Credential, st.Reason = "fail:transient_"+failTag(re), "refreshing_failed", re.Error()
+	return w.transient(after, seen, re)
+}
+
+func failTag(re *RefreshError) string {
+	if re.Kind == KindHTTP && re.Status != 0 {
+		return strconv.Itoa(re.Status)
+	}
+	return re.Kind
+}
+
+// asRefreshError classifies anything Update returned.
+func asRefreshError(err error, posted bool) *RefreshError {
+	var re *RefreshError
+	if errors.As(err, &re) {
+		return re
+	}
+	switch {
+	case errors.Is(err, ErrLockTimeout):
+		return &RefreshError{Class: ClassTransient, Kind: KindLockTimeout, Err: err}
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return &RefreshError{Class: ClassTransient, Kind: KindCanceled, Err: err}
+	case errors.Is(err, ErrMalformed):
+		return &RefreshError{Class: ClassTransient, Kind: "unreadable", Err: err}
+	case posted:
+		return &RefreshError{Class: ClassTransient, Kind: KindCommit, Err: err}
+	}
+	return &RefreshError{Class: ClassTransient, Kind: "store", Err: err}
+}
+
+// transient records a transient failure and schedules the retry: capped
+// exponential backoff from MinBackoff, at least Retry-After, and never so late
+// that the access token expires first.
+func (w *Watchdog) transient(now time.Time, f *AuthFile, re *RefreshError) passResult {
+	w.failures++
+	w.lastErr = re
+	if re.Kind == KindCommit {
+		w.log.Error("refresh: the endpoint answered but the new credential could not be written; the login may be lost", "error", errText(re))
+	} else {
+		w.log.Warn("refresh: transient failure; will retry", "kind", re.Kind, "http_status", re.Status, "code", re.Code, "retry_after", re.RetryAfter, "failures", w.failures)
+	}
+	return passResult{outcome: OutcomeTransient, err: re, next: now.Add(w.backoff(now, f, re))}
+}
+
+func (w *Watchdog) backoff(now time.Time, f *AuthFile, re *RefreshError) time.Duration {
+	d := w.cfg.MinBackoff
+	for i := 1; i < w.failures && d < w.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	if d > w.cfg.MaxBackoff {
+		d = w.cfg.MaxBackoff
+	}
+	if re != nil && re.RetryAfter > d {
+		d = re.RetryAfter
+	}
+	if f != nil {
+		if exp, ok := f.AccessExpiry(); ok {
+			// Retry before the token would expire, whatever the server
+			// asked for: an expired access token breaks the next turn.
+			if limit := exp.Add(-expiryGuard).Sub(now); limit < d {
+				d = max(limit, w.cfg.MinBackoff)
+			}
+		}
+	}
+	return d
+}
+
+func (w *Watchdog) nothingToDo(next time.Time) passResult {
+	w.failures, w.lastErr = 0, nil
+	return passResult{outcome: OutcomeNothingToDo, next: next}
+}
+
+func (w *Watchdog) isDead(f *AuthFile) bool {
+	return w.hasDead && sha256.Sum256([]byte(f.Tokens().RefreshToken)) == w.deadToken
+}
+
+func (w *Watchdog) lastErrOrDead() error {
+	if w.lastErr != nil && w.lastErr.Class == ClassPermanent {
+		return w.lastErr
+	}
+	return &RefreshError{Class: ClassPermanent, Kind: "dead_token", Err: errors.New("refresh token previously rejected")}
+}
+
+// rotatedElsewhere watches auth.json for RecheckWindow after a permanent
+// answer, outside the lock: when the CLI redeemed the same token first, it
+// commits its rotated one now, and the credential is alive.
+func (w *Watchdog) rotatedElsewhere(ctx context.Context, used string) bool {
+	if used == "" {
+		return false
+	}
+	changed := func() bool {
+		f, err := w.store.Load(ctx)
+		return err == nil && f != nil && f.Tokens().RefreshToken != "" && f.Tokens().RefreshToken != used
+	}
+	deadline := w.cfg.Now().Add(w.cfg.RecheckWindow)
+	for {
+		if changed() {
+			return true
+		}
+		if !w.cfg.Now().Before(deadline) {
+			return false
+		}
+		if w.cfg.Sleep(ctx, w.cfg.RecheckEvery) != nil {
+			return changed()
+		}
+	}
+}
+
+// Run is the watchdog loop, until ctx is done (then it returns nil). It sleeps
+// until the next check, wakes early when auth.json changes (a new login, or
+// the CLI's own refresh), backs off after transient failures and, after a
+// permanent one, waits for a new credential instead of spending the dead one.
+func (w *Watchdog) Run(ctx context.Context) error {
+	w.loop = true
+	p := w.cfg.Policy
+	w.log.Info("watchdog: starting", "codex_home", w.cfg.Home.Dir, "interval", p.Interval, "safety_margin", p.SafetyMargin,
+		"stale_after", p.StaleAfter, "owner", w.cfg.Owner, "store", w.cfg.StoreName)
+	for {
+		if ctx.Err() != nil {
+			w.log.Info("watchdog: stopping")
+			return nil
+		}
+		r := w.pass(ctx)
+		if ctx.Err() != nil {
+			w.log.Info("watchdog: stopping")
+			return nil
+		}
+		now := w.cfg.Now()
+		next := r.next
+		if next.Before(now) {
+			next = now
+		}
+		next = next.Add(w.cfg.Jitter(next.Sub(now)))
+		if w.waitUntil(ctx, next) == errChanged {
+			w.log.Info("auth.json changed (a new login or the CLI's own refresh); deciding again")
+		}
+	}
+}
+
+var errChanged = errors.New("auth.json changed")
+
+// waitUntil sleeps until t in PollInterval steps, returning errChanged early
+// when auth.json's content changed. Each poll is a stat; the file is read
+// only when the stat moved.
+func (w *Watchdog) waitUntil(ctx context.Context, t time.Time) error {
+	path := w.cfg.Home.AuthPath()
+	stamp := statStamp(path)
+	sum := contentSum(path)
+	for {
+		d := t.Sub(w.cfg.Now())
+		if d <= 0 {
+			return nil
+		}
+		if err := w.cfg.Sleep(ctx, minDur(d, w.cfg.PollInterval)); err != nil {
+			return err
+		}
+		if ns := statStamp(path); ns != stamp {
+			stamp = ns
+			if nsum := contentSum(path); nsum != sum {
+				return errChanged
+			}
+		}
+	}
+}
+
+// fileStamp identifies a version of auth.json cheaply.
+type fileStamp struct{ ino, size, mtime int64 }
+
+func statStamp(path string) fileStamp {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{ino: int64(st.Ino), size: st.Size, mtime: st.Mtim.Nano()}
+}
+
+func contentSum(path string) [32]byte {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return [32]byte{}
+	}
+	return sha256.Sum256(data)
+}
+
+func minDur(a, b time.Duration) time.Duration {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
