@@ -1,0 +1,251 @@
+// Package signals decides which signals codex-launch passes to its child,
+// rewrites them on request (as dumb-init's -r), and runs the forwarding actor.
+//
+// The launcher must listen from its first instant: a container runtime may
+// send SIGTERM while the launcher is still booting or priming the credential,
+// before any child exists. Listen registers every forwardable signal at once;
+// until Run attaches the child, a stop signal is reported on Stops (and
+// remembered) and any other signal is dropped, since there is nobody to tell.
+// Run then passes each signal on with no allocation and no logging above
+// debug level, so forwarding stays cheap under a burst.
+//
+// Go limits what an init written in it can promise about signal state: the
+// runtime installs its own handlers, so the child starts with every caught
+// signal at its default action and an empty signal mask, whatever the
+// launcher inherited (only an inherited ignore of signals the launcher does
+// not catch survives). tini can pass an inherited ignore or block on; a Go
+// launcher cannot.
+package signals
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultBuffer is the channel size used when Options.Buffer is zero. The Go
+// runtime coalesces repeats of one signal but queues distinct ones; the
+// channel must hold a burst of distinct signals while one is being sent on,
+// because signal.Notify drops what does not fit.
+const DefaultBuffer = 1024
+
+// Target is what signals are forwarded to: a *supervise.Supervisor.
+type Target interface {
+	// Signal sends sig to the child, or to its whole process group.
+	Signal(sig syscall.Signal, group bool) error
+	// Stop sends sig like Signal and arms the grace timer after which the
+	// child's group is killed.
+	Stop(sig syscall.Signal, group bool) error
+}
+
+// Options configure a Forwarder. The zero value forwards every forwardable
+// signal unchanged to the child alone, with TERM, INT and QUIT as stop signals.
+type Options struct {
+	// Rewrite maps received signals to sent ones (0 drops).
+	Rewrite Rewrite
+	// Group sends to the child's whole process group instead of the child.
+	Group bool
+	// StopSignals are the received signals that mean "stop" (checked before
+	// rewriting: a TERM rewritten to INT is still a stop). Nil means
+	// DefaultStopSignals; an empty non-nil slice means none.
+	StopSignals []syscall.Signal
+	// Buffer is the signal channel size; 0 means DefaultBuffer.
+	Buffer int
+	// Logger gets debug lines per signal; nil discards.
+	Logger hclog.Logger
+}
+
+// Forwarder owns the process's signal registration.
+type Forwarder struct {
+	ch     chan os.Signal
+	stops  chan syscall.Signal
+	isStop [maxSignal + 1]bool
+	opts   Options
+	log    hclog.Logger
+
+	handoff  chan struct{} // closed by Run to end the pre-run pump
+	pumpDone chan struct{}
+	runOnce  sync.Once
+
+	mu       sync.Mutex
+	early    syscall.Signal // first stop signal seen before Run
+	consumed bool           // early already handed to a Target
+}
+
+// Listen registers for every signal in Caught now, and until Run is called
+// watches them for stop signals. Call it first thing in main.
+func Listen(opts Options) *Forwarder {
+	if opts.Buffer <= 0 {
+		opts.Buffer = DefaultBuffer
+	}
+	if opts.StopSignals == nil {
+		opts.StopSignals = DefaultStopSignals()
+	}
+	log := opts.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	f := &Forwarder{
+		ch:       make(chan os.Signal, opts.Buffer),
+		stops:    make(chan syscall.Signal, 1),
+		opts:     opts,
+		log:      log,
+		handoff:  make(chan struct{}),
+		pumpDone: make(chan struct{}),
+	}
+	for _, s := range opts.StopSignals {
+		if s > 0 && int(s) < len(f.isStop) {
+			f.isStop[s] = true
+		}
+	}
+	signal.Notify(f.ch, Caught()...)
+	go f.pump()
+	return f
+}
+
+// pump handles signals while no child exists.
+func (f *Forwarder) pump() {
+	defer close(f.pumpDone)
+	for {
+		select {
+		case <-f.handoff:
+			return
+		case s := <-f.ch:
+			sig := s.(syscall.Signal)
+			if !f.isStop[sig] {
+				f.log.Debug("signal before the child exists: dropped", "signal", Name(sig))
+				continue
+			}
+			f.mu.Lock()
+			first := f.early == 0
+			if first {
+				f.early = sig
+			}
+			f.mu.Unlock()
+			if first {
+				f.log.Info("stop signal before the child exists", "signal", Name(sig))
+				f.stops <- sig // buffered 1, only the first is sent
+			}
+		}
+	}
+}
+
+// Stops delivers the first stop signal received before Run; the launcher
+// selects on it while booting and priming, and gives up promptly.
+func (f *Forwarder) Stops() <-chan syscall.Signal { return f.stops }
+
+// Stopped reports the first stop signal received before Run, if any.
+func (f *Forwarder) Stopped() (syscall.Signal, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.early, f.early != 0
+}
+
+// StopContext returns a copy of parent that is cancelled when a stop signal
+// arrives before Run (its cause is a *StopError), for bounding boot and prime.
+// Call release when the phase is over.
+func (f *Forwarder) StopContext(parent context.Context) (ctx context.Context, release func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	if sig, ok := f.Stopped(); ok {
+		cancel(&StopError{Signal: sig})
+		return ctx, func() { cancel(nil) }
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-f.stops:
+			f.stops <- sig // leave it for Stops readers
+			cancel(&StopError{Signal: sig})
+		case <-done:
+		case <-ctx.Done():
+		}
+	}()
+	var once sync.Once
+	return ctx, func() { once.Do(func() { close(done); cancel(nil) }) }
+}
+
+// StopError is the cancellation cause of a StopContext: a stop signal came
+// before the child existed.
+type StopError struct{ Signal syscall.Signal }
+
+func (e *StopError) Error() string {
+	return "stop signal " + Name(e.Signal) + " received before the child started"
+}
+
+// ExitCode is the conventional status for a launcher stopped by e: 128+N.
+func (e *StopError) ExitCode() int { return 128 + int(e.Signal) }
+
+// Run forwards signals to t until ctx is done: the oklog/run actor's execute
+// function (interrupt: cancel ctx). Start the child before calling Run. A
+// stop signal that arrived before Run and was not acted on is delivered to t
+// first, so a TERM racing the child's start is never lost. Run may be called
+// once; later calls return an error.
+func (f *Forwarder) Run(ctx context.Context, t Target) error {
+	first := false
+	f.runOnce.Do(func() { first = true })
+	if !first {
+		return errors.New("signals: Forwarder.Run called twice")
+	}
+	close(f.handoff)
+	<-f.pumpDone
+
+	f.mu.Lock()
+	early, pending := f.early, f.early != 0 && !f.consumed
+	f.consumed = true
+	f.mu.Unlock()
+	if pending {
+		f.forward(t, early, f.log.IsDebug())
+	}
+	debug := f.log.IsDebug()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case s := <-f.ch:
+			f.forward(t, s.(syscall.Signal), debug)
+		}
+	}
+}
+
+// Consume marks a pre-run stop signal as handled by the caller (for example
+// the launcher exited the prime phase because of it and will not start the
+// child), so Run does not deliver it again.
+func (f *Forwarder) Consume() {
+	f.mu.Lock()
+	f.consumed = true
+	f.mu.Unlock()
+}
+
+func (f *Forwarder) forward(t Target, sig syscall.Signal, debug bool) {
+	if sig == unix.SIGPIPE {
+		return
+	}
+	out, ok := f.opts.Rewrite.Apply(sig)
+	if !ok {
+		if debug {
+			f.log.Debug("signal dropped by rewrite", "signal", Name(sig))
+		}
+		return
+	}
+	var err error
+	if f.isStop[sig] {
+		err = t.Stop(out, f.opts.Group)
+	} else {
+		err = t.Signal(out, f.opts.Group)
+	}
+	if debug {
+		f.log.Debug("signal forwarded", "received", Name(sig), "sent", Name(out), "group", f.opts.Group, "error", err)
+	}
+}
+
+// Close stops receiving signals. Signals that arrive afterwards get the
+// Go runtime's default handling, so call it only when the launcher is exiting.
+func (f *Forwarder) Close() {
+	signal.Stop(f.ch)
+}

@@ -1,0 +1,128 @@
+package signals
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// neverForwarded are the signals a Forwarder leaves alone:
+//   - CHLD belongs to the wait loop (package supervise);
+//   - URG is the Go runtime's goroutine-preemption signal, raised at the
+//     launcher itself many times a second, and PROF is the runtime profiler's;
+//   - SEGV, BUS, FPE, ILL, TRAP and SYS are synchronous faults of the
+//     launcher's own code: forwarding them would hide a crash;
+//   - KILL and STOP cannot be caught;
+//   - TTIN and TTOU are the kernel telling the launcher's own process group
+//     that it touched the terminal from the background. Left at their default
+//     action, a launcher under an interactive shell stops as any job would and
+//     the shell can resume it; as PID 1 the kernel never stops an init, and a
+//     background read or write just fails. Catching them instead would make a
+//     terminal write under `stty tostop` restart forever. tini ignores them too.
+//   - 32 and 33 are the C library's and the Go runtime's internal signals.
+var neverForwarded = map[syscall.Signal]bool{
+	unix.SIGCHLD: true, unix.SIGURG: true, unix.SIGPROF: true,
+	unix.SIGSEGV: true, unix.SIGBUS: true, unix.SIGFPE: true, unix.SIGILL: true,
+	unix.SIGTRAP: true, unix.SIGSYS: true,
+	unix.SIGKILL: true, unix.SIGSTOP: true,
+	unix.SIGTTIN: true, unix.SIGTTOU: true,
+	32: true, 33: true,
+}
+
+// Forwardable reports whether a Forwarder passes sig on. SIGPIPE is caught but
+// never passed on: a launcher whose stdout was closed must not die of it, and
+// the child gets its own SIGPIPE when it writes there.
+func Forwardable(sig syscall.Signal) bool {
+	return sig >= 1 && sig <= maxSignal && !neverForwarded[sig] && sig != unix.SIGPIPE
+}
+
+// Caught lists every signal a Forwarder registers for: the forwardable ones
+// plus SIGPIPE (caught to be dropped).
+func Caught() []os.Signal {
+	out := make([]os.Signal, 0, maxSignal)
+	for n := syscall.Signal(1); n <= maxSignal; n++ {
+		if Forwardable(n) || n == unix.SIGPIPE {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// DefaultStopSignals are the signals that mean "stop" to a container runtime
+// or a person: docker stop sends TERM, Ctrl-C is INT, Ctrl-\ is QUIT.
+func DefaultStopSignals() []syscall.Signal {
+	return []syscall.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGQUIT}
+}
+
+// Rewrite maps a received signal to the one sent on; 0 drops it (dumb-init's
+// -r). Signals not in the map pass unchanged.
+type Rewrite map[syscall.Signal]syscall.Signal
+
+// ParseRewrite reads "TERM:INT,USR1:0". The left side must be a forwardable
+// signal (rewriting one that is never forwarded would silently do nothing);
+// the right side is any signal, or 0 to drop.
+func ParseRewrite(spec string) (Rewrite, error) {
+	r := Rewrite{}
+	if strings.TrimSpace(spec) == "" {
+		return r, nil
+	}
+	for _, pair := range strings.Split(spec, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		from, to, ok := strings.Cut(pair, ":")
+		if !ok {
+			return nil, fmt.Errorf("rewrite %q: want FROM:TO (e.g. TERM:INT, or USR1:0 to drop)", pair)
+		}
+		f, err := Parse(from)
+		if err != nil {
+			return nil, fmt.Errorf("rewrite %q: %w", pair, err)
+		}
+		if !Forwardable(f) {
+			return nil, fmt.Errorf("rewrite %q: %s is never forwarded, so it cannot be rewritten", pair, Name(f))
+		}
+		var t syscall.Signal
+		if strings.TrimSpace(to) != "0" {
+			if t, err = Parse(to); err != nil {
+				return nil, fmt.Errorf("rewrite %q: %w", pair, err)
+			}
+		}
+		if _, dup := r[f]; dup {
+			return nil, fmt.Errorf("rewrite %q: %s is rewritten twice", pair, Name(f))
+		}
+		r[f] = t
+	}
+	return r, nil
+}
+
+// Apply gives the signal to send for a received one; ok is false when the
+// table drops it.
+func (r Rewrite) Apply(sig syscall.Signal) (out syscall.Signal, ok bool) {
+	if to, found := r[sig]; found {
+		return to, to != 0
+	}
+	return sig, true
+}
+
+// String writes the table back in ParseRewrite's form, sorted.
+func (r Rewrite) String() string {
+	keys := make([]int, 0, len(r))
+	for k := range r {
+		keys = append(keys, int(k))
+	}
+	sort.Ints(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		to := "0"
+		if t := r[syscall.Signal(k)]; t != 0 {
+			to = Name(t)
+		}
+		parts = append(parts, Name(syscall.Signal(k))+":"+to)
+	}
+	return strings.Join(parts, ",")
+}
