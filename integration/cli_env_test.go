@@ -1,0 +1,466 @@
+package integration
+
+// The harness of the real-CLI tests (cli_*_test.go): installing pinned
+// @openai/codex releases, running each test inside a network namespace that
+// has only loopback, a CODEX_HOME per scenario, and running the CLI and
+// codex-launch there.
+//
+// Why the test re-executes itself: the mock servers must listen inside the
+// same namespace as the CLI, or the CLI could not reach them, and nothing in
+// the namespace can reach anything else. So a top-level test first checks
+// what it needs (root, unshare, the CLI install, the built launcher), then
+// runs its own test binary under `unshare -n` with only this test selected;
+// the inner run brings lo up and does the work. The outer run relays the
+// inner output and fails when the inner run fails.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/molecule-ai/codex-launch/internal/testenv"
+	"github.com/molecule-ai/codex-launch/tokenmock"
+)
+
+const (
+	cliNetnsEnv    = "CODEX_LAUNCH_TEST_CLI_NETNS"    // "1" in the inner run
+	cliLauncherEnv = "CODEX_LAUNCH_TEST_CLI_LAUNCHER" // path of the built codex-launch
+	cliBinsEnv     = "CODEX_LAUNCH_TEST_CLI_BINS"     // "VERSION=PATH;..." of the installed CLIs
+	cliRoundsEnv   = "CODEX_LAUNCH_CLI_RACE_ROUNDS"   // rounds per race interleaving (default 3)
+
+	// cliUID is the unprivileged user the ownership and launcher tests run
+	// the CLI as: a bare number without a passwd entry, as containers often
+	// use.
+	cliUID = 4711
+)
+
+// cliVersion is one pinned CLI release and what the tests learnt about it.
+type cliVersion struct {
+	Version string
+	Bin     string
+	// RefreshBelow is an access-token lifetime left at which this CLI
+	// refreshes before a turn. 0.171.0 does it inside 5 minutes of exp (as
+	// the contract says); 0.130.0 only once exp has passed.
+	RefreshBelow time.Duration
+	// Locks says whether the CLI takes auth.lock / auth.json.lock.
+	Locks bool
+}
+
+// knownCLI is what the tests expect of each pinned version; a version not
+// listed is expected to behave as the newest one.
+func knownCLI(version string) cliVersion {
+	switch version {
+	case "0.130.0":
+		return cliVersion{Version: version, RefreshBelow: -30 * time.Second, Locks: false}
+	default:
+		return cliVersion{Version: version, RefreshBelow: 2 * time.Minute, Locks: true}
+	}
+}
+
+// cliEnv is what the inner run gets: the versions with their binaries, and
+// the built launcher.
+type cliEnv struct {
+	Launcher string
+	Versions []cliVersion
+}
+
+// cliSetup returns the environment when t runs inside the namespace. Outside,
+// it prepares everything, re-runs t in a fresh namespace, and returns nil:
+// the caller returns at once.
+func cliSetup(t *testing.T) *cliEnv {
+	t.Helper()
+	if os.Getenv(cliNetnsEnv) == "1" {
+		return cliInside(t)
+	}
+	testenv.RequireNetNamespace(t)
+	ip := testenv.RequireCommand(t, "ip", "iproute2")
+	unshare := testenv.RequireCommand(t, "unshare", "util-linux")
+	bins := installCLIs(t)
+	launcher := cliLauncher(t)
+
+	args := []string{"-n", os.Args[0],
+		"-test.run=^" + t.Name() + "$", "-test.v=true", "-test.count=1", "-test.timeout=4m"}
+	cmd := exec.Command(unshare, args...)
+	cmd.Env = append(cleanEnv(os.Environ()),
+		cliNetnsEnv+"=1",
+		cliLauncherEnv+"="+launcher,
+		cliBinsEnv+"="+bins,
+		"CODEX_LAUNCH_TEST_IP="+ip,
+	)
+	out, err := cmd.CombinedOutput()
+	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		t.Log(line)
+	}
+	if err != nil {
+		t.Fatalf("the test inside the network namespace failed: %v", err)
+	}
+	if !bytes.Contains(out, []byte("--- PASS: "+t.Name())) {
+		t.Fatalf("the test inside the network namespace did not pass (see output above)")
+	}
+	return nil
+}
+
+// cliInside runs in the namespace: bring lo up, make sure nothing else is up,
+// and read what the outer run prepared.
+func cliInside(t *testing.T) *cliEnv {
+	t.Helper()
+	ip := os.Getenv("CODEX_LAUNCH_TEST_IP")
+	if out, err := exec.Command(ip, "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		t.Fatalf("ip link set lo up: %v: %s", err, out)
+	}
+	out, err := exec.Command(ip, "-o", "link", "show", "up").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip link show: %v: %s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[1] != "lo:" {
+			t.Fatalf("network namespace has a link up besides lo: %s", line)
+		}
+	}
+	env := &cliEnv{Launcher: os.Getenv(cliLauncherEnv)}
+	for _, kv := range strings.Split(os.Getenv(cliBinsEnv), ";") {
+		v, bin, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		cv := knownCLI(v)
+		cv.Bin = bin
+		env.Versions = append(env.Versions, cv)
+	}
+	if env.Launcher == "" || len(env.Versions) == 0 {
+		t.Fatalf("inner run without %s or %s", cliLauncherEnv, cliBinsEnv)
+	}
+	return env
+}
+
+// cleanEnv drops proxy variables (the CLI honours them even for loopback)
+// and our own markers.
+func cleanEnv(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		switch strings.ToLower(k) {
+		case "http_proxy", "https_proxy", "all_proxy", "no_proxy", "ftp_proxy":
+			continue
+		}
+		if strings.HasPrefix(k, "CODEX_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// pinnedCLIVersions reads testdata/cli/versions.
+func pinnedCLIVersions(t *testing.T) []string {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", "cli", "versions"))
+	if err != nil {
+		t.Fatalf("pinned CLI versions: %v", err)
+	}
+	defer f.Close()
+	var vs []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line != "" && !strings.HasPrefix(line, "#") {
+			vs = append(vs, line)
+		}
+	}
+	return vs
+}
+
+// installCLIs installs every pinned version (a no-op when cached) and
+// returns them as "VERSION=PATH;...".
+func installCLIs(t *testing.T) string {
+	t.Helper()
+	script := filepath.Join(testenv.ModuleRoot(), "scripts", "install-codex-cli.sh")
+	var parts []string
+	for _, v := range pinnedCLIVersions(t) {
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+		cmd := exec.CommandContext(ctx, script, v)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		cancel()
+		if err != nil {
+			testenv.Unavailable(t, fmt.Sprintf("cannot install @openai/codex@%s with npm: %v: %s", v, err, lastLine(stderr.String())))
+		}
+		bin := lastLine(string(out))
+		if st, err := os.Stat(bin); err != nil || st.Mode()&0o111 == 0 {
+			t.Fatalf("install script printed %q for %s, not an executable", bin, v)
+		}
+		parts = append(parts, v+"="+bin)
+	}
+	return strings.Join(parts, ";")
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// launcherBuild builds codex-launch once per test process for the CLI tests.
+var launcherBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func cliLauncher(t *testing.T) string {
+	t.Helper()
+	launcherBuild.once.Do(func() {
+		dir, err := os.MkdirTemp("", "codex-launch-cli-bin-")
+		if err != nil {
+			launcherBuild.err = err
+			return
+		}
+		// Readable by the unprivileged uid the launcher test drops to.
+		_ = os.Chmod(dir, 0o755)
+		launcherBuild.path, launcherBuild.err = testenv.BuildLauncher(dir)
+	})
+	if launcherBuild.err != nil {
+		t.Fatalf("build codex-launch: %v", launcherBuild.err)
+	}
+	return launcherBuild.path
+}
+
+// scenario is one CODEX_HOME with its own token endpoint and backend.
+type scenario struct {
+	t       *testing.T
+	env     *cliEnv
+	Dir     string // CODEX_HOME
+	Home    string // HOME for the processes
+	TM      *tokenmock.Server
+	BE      *cliBackend
+	Account string
+}
+
+// newScenario makes a CODEX_HOME (owned by owner when not nil) with the
+// config.toml that points the CLI at the mocks, and starts the mocks.
+func newScenario(t *testing.T, env *cliEnv, tmOpts tokenmock.Options, owner *syscall.Credential) *scenario {
+	t.Helper()
+	base := t.TempDir()
+	// t.TempDir's directories are 0700: open them for the unprivileged uid.
+	for _, d := range []string{filepath.Dir(base), base} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &scenario{t: t, env: env, Dir: filepath.Join(base, "codex-home"), Home: filepath.Join(base, "home"), Account: "acct-cli"}
+	for _, d := range []string{s.Dir, s.Home} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if owner != nil {
+			if err := os.Chown(d, int(owner.Uid), int(owner.Gid)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s.TM = tokenmock.Start(tmOpts)
+	t.Cleanup(s.TM.Close)
+	s.BE = startCLIBackend()
+	t.Cleanup(s.BE.Close)
+	config := fmt.Sprintf(`# Written by the CLI compatibility tests: everything on loopback.
+chatgpt_base_url = %q
+openai_base_url = %q
+cli_auth_credentials_store = "file"
+check_for_update_on_startup = false
+
+[analytics]
+# Off: otherwise the CLI spends 5 s at exit trying to export metrics to a
+# host outside the namespace.
+enabled = false
+`, s.BE.ChatGPTBaseURL(), s.BE.OpenAIBaseURL())
+	s.writeFile("config.toml", []byte(config), 0o644, owner)
+	return s
+}
+
+// AuthPath is $CODEX_HOME/auth.json.
+func (s *scenario) AuthPath() string { return filepath.Join(s.Dir, "auth.json") }
+
+// WriteAuth writes cred as the CLI would, last refreshed an hour ago.
+func (s *scenario) WriteAuth(cred tokenmock.Credential, owner *syscall.Credential) {
+	s.writeFile("auth.json", s.TM.AuthJSON(cred, time.Now().Add(-time.Hour)), 0o600, owner)
+}
+
+func (s *scenario) writeFile(name string, data []byte, mode os.FileMode, owner *syscall.Credential) {
+	s.t.Helper()
+	p := filepath.Join(s.Dir, name)
+	if err := os.WriteFile(p, data, mode); err != nil {
+		s.t.Fatal(err)
+	}
+	if owner != nil {
+		if err := os.Chown(p, int(owner.Uid), int(owner.Gid)); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+}
+
+// FileTokens reads the refresh and access tokens auth.json holds now.
+func (s *scenario) FileTokens() (refresh, access string) {
+	s.t.Helper()
+	data, err := os.ReadFile(s.AuthPath())
+	if err != nil {
+		s.t.Fatalf("read auth.json: %v", err)
+	}
+	refresh, access = jsonString(data, "refresh_token"), jsonString(data, "access_token")
+	if refresh == "" || access == "" {
+		s.t.Fatalf("auth.json has no tokens (%d bytes)", len(data))
+	}
+	return refresh, access
+}
+
+// jsonString finds "key": "value" in the CLI's auth.json without a full
+// decode, so a file torn by a writer shows up as missing tokens.
+func jsonString(data []byte, key string) string {
+	_, after, ok := bytes.Cut(data, []byte(`"`+key+`": "`))
+	if !ok {
+		return ""
+	}
+	v, _, ok := bytes.Cut(after, []byte(`"`))
+	if !ok {
+		return ""
+	}
+	return string(v)
+}
+
+// procResult is how a process ended.
+type procResult struct {
+	Code   int
+	Stdout string
+	Stderr string
+	Took   time.Duration
+}
+
+func (r procResult) String() string {
+	return fmt.Sprintf("exit %d after %v\n--- stdout:\n%s\n--- stderr:\n%s", r.Code, r.Took.Round(time.Millisecond), tail(r.Stdout, 40), tail(r.Stderr, 40))
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = append([]string{fmt.Sprintf("[... %d lines]", len(lines)-n)}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// baseEnv is the environment every process of a scenario gets.
+func (s *scenario) baseEnv() []string {
+	return append(cleanEnv(os.Environ()),
+		"HOME="+s.Home,
+		"CODEX_HOME="+s.Dir,
+		"CODEX_REFRESH_TOKEN_URL_OVERRIDE="+s.TM.URL,
+		"NO_PROXY=*",
+	)
+}
+
+// run runs argv with the scenario's environment, as cred when not nil.
+func (s *scenario) run(ctx context.Context, cred *syscall.Credential, extraEnv []string, argv ...string) procResult {
+	s.t.Helper()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append(s.baseEnv(), extraEnv...)
+	cmd.Dir = s.Home
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 2 * time.Second
+	start := time.Now()
+	err := cmd.Run()
+	r := procResult{Stdout: stdout.String(), Stderr: stderr.String(), Took: time.Since(start)}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.Code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			r.Code = 128 + int(ws.Signal())
+		}
+	default:
+		s.t.Fatalf("run %s: %v", filepath.Base(argv[0]), err)
+	}
+	if ctx.Err() != nil {
+		s.t.Errorf("%s did not finish in time: %s", filepath.Base(argv[0]), r)
+	}
+	return r
+}
+
+// Codex runs the CLI of version v.
+func (s *scenario) Codex(ctx context.Context, v cliVersion, cred *syscall.Credential, args ...string) procResult {
+	return s.run(ctx, cred, nil, append([]string{v.Bin}, args...)...)
+}
+
+// Turn runs one `codex exec` turn.
+func (s *scenario) Turn(ctx context.Context, v cliVersion, cred *syscall.Credential) procResult {
+	return s.Codex(ctx, v, cred, "exec", "--skip-git-repo-check", "say hi")
+}
+
+// Launch runs codex-launch and checks that its output holds no token.
+func (s *scenario) Launch(ctx context.Context, args ...string) procResult {
+	s.t.Helper()
+	r := s.run(ctx, nil, []string{"CODEX_LAUNCH_LOG_LEVEL=debug"}, append([]string{s.env.Launcher}, args...)...)
+	s.checkNoLeak("codex-launch output", r.Stdout+r.Stderr)
+	return r
+}
+
+func (s *scenario) checkNoLeak(what, out string) {
+	s.t.Helper()
+	if leaks := s.TM.Leaks([]byte(out)); len(leaks) > 0 {
+		s.t.Errorf("%s contains tokens: %v", what, leaks)
+	}
+}
+
+// tokenPosts counts the POSTs the token endpoint received and those that
+// reached the backend's token path by mistake.
+func (s *scenario) tokenPosts() int { return s.TM.Posts() }
+
+// postsSummary describes the token endpoint's requests, token-free:
+// "gen0:refreshed(proactive_expiry) gen0:reused(-)".
+func (s *scenario) postsSummary() string {
+	var parts []string
+	for _, r := range s.TM.Requests() {
+		reason, _ := r.Fields["refresh_reason"].(string)
+		if reason == "" {
+			reason = "-"
+		}
+		parts = append(parts, fmt.Sprintf("gen%d:%s:%s(%s)", r.Generation, requester(r), r.Outcome, reason))
+	}
+	return strings.Join(parts, " ")
+}
+
+// requester tells codex-launch's token requests (User-Agent codex-launch)
+// from the CLI's.
+func requester(r tokenmock.Request) string {
+	if strings.HasPrefix(r.Header.Get("User-Agent"), "codex-launch") {
+		return "launcher"
+	}
+	return "cli"
+}
+
+// uidCred is the credential of the unprivileged test user.
+func uidCred() *syscall.Credential {
+	return &syscall.Credential{Uid: cliUID, Gid: cliUID}
+}
+
+// ownerOf returns a path's uid and gid.
+func ownerOf(t *testing.T, p string) (uid, gid int, mode os.FileMode) {
+	t.Helper()
+	st, err := os.Lstat(p)
+	if err != nil {
+		t.Fatalf("stat %s: %v", p, err)
+	}
+	sys := st.Sys().(*syscall.Stat_t)
+	return int(sys.Uid), int(sys.Gid), st.Mode()
+}

@@ -1,0 +1,174 @@
+package integration
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/molecule-ai/codex-launch/tokenmock"
+)
+
+// cliBackend is a loopback stand-in for everything the Codex CLI talks to
+// besides the token endpoint: the ChatGPT backend (chatgpt_base_url,
+// /backend-api/...) and the Responses API (openai_base_url, /v1/...). It
+// records every request with a fingerprint of its bearer token (never the
+// token), answers a turn with a canned streamed reply, and rejects an expired
+// access token with 401 as the real backend does, so a CLI that sends a stale
+// token is caught by the refresh it then makes.
+//
+// What a turn needs, learnt from running the real CLI (0.130.0 and 0.171.0):
+// the CLI first tries a WebSocket upgrade on GET /v1/responses and falls back
+// to HTTP at once when the upgrade is answered 426; the HTTP turn is
+// POST /v1/responses (zstd-compressed JSON body) answered with server-sent
+// events response.created, response.output_item.done (an assistant message)
+// and response.completed. Everything else (models list, plugins, analytics,
+// MCP, account checks) may answer 404: the CLI logs it and carries on.
+type cliBackend struct {
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	requests []backendRequest
+	reject   map[string]bool // fingerprints answered 401
+	failTurn int             // status for POST /v1/responses; 0 = the canned reply
+}
+
+// backendRequest is what the backend saw of one request, token-free.
+type backendRequest struct {
+	Time    time.Time
+	Method  string
+	Path    string
+	AuthFP  string // fingerprint of the bearer token, "" without one
+	Account string // ChatGPT-Account-Id header
+	Status  int
+}
+
+// backendReply is the text of the canned assistant message: a turn that
+// printed it reached the backend and completed.
+const backendReply = "codex-launch-cli-mock-reply"
+
+func startCLIBackend() *cliBackend {
+	b := &cliBackend{reject: map[string]bool{}}
+	b.srv = httptest.NewServer(http.HandlerFunc(b.serve))
+	return b
+}
+
+func (b *cliBackend) Close() { b.srv.CloseClientConnections(); b.srv.Close() }
+
+// ChatGPTBaseURL and OpenAIBaseURL are the config.toml values.
+func (b *cliBackend) ChatGPTBaseURL() string { return b.srv.URL + "/backend-api/" }
+func (b *cliBackend) OpenAIBaseURL() string  { return b.srv.URL + "/v1" }
+
+// Reject makes the backend answer 401 to requests carrying accessToken.
+func (b *cliBackend) Reject(accessToken string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.reject[fingerprint(accessToken)] = true
+}
+
+// FailTurns makes POST /v1/responses answer status (0 restores the reply).
+func (b *cliBackend) FailTurns(status int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.failTurn = status
+}
+
+// Requests returns every recorded request in arrival order.
+func (b *cliBackend) Requests() []backendRequest {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]backendRequest(nil), b.requests...)
+}
+
+// Turns returns the completed-or-attempted HTTP turns: POST .../responses.
+func (b *cliBackend) Turns() []backendRequest {
+	var out []backendRequest
+	for _, r := range b.Requests() {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/responses") {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// fingerprint names a token without revealing it: 8 bytes of its SHA-256.
+func fingerprint(token string) string {
+	if token == "" {
+		return ""
+	}
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:8])
+}
+
+func (b *cliBackend) serve(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 8<<20))
+	bearer, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	req := backendRequest{
+		Time:    time.Now(),
+		Method:  r.Method,
+		Path:    r.URL.Path,
+		AuthFP:  fingerprint(bearer),
+		Account: r.Header.Get("ChatGPT-Account-Id"),
+	}
+	status := b.answer(w, r, bearer)
+	req.Status = status
+	b.mu.Lock()
+	b.requests = append(b.requests, req)
+	b.mu.Unlock()
+}
+
+func (b *cliBackend) answer(w http.ResponseWriter, r *http.Request, bearer string) int {
+	b.mu.Lock()
+	rejected := bearer != "" && b.reject[fingerprint(bearer)]
+	failTurn := b.failTurn
+	b.mu.Unlock()
+	if bearer != "" && (rejected || expired(bearer)) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = io.WriteString(w, `{"error":{"code":"token_expired","message":"cli mock: access token rejected"}}`)
+		return http.StatusUnauthorized
+	}
+	isResponses := strings.HasSuffix(r.URL.Path, "/responses")
+	switch {
+	case isResponses && r.Header.Get("Upgrade") != "":
+		// No WebSocket here: 426 makes the CLI fall back to HTTP at once
+		// (other statuses make it retry the upgrade five times first).
+		w.WriteHeader(http.StatusUpgradeRequired)
+		return http.StatusUpgradeRequired
+	case isResponses && r.Method == http.MethodPost && failTurn != 0:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(failTurn)
+		_, _ = fmt.Fprintf(w, `{"error":{"code":"invalid_request_error","message":"cli mock: turn refused with %d"}}`, failTurn)
+		return failTurn
+	case isResponses && r.Method == http.MethodPost:
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, sseTurn)
+		return http.StatusOK
+	}
+	http.NotFound(w, r)
+	return http.StatusNotFound
+}
+
+// expired reports whether a JWT's exp has passed. Tokens that are not JWTs
+// (none are expected) count as valid: the test checks fingerprints anyway.
+func expired(token string) bool {
+	claims, err := tokenmock.DecodeClaims(token)
+	if err != nil {
+		return false
+	}
+	exp, ok := claims["exp"].(float64)
+	return ok && time.Unix(int64(exp), 0).Before(time.Now())
+}
+
+const sseTurn = "event: response.created\n" +
+	`data: {"type":"response.created","response":{"id":"resp_mock"}}` + "\n\n" +
+	"event: response.output_item.done\n" +
+	`data: {"type":"response.output_item.done","item":{"type":"message","role":"assistant","id":"msg_mock","content":[{"type":"output_text","text":"` + backendReply + `"}]}}` + "\n\n" +
+	"event: response.completed\n" +
+	`data: {"type":"response.completed","response":{"id":"resp_mock","usage":{"input_tokens":1,"input_tokens_details":null,"output_tokens":1,"output_tokens_details":null,"total_tokens":2}}}` + "\n\n"
