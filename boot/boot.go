@@ -26,8 +26,6 @@ type Config struct {
 	// Command is the child's argv, for the boot log only.
 	Command []string
 	Logger  hclog.Logger
-	// Now is the clock for freshness decisions; nil is time.Now.
-	Now func() time.Time
 	// Accounts locates /etc/passwd and /etc/group; zero is /etc.
 	Accounts Accounts
 	// LockTimeout bounds the wait for the CLI's auth.json.lock when seeding;
@@ -76,10 +74,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		log = hclog.NewNullLogger()
 	}
 	log = log.Named("boot")
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
-	}
 	env := append([]string(nil), cfg.Environ...)
 	res := &Result{}
 
@@ -141,7 +135,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	env = SetEnv(env, "CODEX_HOME", home)
 
 	seed, err := SeedAuth(ctx, SeedOptions{
-		Home: home, Environ: env, Now: now(), Logger: log, LockTimeout: cfg.LockTimeout,
+		Home: home, Environ: env, Logger: log, LockTimeout: cfg.LockTimeout,
 	})
 	if err != nil {
 		return nil, &Error{"seed", err}

@@ -43,7 +43,6 @@ type SeedOptions struct {
 	Home        string   // CODEX_HOME
 	Owner       *User    // owner of a written auth.json; nil: the current user
 	Environ     []string // where the variables are looked up
-	Now         time.Time
 	Logger      hclog.Logger
 	LockTimeout time.Duration
 }

@@ -1,0 +1,122 @@
+package boot
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/molecule-ai/codex-launch/tokenmock"
+)
+
+func TestLogContextNamesOnly(t *testing.T) {
+	var logs bytes.Buffer
+	env := []string{
+		"OPENAI_API_KEY=sk-" + tokenmock.Sentinel, "CODEX_AUTH_JSON={\"" + tokenmock.Sentinel + "\":1}",
+		"KIMI_API_KEY=", "WORKSPACE_ID=ws-42", "PLATFORM_URL=https://platform.example",
+	}
+	LogContext(testLogger(&logs), &User{Name: "agent", UID: 1000, GID: 1000}, []string{"molecule-runtime", "--serve"}, env)
+	out := logs.String()
+	if strings.Contains(out, tokenmock.Sentinel) {
+		t.Fatalf("a value leaked:\n%s", out)
+	}
+	for _, want := range []string{
+		`credentials_set=["OPENAI_API_KEY", "CODEX_AUTH_JSON"]`, "WORKSPACE_ID=ws-42", "PLATFORM_URL=https://platform.example",
+		"user=agent", "user_uid=1000", "molecule-runtime", "uid=", "gid=",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("boot line lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(out, `credentials_unset=["MINIMAX_API_KEY", "KIMI_API_KEY", "CODEX_CHATGPT_AUTH_JSON", "MOLECULE_ORG_ID"]`) {
+		t.Errorf("an empty variable must count as unset:\n%s", out)
+	}
+}
+
+func TestRun(t *testing.T) {
+	mock := tokenmock.Start(tokenmock.Options{})
+	defer mock.Close()
+	root := t.TempDir()
+	envDir := filepath.Join(root, "secrets.d")
+	if err := os.Mkdir(envDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cred := mock.Issue("acct-1")
+	authJSON := tokenmock.FormatAuthJSON(cred, time.Now(), tokenmock.FileOptions{})
+	if err := os.WriteFile(filepath.Join(envDir, "CODEX_AUTH_JSON"), append(authJSON, '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(envDir, "EXTRA"), []byte("from-dir\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(root, "home", ".codex")
+	var logs bytes.Buffer
+	res, err := Run(context.Background(), Config{
+		EnvDir: envDir, CodexHome: home, Environ: []string{"EXTRA=from-env", "KEEP=1", "HOME=" + root},
+		Command: []string{"child"}, Logger: testLogger(&logs),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.CodexHome != home || res.Seed.Action != SeedWritten || res.Store != StoreCreated {
+		t.Errorf("result %s", res)
+	}
+	env := strings.Join(res.Env, "\n")
+	for _, want := range []string{"EXTRA=from-dir", "KEEP=1", "CODEX_HOME=" + home} {
+		if !strings.Contains(env, want) {
+			t.Errorf("child env lacks %q", want)
+		}
+	}
+	if strings.Contains(env, "CODEX_AUTH_JSON") || strings.Contains(env, tokenmock.Sentinel) {
+		t.Error("the credential variable is still in the child's environment")
+	}
+	if leaks := mock.Leaks(logs.Bytes()); len(leaks) > 0 {
+		t.Errorf("log leaks %v", leaks)
+	}
+	data, _ := os.ReadFile(filepath.Join(home, "auth.json"))
+	if !bytes.Contains(data, []byte(cred.RefreshToken)) {
+		t.Error("auth.json not seeded")
+	}
+	for _, p := range []string{"sessions", "config.toml"} {
+		if _, err := os.Stat(filepath.Join(home, p)); err != nil {
+			t.Error(err)
+		}
+	}
+
+	// Default CODEX_HOME: $HOME/.codex when no user is given.
+	res, err = Run(context.Background(), Config{Environ: []string{"HOME=" + filepath.Join(root, "h2")}})
+	if err != nil || res.CodexHome != filepath.Join(root, "h2", ".codex") {
+		t.Errorf("default CODEX_HOME: %v %v", res, err)
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	root := t.TempDir()
+	cases := []struct {
+		cfg  Config
+		step string
+	}{
+		{Config{EnvDir: filepath.Join(root, "missing"), CodexHome: root}, "env-dir"},
+		{Config{User: "no-such-user-here", CodexHome: root}, "user"},
+		{Config{CodexHome: root, Environ: []string{"CODEX_AUTH_JSON=not json"}}, "seed"},
+	}
+	for _, c := range cases {
+		_, err := Run(context.Background(), c.cfg)
+		var be *Error
+		if !errors.As(err, &be) || be.Step != c.step {
+			t.Errorf("%+v: err = %v, want a boot error at step %s", c.cfg, err, c.step)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Run(ctx, Config{CodexHome: filepath.Join(root, "x")}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "x", "auth.json")); err == nil {
+		t.Error("a cancelled boot wrote auth.json")
+	}
+}

@@ -1,0 +1,108 @@
+package boot
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/molecule-ai/codex-launch/internal/testenv"
+)
+
+// The drop changes the whole process, so it runs in a child: this test binary
+// re-executed with BOOT_TEST_DROP set.
+func TestMain(m *testing.M) {
+	if spec := os.Getenv("BOOT_TEST_DROP"); spec != "" {
+		var u User
+		fmt.Sscanf(spec, "%d:%d", &u.UID, &u.GID)
+		u.Groups = []int{u.GID, 4242}
+		if err := DropPrivileges(&u); err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		groups, _ := os.Getgroups()
+		status, _ := os.ReadFile("/proc/self/status")
+		var ids []string
+		for _, l := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(l, "Uid:") || strings.HasPrefix(l, "Gid:") {
+				ids = append(ids, strings.Join(strings.Fields(l), " "))
+			}
+		}
+		// Every thread must have dropped, not just the one that called setuid.
+		threads, _ := os.ReadDir("/proc/self/task")
+		for _, th := range threads {
+			st, _ := os.ReadFile("/proc/self/task/" + th.Name() + "/status")
+			if !strings.Contains(string(st), fmt.Sprintf("\nUid:\t%d\t%d\t%d\t%d\n", u.UID, u.UID, u.UID, u.UID)) {
+				fmt.Println("thread", th.Name(), "kept another uid")
+				os.Exit(1)
+			}
+		}
+		fmt.Println(strings.Join(ids, ";"), groups)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestDropPrivileges(t *testing.T) {
+	testenv.RequireRoot(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "BOOT_TEST_DROP=4321:4322")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	want := "Uid: 4321 4321 4321 4321;Gid: 4322 4322 4322 4322 [4242 4322]"
+	if strings.TrimSpace(string(out)) != want {
+		t.Errorf("after the drop: %q, want %q", strings.TrimSpace(string(out)), want)
+	}
+}
+
+func TestDropPrivilegesNoop(t *testing.T) {
+	if err := DropPrivileges(nil); err != nil {
+		t.Error(err)
+	}
+	self := &User{UID: os.Getuid(), GID: os.Getgid()}
+	if err := DropPrivileges(self); err != nil {
+		t.Errorf("dropping to the current user: %v", err)
+	}
+}
+
+func TestDropPrivilegesNotRoot(t *testing.T) {
+	if os.Geteuid() == 0 {
+		// Become unprivileged first, in a child, then ask for another user.
+		// The test binary lives in a root-only build directory: copy it out.
+		dir := t.TempDir()
+		for _, d := range []string{filepath.Dir(dir), dir} {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		bin := filepath.Join(dir, "boot.test")
+		data, err := os.ReadFile(os.Args[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(bin, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "-test.run=^TestDropPrivilegesNotRoot$", "-test.v")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "BOOT_TEST_UNPRIVILEGED=1")
+		cmd.SysProcAttr = unprivileged(4321, 4322)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if !strings.Contains(string(out), "--- PASS: TestDropPrivilegesNotRoot") {
+			t.Fatalf("child did not run the check: %s", out)
+		}
+		return
+	}
+	err := DropPrivileges(&User{Name: "other", UID: os.Getuid() + 1, GID: os.Getgid()})
+	if !errors.Is(err, ErrNotRoot) || !strings.Contains(err.Error(), "other") {
+		t.Fatalf("err = %v, want ErrNotRoot naming the user", err)
+	}
+}
