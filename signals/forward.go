@@ -55,9 +55,8 @@ type Options struct {
 	// rewriting: a TERM rewritten to INT is still a stop). Nil means
 	// DefaultStopSignals; an empty non-nil slice means none.
 	StopSignals []syscall.Signal
-	// Buffer is the signal channel size; 0 means DefaultBuffer.
-	Buffer int
-	// Logger gets debug lines per signal; nil discards.
+	// Logger gets an info line for a stop signal before the child exists and
+	// debug lines per signal; nil discards.
 	Logger hclog.Logger
 }
 
@@ -79,11 +78,29 @@ type Forwarder struct {
 }
 
 // Listen registers for every signal in Caught now, and until Run is called
-// watches them for stop signals. Call it first thing in main.
-func Listen(opts Options) *Forwarder {
-	if opts.Buffer <= 0 {
-		opts.Buffer = DefaultBuffer
+// watches them for stop signals (DefaultStopSignals until Configure says
+// otherwise). Call it first thing in main, before parsing configuration.
+// bufferSize 0 means DefaultBuffer.
+func Listen(bufferSize int) *Forwarder {
+	if bufferSize <= 0 {
+		bufferSize = DefaultBuffer
 	}
+	f := &Forwarder{
+		ch:       make(chan os.Signal, bufferSize),
+		stops:    make(chan syscall.Signal, 1),
+		handoff:  make(chan struct{}),
+		pumpDone: make(chan struct{}),
+	}
+	f.Configure(Options{})
+	signal.Notify(f.ch, Caught()...)
+	go f.pump()
+	return f
+}
+
+// Configure sets the options once configuration has been read: the stop
+// signals and logger apply at once (to the prime phase), the rest when Run
+// starts. It must not be called after Run.
+func (f *Forwarder) Configure(opts Options) {
 	if opts.StopSignals == nil {
 		opts.StopSignals = DefaultStopSignals()
 	}
@@ -91,22 +108,15 @@ func Listen(opts Options) *Forwarder {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	f := &Forwarder{
-		ch:       make(chan os.Signal, opts.Buffer),
-		stops:    make(chan syscall.Signal, 1),
-		opts:     opts,
-		log:      log,
-		handoff:  make(chan struct{}),
-		pumpDone: make(chan struct{}),
-	}
+	var isStop [maxSignal + 1]bool
 	for _, s := range opts.StopSignals {
-		if s > 0 && int(s) < len(f.isStop) {
-			f.isStop[s] = true
+		if s > 0 && int(s) < len(isStop) {
+			isStop[s] = true
 		}
 	}
-	signal.Notify(f.ch, Caught()...)
-	go f.pump()
-	return f
+	f.mu.Lock()
+	f.opts, f.log, f.isStop = opts, log, isStop
+	f.mu.Unlock()
 }
 
 // pump handles signals while no child exists.
@@ -118,18 +128,20 @@ func (f *Forwarder) pump() {
 			return
 		case s := <-f.ch:
 			sig := s.(syscall.Signal)
-			if !f.isStop[sig] {
-				f.log.Debug("signal before the child exists: dropped", "signal", Name(sig))
+			f.mu.Lock()
+			stop, log := f.isStop[sig], f.log
+			if !stop {
+				f.mu.Unlock()
+				log.Debug("signal before the child exists: dropped", "signal", Name(sig))
 				continue
 			}
-			f.mu.Lock()
 			first := f.early == 0
 			if first {
 				f.early = sig
 			}
 			f.mu.Unlock()
 			if first {
-				f.log.Info("stop signal before the child exists", "signal", Name(sig))
+				log.Info("stop signal before the child exists", "signal", Name(sig))
 				f.stops <- sig // buffered 1, only the first is sent
 			}
 		}
@@ -181,12 +193,12 @@ func (e *StopError) Error() string {
 // ExitCode is the conventional status for a launcher stopped by e: 128+N.
 func (e *StopError) ExitCode() int { return 128 + int(e.Signal) }
 
-// Run forwards signals to t until ctx is done: the oklog/run actor's execute
-// function (interrupt: cancel ctx). Start the child before calling Run. A
-// stop signal that arrived before Run and was not acted on is delivered to t
-// first, so a TERM racing the child's start is never lost. Run may be called
-// once; later calls return an error.
-func (f *Forwarder) Run(ctx context.Context, t Target) error {
+// Run configures f with opts and forwards signals to t until ctx is done:
+// the oklog/run actor's execute function (interrupt: cancel ctx). Start the
+// child before calling Run. A stop signal that arrived before Run and was not
+// Consumed is delivered to t first, so a TERM racing the child's start is
+// never lost. Run may be called once; later calls return an error.
+func (f *Forwarder) Run(ctx context.Context, t Target, opts Options) error {
 	first := false
 	f.runOnce.Do(func() { first = true })
 	if !first {
@@ -194,6 +206,7 @@ func (f *Forwarder) Run(ctx context.Context, t Target) error {
 	}
 	close(f.handoff)
 	<-f.pumpDone
+	f.Configure(opts)
 
 	f.mu.Lock()
 	early, pending := f.early, f.early != 0 && !f.consumed
