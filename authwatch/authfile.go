@@ -275,11 +275,13 @@ func FormatTimestamp(t time.Time) string {
 }
 
 // Marshal encodes the file as the CLI writes it (serde_json's pretty printer):
-// auth_mode (left out when empty), OPENAI_API_KEY (null when unused), tokens
-// {id_token, access_token, refresh_token, account_id}, last_refresh, then the
-// keys codex-launch does not know in their original order; two-space indent,
-// no trailing newline, no HTML escaping. A file the CLI wrote comes back byte
-// for byte.
+// auth_mode (left out when the file has none), OPENAI_API_KEY (always; null
+// when unused), tokens {id_token, access_token, refresh_token, account_id
+// (always; null when unknown)}, last_refresh, then the keys codex-launch does
+// not know in their original order; two-space indent, no trailing newline, no
+// HTML escaping. A file the CLI wrote comes back byte for byte; a known key
+// the file had is written back even when its value is null, so nothing the
+// file said is lost.
 func (f *AuthFile) Marshal() []byte {
 	var b bytes.Buffer
 	b.WriteString("{")
@@ -295,8 +297,8 @@ func (f *AuthFile) Marshal() []byte {
 		b.WriteString(": ")
 		writeRaw(&b, raw, depth)
 	}
-	if f.hasAuthMode {
-		field(keyAuthMode, f.top.known[keyAuthMode], 1)
+	if raw, ok := f.top.known[keyAuthMode]; ok {
+		field(keyAuthMode, raw, 1)
 	}
 	apiKey := f.top.known[keyAPIKey]
 	if apiKey == nil {
@@ -338,8 +340,10 @@ func (f *AuthFile) Marshal() []byte {
 		} else {
 			b.WriteString("\n  }")
 		}
+	} else if raw, ok := f.top.known[keyTokens]; ok {
+		field(keyTokens, raw, 1) // an explicit null stays
 	}
-	if raw, ok := f.top.known[keyLastRefresh]; ok && !isJSONNull(raw) {
+	if raw, ok := f.top.known[keyLastRefresh]; ok {
 		field(keyLastRefresh, raw, 1)
 	}
 	for _, m := range f.top.unknown {
