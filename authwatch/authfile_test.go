@@ -16,9 +16,9 @@ func TestRoundTripCLIFilesByteIdentical(t *testing.T) {
 		"cli 0.169 chatgpt": c.file(t0),
 		"newer cli keys": cliFile("chatgpt", c.ID, c.Access, c.Refresh, "acct-1", t0,
 			",\n  \"agent_identity\": null,\n  \"personal_access_token\": \"pat-x\",\n  \"future\": {\n    \"nested\": [\n      1,\n      {\n        \"a\": \"é\\u00e9 \\\"q\\\" <&>\"\n      }\n    ],\n    \"empty_obj\": {},\n    \"empty_arr\": [],\n    \"num\": 1.50e3\n  }"),
-		"old 0.130 no auth_mode": []byte("{\n  \"OPENAI_API_KEY\": null,\n  \"tokens\": {\n    \"id_token\": \"" + c.ID + "\",\n    \"access_token\": \"" + c.Access + "\",\n    \"refresh_token\": \"" + c.Refresh + "\",\n    \"account_id\": null\n  },\n  \"last_refresh\": \"2025-06-01T10:00:00.123456Z\"\n}"),
-		"apikey": []byte("{\n  \"auth_mode\": \"apikey\",\n  \"OPENAI_API_KEY\": \"sk-" + sentinel + "\"\n}"),
-		"chatgptAuthTokens": cliFile("chatgptAuthTokens", c.ID, c.Access, "", "acct-1", t0, ""),
+		"old 0.130 no auth_mode":    []byte("{\n  \"OPENAI_API_KEY\": null,\n  \"tokens\": {\n    \"id_token\": \"" + c.ID + "\",\n    \"access_token\": \"" + c.Access + "\",\n    \"refresh_token\": \"" + c.Refresh + "\",\n    \"account_id\": null\n  },\n  \"last_refresh\": \"2025-06-01T10:00:00.123456Z\"\n}"),
+		"apikey":                    []byte("{\n  \"auth_mode\": \"apikey\",\n  \"OPENAI_API_KEY\": \"sk-" + sentinel + "\"\n}"),
+		"chatgptAuthTokens":         cliFile("chatgptAuthTokens", c.ID, c.Access, "", "acct-1", t0, ""),
 		"unknown key inside tokens": []byte("{\n  \"auth_mode\": \"chatgpt\",\n  \"OPENAI_API_KEY\": null,\n  \"tokens\": {\n    \"id_token\": \"" + c.ID + "\",\n    \"access_token\": \"" + c.Access + "\",\n    \"refresh_token\": \"" + c.Refresh + "\",\n    \"account_id\": \"acct-1\",\n    \"token_type\": \"Bearer\",\n    \"scopes\": [\n      \"openid\"\n    ]\n  },\n  \"last_refresh\": \"2026-03-04T05:06:07Z\"\n}"),
 		"explicit null tokens":      []byte("{\n  \"OPENAI_API_KEY\": \"sk-x\",\n  \"tokens\": null\n}"),
 		"empty tokens object":       []byte("{\n  \"OPENAI_API_KEY\": null,\n  \"tokens\": {\n    \"account_id\": null\n  }\n}"),
@@ -144,15 +144,15 @@ func TestModeTable(t *testing.T) {
 
 func TestParseErrorsAreClearAndTokenFree(t *testing.T) {
 	cases := map[string]string{
-		"not json":          `{"tokens": {"refresh_token": "rt-` + sentinel + `"`,
-		"array":             `["rt-` + sentinel + `"]`,
-		"tokens not object": `{"tokens": "rt-` + sentinel + `"}`,
+		"not json":           `{"tokens": {"refresh_token": "rt-` + sentinel + `"`,
+		"array":              `["rt-` + sentinel + `"]`,
+		"tokens not object":  `{"tokens": "rt-` + sentinel + `"}`,
 		"refresh not string": `{"tokens": {"refresh_token": 5}, "x": "` + sentinel + `"}`,
-		"api key number":    `{"OPENAI_API_KEY": 5}`,
-		"duplicate key":     `{"auth_mode":"chatgpt","auth_mode":"apikey"}`,
-		"trailing data":     `{} {"a": "` + sentinel + `"}`,
-		"empty":             ``,
-		"bad syntax":        `{"a": "` + sentinel + `" "b"}`,
+		"api key number":     `{"OPENAI_API_KEY": 5}`,
+		"duplicate key":      `{"auth_mode":"chatgpt","auth_mode":"apikey"}`,
+		"trailing data":      `{} {"a": "` + sentinel + `"}`,
+		"empty":              ``,
+		"bad syntax":         `{"a": "` + sentinel + `" "b"}`,
 	}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {
