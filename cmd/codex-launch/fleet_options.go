@@ -1,37 +1,261 @@
 package main
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/molecule-ai/codex-launch/authwatch"
+	"github.com/molecule-ai/codex-launch/fleet"
+	"github.com/molecule-ai/codex-launch/fleet/httpsource"
+	"github.com/molecule-ai/codex-launch/fleet/pgstore"
+	"github.com/molecule-ai/codex-launch/fleet/seal"
+)
 
 // fleetConfig is where the credential lives: the local auth.json (the
 // default) or a store shared by a fleet of containers.
 type fleetConfig struct {
-	Store string
-	Name  string
+	// Store is "" (or "file") for the local auth.json alone, a postgres://
+	// URL for the shared PostgreSQL store, or an http(s):// platform URL for
+	// the follower-only source.
+	Store        string
+	Name         string
+	KeyFile      string
+	Keys         string // CODEX_LAUNCH_CREDENTIAL_KEYS (no flag: a secret)
+	Fallback     bool
+	PollInterval time.Duration
+	TokenFile    string
+	SyncInterval time.Duration
+}
+
+// storeKind says which store the configuration chose.
+func (f fleetConfig) storeKind() string {
+	switch {
+	case f.Store == "" || f.Store == "file":
+		return "file"
+	case strings.HasPrefix(f.Store, "postgres://"), strings.HasPrefix(f.Store, "postgresql://"):
+		return "postgres"
+	default:
+		return "http"
+	}
 }
 
 func fleetOptions() []option {
 	return []option{
 		{
-			Flag: "credential-store", Env: "CODEX_LAUNCH_CREDENTIAL_STORE", Default: "file",
-			Usage: "where the credential lives: file (CODEX_HOME/auth.json)",
+			Flag: "credential-store", Env: "CODEX_LAUNCH_CREDENTIAL_STORE", Default: "", Secret: true,
+			Usage: "where the credential lives: empty = CODEX_HOME/auth.json alone; postgres://... = shared by a fleet " +
+				"(exactly one launcher refreshes); https://PLATFORM = follow a central refresher (never refreshes); " +
+				"prefer the variable, and the password in PGPASSWORD or a .pgpass file, over argv",
 			Set: func(c *Config, raw string) error {
-				if raw != "file" {
-					return errors.New("want file")
-				}
+				raw = strings.TrimSpace(raw)
 				c.Fleet.Store = raw
+				switch c.Fleet.storeKind() {
+				case "file":
+					return nil
+				case "postgres":
+					if _, err := url.Parse(raw); err != nil {
+						return fmt.Errorf("not a URL: %s", pgstore.Redact(raw))
+					}
+					return nil
+				}
+				u, err := url.Parse(raw)
+				if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+					return errors.New("want empty, postgres://... or https://...")
+				}
+				if u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+					return errors.New("plain http only on loopback")
+				}
+				// Follower-only: a central refresher owns the refresh token,
+				// so this launcher must never redeem it.
+				c.RefreshOwner = false
 				return nil
 			},
 		},
 		{
 			Flag: "credential-name", Env: "CODEX_LAUNCH_CREDENTIAL_NAME", Default: "default",
-			Usage: "the credential's name in a shared store",
+			Usage: "the credential's name in a shared store (several can share one database)",
 			Set: func(c *Config, raw string) error {
-				if raw == "" {
-					return errors.New("must not be empty")
+				if strings.TrimSpace(raw) == "" || len(raw) > 200 {
+					return errors.New("must be 1-200 characters")
 				}
 				c.Fleet.Name = raw
 				return nil
 			},
 		},
+		{
+			Flag: "credential-key-file", Env: "CODEX_LAUNCH_CREDENTIAL_KEY_FILE", Default: "",
+			Usage: "file of ID:KEY lines (32-byte base64 keys): the stored credential is sealed with AES-256-GCM " +
+				"under the first, any can open (rotation)",
+			Set: func(c *Config, raw string) error { c.Fleet.KeyFile = raw; return nil },
+		},
+		{
+			Env: "CODEX_LAUNCH_CREDENTIAL_KEYS", Default: "", Secret: true,
+			Usage: "the same keys inline (ID:KEY, comma- or newline-separated), added after the key file's",
+			Set:   func(c *Config, raw string) error { c.Fleet.Keys = raw; return nil },
+		},
+		{
+			Flag: "fleet-fallback-refresh", Env: "CODEX_LAUNCH_FLEET_FALLBACK_REFRESH", Default: "0", Bool: true,
+			Usage: "while the shared store is unreachable, refresh the local credential alone (risks a refresh storm)",
+			Set:   func(c *Config, raw string) error { return setBool(&c.Fleet.Fallback, raw) },
+		},
+		{
+			Flag: "fleet-poll-interval", Env: "CODEX_LAUNCH_FLEET_POLL_INTERVAL", Default: "30s",
+			Usage: "shared store: read the stored generation this often when no notice came (a fallback)",
+			Set:   func(c *Config, raw string) error { return setDuration(&c.Fleet.PollInterval, raw, false) },
+		},
+		{
+			Flag: "credential-token-file", Env: "CODEX_LAUNCH_CREDENTIAL_TOKEN_FILE", Default: "/configs/.auth_token",
+			Usage: "https store: file holding the bearer token for the platform (WORKSPACE_ID and MOLECULE_ORG_ID from the environment)",
+			Set:   func(c *Config, raw string) error { c.Fleet.TokenFile = raw; return nil },
+		},
+		{
+			Flag: "credential-sync-interval", Env: "CODEX_AUTH_SYNC_INTERVAL_SECONDS", Default: "3600",
+			Usage: "https store: fetch the platform's credential this often",
+			Set:   func(c *Config, raw string) error { return setDuration(&c.Fleet.SyncInterval, raw, false) },
+		},
 	}
+}
+
+func loopbackHost(h string) bool {
+	return h == "localhost" || h == "127.0.0.1" || h == "::1" || strings.HasPrefix(h, "127.")
+}
+
+// fleetStoreName is the store as the status file and logs show it: "file",
+// or the shared store's URL without its password.
+func fleetStoreName(cfg *Config) string {
+	switch cfg.Fleet.storeKind() {
+	case "file":
+		return "file"
+	case "postgres":
+		return fmt.Sprintf("%s (credential %s)", pgstore.Redact(cfg.Fleet.Store), cfg.Fleet.Name)
+	}
+	if u, err := url.Parse(cfg.Fleet.Store); err == nil {
+		u.User = nil
+		return "platform " + u.String()
+	}
+	return "platform"
+}
+
+// runningStore is a shared store whose follower runs in the background until
+// Close: the launcher and `refresh` only see an authwatch.Store (and an
+// io.Closer), whatever kind it is.
+type runningStore struct {
+	authwatch.Store
+	name   string
+	state  func() fleet.State
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Close stops the follower (ending its database session) and waits for it.
+func (s *runningStore) Close() error {
+	s.cancel()
+	<-s.done
+	return nil
+}
+
+// String is the store's redacted name.
+func (s *runningStore) String() string { return s.name }
+
+// State reports the shared store's health (zero for the platform source).
+func (s *runningStore) State() fleet.State {
+	if s.state == nil {
+		return fleet.State{Store: s.name, State: "ok"}
+	}
+	return s.state()
+}
+
+// buildStore turns the fleet options into a store. nil means the local file
+// alone (the default). For a shared store it starts the follower (bound to
+// ctx; Close stops it) and waits, at most the prime timeout, for its first
+// sync, so that the prime pass and the child start on the fleet's newest
+// generation. An https store is follower-only: the option table has already
+// turned refresh-owner off, so this launcher never POSTs.
+func buildStore(ctx context.Context, cfg *Config, home authwatch.Home, log hclog.Logger) (authwatch.Store, error) {
+	fc := cfg.Fleet
+	var (
+		store authwatch.Store
+		run   func(context.Context) error
+		ready <-chan struct{}
+		state func() fleet.State
+	)
+	switch fc.storeKind() {
+	case "file":
+		return nil, nil
+	case "http":
+		src, err := httpsource.New(httpsource.Config{
+			BaseURL:     fc.Store,
+			WorkspaceID: os.Getenv("WORKSPACE_ID"),
+			OrgID:       os.Getenv("MOLECULE_ORG_ID"),
+			TokenFile:   fc.TokenFile,
+			Interval:    fc.SyncInterval,
+			Home:        home,
+			Logger:      log.Named("fleet"),
+		})
+		if err != nil {
+			return nil, &UsageError{Msg: "--credential-store (CODEX_LAUNCH_CREDENTIAL_STORE): " + err.Error()}
+		}
+		store, run, ready = authwatch.NewFileStore(home), src.Run, src.Ready()
+	default:
+		keys, err := loadKeys(fc)
+		if err != nil {
+			return nil, &UsageError{Msg: err.Error()}
+		}
+		f, err := fleet.New(fleet.Config{
+			URL: fc.Store, Name: fc.Name, Keys: keys, Home: home, Fallback: fc.Fallback,
+			PollInterval: fc.PollInterval, LockTimeout: max(2*cfg.RefreshTimeout, 30*time.Second),
+			Logger: log.Named("fleet"),
+		})
+		if err != nil {
+			return nil, &UsageError{Msg: "--credential-store (CODEX_LAUNCH_CREDENTIAL_STORE): " + err.Error()}
+		}
+		store, run, ready, state = f, f.Run, f.Ready(), f.State
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	rs := &runningStore{Store: store, name: fleetStoreName(cfg), state: state, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(rs.done)
+		run(rctx)
+	}()
+	wait := cfg.PrimeTimeout
+	if wait <= 0 {
+		wait = 10 * time.Second
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ready:
+	case <-t.C:
+		log.Named("fleet").Warn("credential store not synced within the prime timeout; starting on the local credential", "store", rs.name)
+	case <-ctx.Done():
+	}
+	return rs, nil
+}
+
+// loadKeys reads the sealing keys: the key file's first, then the inline ones.
+func loadKeys(fc fleetConfig) (*seal.Keyring, error) {
+	var text []byte
+	if fc.KeyFile != "" {
+		b, err := os.ReadFile(fc.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--credential-key-file (CODEX_LAUNCH_CREDENTIAL_KEY_FILE): %w", err)
+		}
+		text = append(b, '\n')
+	}
+	text = append(text, fc.Keys...)
+	if strings.TrimSpace(string(text)) == "" {
+		return nil, nil
+	}
+	k, err := seal.ParseKeys(text)
+	if err != nil {
+		return nil, fmt.Errorf("credential keys (CODEX_LAUNCH_CREDENTIAL_KEY_FILE / CODEX_LAUNCH_CREDENTIAL_KEYS): %w", err)
+	}
+	return k, nil
 }

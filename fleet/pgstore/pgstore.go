@@ -378,58 +378,68 @@ var ErrLockTimeout = errors.New("timed out waiting for the credential's refresh 
 // cur is nil when the credential does not exist (then a result creates
 // generation 1). It returns the record now stored.
 func (c *Conn) Locked(ctx context.Context, name string, fn func(ctx context.Context, cur *Record) (*New, error)) (*Record, error) {
-	var out *Record
-	err := pgx.BeginFunc(ctx, c.c, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL lock_timeout = %d`, c.opts.LockTimeout.Milliseconds())); err != nil {
-			return fmt.Errorf("set lock timeout: %w", err)
+	tx, err := c.c.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	// Once fn has produced a new generation (its POST redeemed a refresh
+	// token), the write must not listen to ctx: a redeemed token that is
+	// not stored is a lost login. It stays bounded in time.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	committed := false
+	defer func() {
+		if !committed {
+			tx.Rollback(wctx)
 		}
-		cur, err := c.get(ctx, tx, selectRow+` FOR UPDATE`, name)
-		if err != nil {
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
-				return fmt.Errorf("credential %q: %w", name, ErrLockTimeout)
-			}
-			return err
+	}()
+	if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL lock_timeout = %d`, c.opts.LockTimeout.Milliseconds())); err != nil {
+		return nil, fmt.Errorf("set lock timeout: %w", err)
+	}
+	cur, err := c.get(ctx, tx, selectRow+` FOR UPDATE`, name)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
+			return nil, fmt.Errorf("credential %q: %w", name, ErrLockTimeout)
 		}
-		next, err := fn(ctx, cur)
-		if err != nil {
-			return err
-		}
-		out = cur
-		if next == nil {
-			return nil
-		}
-		if cur == nil {
-			keyID, payload, err := c.sealData(name, next.Data)
-			if err != nil {
-				return err
-			}
-			tag, err := tx.Exec(ctx, `INSERT INTO codex_launch_credential
-				(name, generation, account_id, last_refresh, key_id, payload, updated_by)
-				VALUES ($1, 1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING`,
-				name, next.AccountID, nullTime(next.LastRefresh), keyID, payload, c.opts.By)
-			if err != nil {
-				return fmt.Errorf("create credential %q: %w", name, err)
-			}
-			if tag.RowsAffected() == 0 {
-				return fmt.Errorf("credential %q created meanwhile: %w", name, ErrSuperseded)
-			}
-			if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, Channel, name); err != nil {
-				return fmt.Errorf("notify: %w", err)
-			}
-			out = &Record{Name: name, Generation: 1, AccountID: next.AccountID, LastRefresh: next.LastRefresh, KeyID: keyID, Data: next.Data, UpdatedBy: c.opts.By}
-			return nil
-		}
-		gen, err := c.cas(ctx, tx, name, cur.Generation, *next)
-		if err != nil {
-			return err
-		}
-		out = &Record{Name: name, Generation: gen, AccountID: next.AccountID, LastRefresh: next.LastRefresh, Data: next.Data, UpdatedBy: c.opts.By}
-		return nil
-	})
+		return nil, err
+	}
+	next, err := fn(ctx, cur)
 	if err != nil {
 		return nil, err
 	}
+	if next == nil {
+		return cur, nil
+	}
+	out := &Record{Name: name, Generation: 1, AccountID: next.AccountID, LastRefresh: next.LastRefresh, Data: next.Data, UpdatedBy: c.opts.By}
+	if cur == nil {
+		keyID, payload, err := c.sealData(name, next.Data)
+		if err != nil {
+			return nil, err
+		}
+		tag, err := tx.Exec(wctx, `INSERT INTO codex_launch_credential
+			(name, generation, account_id, last_refresh, key_id, payload, updated_by)
+			VALUES ($1, 1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING`,
+			name, next.AccountID, nullTime(next.LastRefresh), keyID, payload, c.opts.By)
+		if err != nil {
+			return nil, fmt.Errorf("create credential %q: %w", name, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return nil, fmt.Errorf("credential %q created meanwhile: %w", name, ErrSuperseded)
+		}
+		if _, err := tx.Exec(wctx, `SELECT pg_notify($1, $2)`, Channel, name); err != nil {
+			return nil, fmt.Errorf("notify: %w", err)
+		}
+		out.KeyID = keyID
+	} else {
+		if out.Generation, err = c.cas(wctx, tx, name, cur.Generation, *next); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Commit(wctx); err != nil {
+		return nil, fmt.Errorf("commit credential %q: %w", name, err)
+	}
+	committed = true
 	return out, nil
 }
 

@@ -1,0 +1,632 @@
+// Package fleet lets the launchers of many workspaces share one credential
+// through PostgreSQL: exactly one of them refreshes each generation (under a
+// row lock that dies with its connection), and every other one adopts the new
+// generation into its own auth.json within seconds (LISTEN/NOTIFY, with a
+// periodic read as a fallback). A credential that a workspace's CLI refreshed
+// on its own is published at once, so nobody spends its old refresh token.
+//
+// A Fleet is two things: an authwatch.Store (Load/Update), so the authwatch
+// watchdog runs on top of it unchanged, and a follower actor (Run) that owns
+// the one database connection, keeps the local auth.json in step and
+// reconnects with backoff when the database is away. While it is away the
+// child keeps running on the local credential and nobody refreshes alone,
+// unless the operator opted into Config.Fallback.
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/molecule-ai/codex-launch/authwatch"
+	"github.com/molecule-ai/codex-launch/fleet/pgstore"
+	"github.com/molecule-ai/codex-launch/fleet/seal"
+)
+
+// ErrStoreUnavailable is wrapped by Update while the database cannot be
+// reached: a transient condition, never a dead credential.
+var ErrStoreUnavailable = errors.New("credential store unavailable")
+
+// DefaultName is the credential name when none is configured.
+const DefaultName = "default"
+
+// Config configures a Fleet.
+type Config struct {
+	// URL is the PostgreSQL connection URL (postgres://...). Its password
+	// is never logged.
+	URL string
+	// Name of the credential; several credentials can share one database.
+	Name string
+	// Keys seal the stored credential (nil: stored in clear).
+	Keys *seal.Keyring
+	// Home is this workspace's CODEX_HOME, kept in step with the store.
+	Home authwatch.Home
+	// Fallback lets this launcher refresh the local credential alone while
+	// the database is away. Off by default: launchers sharing a credential
+	// and refreshing alone spend each other's refresh tokens.
+	Fallback bool
+	// PollInterval is the fallback read when no notice came (default 30 s).
+	PollInterval time.Duration
+	// LocalInterval is how often the local auth.json is looked at (a stat)
+	// to catch a refresh made by the CLI itself (default 1 s).
+	LocalInterval time.Duration
+	// ReconnectMin and ReconnectMax bound the reconnect backoff
+	// (defaults 250 ms and 30 s).
+	ReconnectMin, ReconnectMax time.Duration
+	// LockTimeout bounds a wait for another launcher's refresh lock.
+	LockTimeout time.Duration
+	// ConnectTimeout bounds one connection attempt (default 10 s).
+	ConnectTimeout time.Duration
+	// By names this launcher in the store (who refreshed a generation).
+	By     string
+	Logger hclog.Logger
+}
+
+// State is what the follower knows about the store, for status and health.
+type State struct {
+	Store      string    // redacted URL and credential name
+	State      string    // "connecting", "ok", "unavailable", "fallback", "error"
+	Error      string    // password- and token-free; "" when ok
+	Since      time.Time // when State last changed
+	Generation int64     // stored generation last seen (0 unknown)
+}
+
+// Fleet is the shared store of one credential and its follower.
+type Fleet struct {
+	cfg  Config
+	log  hclog.Logger
+	desc string
+
+	mu         sync.Mutex
+	queue      []*request
+	cancelWait context.CancelFunc
+	state      State
+	connected  bool
+	stored     *authwatch.AuthFile
+	changed    chan struct{}
+	ready      chan struct{}
+	readyOnce  sync.Once
+	runDone    chan struct{}
+
+	localMu sync.Mutex // serialises our writes of the local auth.json
+	stamp   fileStamp  // local auth.json as we last saw or wrote it
+}
+
+type request struct {
+	ctx  context.Context
+	fn   func(ctx context.Context, cur *authwatch.AuthFile) (*authwatch.AuthFile, error)
+	done chan error
+}
+
+// New checks cfg and returns a Fleet; nothing connects before Run.
+func New(cfg Config) (*Fleet, error) {
+	if cfg.URL == "" {
+		return nil, errors.New("credential store URL is empty")
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return nil, fmt.Errorf("credential store %s: want a postgres:// URL", pgstore.Redact(cfg.URL))
+	}
+	if cfg.Name == "" {
+		cfg.Name = DefaultName
+	}
+	if cfg.Home.Dir == "" {
+		return nil, errors.New("fleet: CODEX_HOME is empty")
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 30 * time.Second
+	}
+	if cfg.LocalInterval <= 0 {
+		cfg.LocalInterval = time.Second
+	}
+	if cfg.ReconnectMin <= 0 {
+		cfg.ReconnectMin = 250 * time.Millisecond
+	}
+	if cfg.ReconnectMax < cfg.ReconnectMin {
+		cfg.ReconnectMax = 30 * time.Second
+		if cfg.ReconnectMax < cfg.ReconnectMin {
+			cfg.ReconnectMax = cfg.ReconnectMin
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.By == "" {
+		host, _ := os.Hostname()
+		cfg.By = fmt.Sprintf("%s/%d", host, os.Getpid())
+	}
+	desc := fmt.Sprintf("%s (credential %s)", pgstore.Redact(cfg.URL), cfg.Name)
+	return &Fleet{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		desc:    desc,
+		state:   State{Store: desc, State: "connecting", Since: time.Now()},
+		changed: make(chan struct{}, 1),
+		ready:   make(chan struct{}),
+		runDone: make(chan struct{}),
+	}, nil
+}
+
+// String describes the store without its password.
+func (f *Fleet) String() string { return f.desc }
+
+// State reports the follower's view of the store.
+func (f *Fleet) State() State {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.state
+}
+
+// Changed fires (coalesced) whenever State changes.
+func (f *Fleet) Changed() <-chan struct{} { return f.changed }
+
+// Ready is closed once the first attempt to reach the store and bring the
+// local auth.json in step has finished, well or not. The launcher waits for
+// it (bounded) before its prime pass, so the child starts on the fleet's
+// newest generation.
+func (f *Fleet) Ready() <-chan struct{} { return f.ready }
+
+func (f *Fleet) markReady() { f.readyOnce.Do(func() { close(f.ready) }) }
+
+func (f *Fleet) setState(state string, err error, gen int64) {
+	f.mu.Lock()
+	prev := f.state
+	f.state.State = state
+	f.state.Error = ""
+	if err != nil {
+		f.state.Error = pgstore.Redact(err.Error())
+	}
+	if gen > 0 {
+		f.state.Generation = gen
+	}
+	if prev.State != f.state.State {
+		f.state.Since = time.Now()
+	}
+	f.connected = state == "ok" || state == "error"
+	changed := prev.State != f.state.State || prev.Error != f.state.Error || prev.Generation != f.state.Generation
+	f.mu.Unlock()
+	if changed {
+		select {
+		case f.changed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (f *Fleet) setStored(gen int64, a *authwatch.AuthFile) {
+	f.mu.Lock()
+	f.stored = a
+	f.mu.Unlock()
+	f.setState("ok", nil, gen)
+}
+
+// Run is the follower actor: it connects (migrating the schema), bootstraps
+// or adopts the stored credential, then follows notices, polls as a fallback,
+// watches the local auth.json and serves Update, reconnecting with backoff
+// whenever the connection is lost. It returns nil when ctx ends.
+func (f *Fleet) Run(ctx context.Context) error {
+	defer close(f.runDone)
+	defer f.markReady()
+	backoff := f.cfg.ReconnectMin
+	for ctx.Err() == nil {
+		conn, err := f.connect(ctx)
+		if err == nil {
+			backoff = f.cfg.ReconnectMin
+			err = f.serve(ctx, conn)
+			conn.Close()
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		f.unavailable(err)
+		f.markReady()
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+		backoff = min(backoff*2, f.cfg.ReconnectMax)
+	}
+	f.failQueue(fmt.Errorf("%w: launcher stopping", ErrStoreUnavailable))
+	return nil
+}
+
+func (f *Fleet) unavailable(err error) {
+	prev := f.State()
+	state := "unavailable"
+	if f.cfg.Fallback {
+		state = "fallback"
+	}
+	f.setState(state, err, 0)
+	if prev.State != state || prev.Error != f.State().Error {
+		f.log.Warn("credential store unavailable; the child keeps the local credential",
+			"store", f.desc, "error", f.State().Error, "fallback_refresh", f.cfg.Fallback)
+	}
+	f.failQueue(fmt.Errorf("%w: %s", ErrStoreUnavailable, f.State().Error))
+}
+
+func (f *Fleet) failQueue(err error) {
+	f.mu.Lock()
+	q := f.queue
+	f.queue = nil
+	f.mu.Unlock()
+	for _, r := range q {
+		r.done <- err
+	}
+}
+
+func (f *Fleet) connect(ctx context.Context) (*pgstore.Conn, error) {
+	timeout := f.cfg.ConnectTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := pgstore.Connect(cctx, f.cfg.URL, pgstore.Options{
+		Keys: f.cfg.Keys, By: f.cfg.By, LockTimeout: f.cfg.LockTimeout, ConnectTimeout: timeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.Listen(cctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// serve runs on one live connection until it fails or ctx ends.
+func (f *Fleet) serve(ctx context.Context, conn *pgstore.Conn) error {
+	if err := f.syncStored(ctx, conn); err != nil {
+		if conn.IsClosed() {
+			return err
+		}
+		f.setState("error", err, 0)
+		f.log.Error("credential store holds an unusable credential", "store", f.desc, "error", f.State().Error)
+	}
+	f.markReady()
+	if prev := f.State(); prev.State == "ok" {
+		f.log.Info("credential store connected", "store", f.desc, "generation", prev.Generation)
+	}
+	nextPoll := time.Now().Add(f.cfg.PollInterval)
+	for {
+		f.mu.Lock()
+		if len(f.queue) > 0 {
+			r := f.queue[0]
+			f.queue = f.queue[1:]
+			f.mu.Unlock()
+			r.done <- f.handle(conn, r)
+			if conn.IsClosed() {
+				return errors.New("connection lost")
+			}
+			continue
+		}
+		wait := min(f.cfg.LocalInterval, time.Until(nextPoll))
+		wctx, cancel := context.WithTimeout(ctx, max(wait, time.Millisecond))
+		f.cancelWait = cancel
+		f.mu.Unlock()
+
+		name, err := conn.WaitNotice(wctx)
+		f.mu.Lock()
+		f.cancelWait = nil
+		f.mu.Unlock()
+		cancel()
+
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err == nil && name != f.cfg.Name:
+			continue
+		case err == nil || !time.Now().Before(nextPoll):
+			nextPoll = time.Now().Add(f.cfg.PollInterval)
+			err = f.syncStored(ctx, conn)
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+			err = f.checkLocal(ctx, conn)
+		}
+		if err != nil {
+			if conn.IsClosed() || ctx.Err() != nil {
+				return err
+			}
+			f.setState("error", err, 0)
+			f.log.Error("credential store sync failed", "store", f.desc, "error", f.State().Error)
+		}
+	}
+}
+
+// Load is authwatch.Store's: the stored generation while the store is
+// reachable, else the local auth.json the child runs on.
+func (f *Fleet) Load(ctx context.Context) (*authwatch.AuthFile, error) {
+	f.mu.Lock()
+	stored, connected := f.stored, f.connected
+	f.mu.Unlock()
+	local, err := authwatch.NewFileStore(f.cfg.Home).Load(ctx)
+	if connected && stored != nil {
+		if err == nil && localNewer(local, stored) {
+			return local, nil
+		}
+		return stored, nil
+	}
+	return local, err
+}
+
+// Update is authwatch.Store's: fn runs inside a database transaction that
+// holds the credential's row lock, on the freshly re-read generation (or on
+// the local credential when that is strictly newer: the CLI refreshed it and
+// it was not published yet). Its result becomes the next generation and is
+// written to the local auth.json. Another launcher waiting meanwhile sees
+// the new generation and (deciding it fresh) makes no POST.
+func (f *Fleet) Update(ctx context.Context, fn func(ctx context.Context, cur *authwatch.AuthFile) (*authwatch.AuthFile, error)) error {
+	f.mu.Lock()
+	connected := f.connected
+	select {
+	case <-f.runDone:
+		connected = false
+	default:
+	}
+	if !connected {
+		st := f.state
+		f.mu.Unlock()
+		if f.cfg.Fallback {
+			f.log.Warn("credential store unavailable: refreshing the local credential alone (fallback enabled)", "store", f.desc)
+			return authwatch.NewFileStore(f.cfg.Home).Update(ctx, fn)
+		}
+		if st.Error == "" {
+			st.Error = st.State
+		}
+		return fmt.Errorf("%w: %s", ErrStoreUnavailable, st.Error)
+	}
+	r := &request{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	f.queue = append(f.queue, r)
+	if f.cancelWait != nil {
+		f.cancelWait()
+	}
+	f.mu.Unlock()
+	select {
+	case err := <-r.done:
+		return err
+	case <-f.runDone:
+		select {
+		case err := <-r.done:
+			return err
+		default:
+			return fmt.Errorf("%w: follower stopped", ErrStoreUnavailable)
+		}
+	}
+}
+
+// handle runs one Update on the follower's connection.
+func (f *Fleet) handle(conn *pgstore.Conn, r *request) error {
+	ctx := r.ctx
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	local, _, _ := f.cfg.Home.Read()
+	var produced *authwatch.AuthFile
+	rec, err := conn.Locked(ctx, f.cfg.Name, func(ctx context.Context, cur *pgstore.Record) (*pgstore.New, error) {
+		var stored *authwatch.AuthFile
+		if cur != nil {
+			var err error
+			if stored, err = authwatch.ParseAuthFile(cur.Data); err != nil {
+				return nil, fmt.Errorf("stored credential %q generation %d: %w", f.cfg.Name, cur.Generation, err)
+			}
+		}
+		base, publish := stored, false
+		if localNewer(local, stored) || (stored == nil && usable(local)) {
+			base, publish = local, true
+		}
+		next, err := r.fn(ctx, base)
+		if err != nil {
+			return nil, err
+		}
+		if next == nil {
+			if !publish {
+				return nil, nil
+			}
+			next = base
+		}
+		produced = next
+		return newGeneration(next), nil
+	})
+	if err != nil {
+		if produced != nil {
+			// The POST redeemed a token but the database did not take the
+			// result. Keep it locally (the child needs it); it is newer than
+			// the stored generation, so it is published once the store is back.
+			if cerr := f.commitLocal(context.WithoutCancel(ctx), produced); cerr != nil {
+				return fmt.Errorf("store write failed (%v) and local write failed: %w", redactErr(err), cerr)
+			}
+			f.log.Warn("new credential kept locally; it will be published when the store answers", "error", redactErr(err))
+			return nil
+		}
+		return redactedError(err)
+	}
+	if produced == nil {
+		return nil
+	}
+	f.setStored(rec.Generation, produced)
+	f.log.Info("stored a new credential generation", "store", f.desc, "generation", rec.Generation)
+	return f.commitLocal(context.WithoutCancel(ctx), produced)
+}
+
+func newGeneration(a *authwatch.AuthFile) *pgstore.New {
+	lr, _ := a.LastRefresh()
+	return &pgstore.New{AccountID: a.AccountID(), LastRefresh: lr, Data: a.Marshal()}
+}
+
+// fileStamp identifies a version of auth.json cheaply (no read).
+type fileStamp struct {
+	ino, size int64
+	mtime     time.Time
+	ok        bool
+}
+
+func stampOf(path string) fileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	var ino int64
+	if st != nil {
+		ino = int64(st.Ino)
+	}
+	return fileStamp{ino: ino, size: fi.Size(), mtime: fi.ModTime(), ok: true}
+}
+
+// commitLocal writes a into the local auth.json under the CLI's lock
+// protocol, unless the file already holds the same tokens or a strictly
+// newer credential of the same account (that one gets published instead).
+func (f *Fleet) commitLocal(ctx context.Context, a *authwatch.AuthFile) error {
+	f.localMu.Lock()
+	defer f.localMu.Unlock()
+	local, _, _ := f.cfg.Home.Read()
+	if local != nil && (sameTokens(local, a) || localNewer(local, a)) {
+		f.stamp = stampOf(f.cfg.Home.AuthPath())
+		return nil
+	}
+	if err := f.cfg.Home.Commit(ctx, a); err != nil {
+		return fmt.Errorf("write local auth.json: %w", err)
+	}
+	f.stamp = stampOf(f.cfg.Home.AuthPath())
+	return nil
+}
+
+// syncStored reads the stored generation and brings store and local file in
+// step: bootstrap an empty store from the local credential, adopt a stored
+// generation, or publish a strictly newer local one.
+func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
+	for attempt := 0; attempt < 3; attempt++ {
+		rec, err := conn.Get(ctx, f.cfg.Name)
+		if err != nil {
+			return redactedError(err)
+		}
+		local, _, _ := f.cfg.Home.Read()
+		if rec == nil {
+			if !usable(local) {
+				f.setState("ok", nil, 0)
+				f.log.Warn("credential store is empty and there is no local credential to start it with", "store", f.desc)
+				return nil
+			}
+			created, err := conn.Create(ctx, f.cfg.Name, *newGeneration(local))
+			if err != nil {
+				return redactedError(err)
+			}
+			if created {
+				f.log.Info("credential store started from the local credential", "store", f.desc, "generation", 1)
+			}
+			continue
+		}
+		stored, err := authwatch.ParseAuthFile(rec.Data)
+		if err != nil {
+			return fmt.Errorf("stored credential %q generation %d: %w", f.cfg.Name, rec.Generation, err)
+		}
+		if ok, err := conn.Reseal(ctx, rec); err != nil {
+			f.log.Warn("could not reseal the stored credential with the current key", "error", redactErr(err))
+		} else if ok {
+			f.log.Info("stored credential resealed with the current key", "key_id", f.cfg.Keys.WriteKeyID())
+		}
+		if localNewer(local, stored) {
+			gen, err := conn.CompareAndSet(ctx, f.cfg.Name, rec.Generation, *newGeneration(local))
+			if errors.Is(err, pgstore.ErrSuperseded) {
+				continue
+			}
+			if err != nil {
+				return redactedError(err)
+			}
+			f.setStored(gen, local)
+			f.log.Info("published a newer local credential", "store", f.desc, "generation", gen)
+			f.localMu.Lock()
+			f.stamp = stampOf(f.cfg.Home.AuthPath())
+			f.localMu.Unlock()
+			return nil
+		}
+		f.setStored(rec.Generation, stored)
+		if local == nil || !sameTokens(local, stored) {
+			if err := f.commitLocal(ctx, stored); err != nil {
+				return err
+			}
+			if local != nil && local.AccountID() != stored.AccountID() {
+				f.log.Warn("local auth.json held another account; replaced by the shared credential", "store", f.desc)
+			}
+			f.log.Info("adopted credential generation", "generation", rec.Generation, "by", rec.UpdatedBy)
+		}
+		return nil
+	}
+	return fmt.Errorf("credential %q kept moving; will retry", f.cfg.Name)
+}
+
+// checkLocal publishes a local auth.json that changed since we last saw it
+// and is strictly newer than the stored generation (the CLI refreshed it).
+func (f *Fleet) checkLocal(ctx context.Context, conn *pgstore.Conn) error {
+	st := stampOf(f.cfg.Home.AuthPath())
+	f.localMu.Lock()
+	same := st == f.stamp
+	f.localMu.Unlock()
+	if same {
+		return nil
+	}
+	return f.syncStored(ctx, conn)
+}
+
+// usable: a credential worth starting a store with.
+func usable(a *authwatch.AuthFile) bool {
+	if a == nil {
+		return false
+	}
+	ok, _ := a.Refreshable()
+	return ok
+}
+
+func sameTokens(a, b *authwatch.AuthFile) bool {
+	return a.Tokens() == b.Tokens()
+}
+
+// localNewer: local is a strictly newer credential of the same account than
+// stored (by last_refresh, else by access-token expiry) with other tokens.
+// Without evidence of being newer, the store wins.
+func localNewer(local, stored *authwatch.AuthFile) bool {
+	if local == nil || stored == nil || !usable(local) {
+		return false
+	}
+	if local.AccountID() == "" || local.AccountID() != stored.AccountID() || sameTokens(local, stored) {
+		return false
+	}
+	ll, okl := local.LastRefresh()
+	ls, oks := stored.LastRefresh()
+	if okl && oks && !ll.Equal(ls) {
+		return ll.After(ls)
+	}
+	el, okel := local.AccessExpiry()
+	es, okes := stored.AccessExpiry()
+	return okel && okes && el.After(es)
+}
+
+func redactErr(err error) string { return pgstore.Redact(err.Error()) }
+
+// redactedError keeps err's identity (errors.Is) with a password-free text.
+func redactedError(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := redactErr(err)
+	if msg == err.Error() {
+		return err
+	}
+	return &redacted{msg: msg, err: err}
+}
+
+type redacted struct {
+	msg string
+	err error
+}
+
+func (r *redacted) Error() string { return r.msg }
+func (r *redacted) Unwrap() error { return r.err }
