@@ -1,0 +1,508 @@
+package integration
+
+// One test per defect the seed watchdog is known to have. Each runs the same
+// probe against the seed script and against codex-launch, and asserts that
+// the seed shows the defect (so the probe really detects it) and that
+// codex-launch does not. Three defects are part of the parity table instead
+// (seed_parity_test.go): 400 invalid_grant treated as transient, a file
+// without auth_mode skipped, auth_mode lower-cased.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/molecule-ai/codex-launch/internal/testenv"
+	"github.com/molecule-ai/codex-launch/tokenmock"
+)
+
+// program is the subject of a probe: the seed or codex-launch.
+type program struct {
+	name string
+	seed bool
+}
+
+var bothPrograms = []program{{"seed", true}, {"codex-launch", false}}
+
+// forBoth runs probe against each program in parallel. probe reports whether
+// the program showed the defect, and what it saw. The seed must show it;
+// codex-launch must not.
+func forBoth(t *testing.T, probe func(t *testing.T, h *home, p program) (bool, string)) {
+	t.Helper()
+	for _, p := range bothPrograms {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			if p.seed {
+				seedScript(t)
+				seedPath(t)
+			}
+			srv := tokenmock.Start(tokenmock.Options{AccessTTL: time.Hour})
+			defer srv.Close()
+			h := newHome(t, srv)
+			shows, detail := probe(t, h, p)
+			switch {
+			case p.seed && !shows:
+				t.Errorf("the seed did not show the defect, so this probe cannot catch it: %s", detail)
+			case !p.seed && shows:
+				t.Errorf("codex-launch shows the seed's defect: %s", detail)
+			default:
+				t.Logf("%s: %s", p.name, detail)
+			}
+		})
+	}
+}
+
+// command prepares `refresh --once` (or the seed's --once) in h.
+func (h *home) command(ctx context.Context, p program, args ...string) *exec.Cmd {
+	if p.seed {
+		return h.seedCmd(ctx, args...)
+	}
+	return h.launcherCmd(ctx, append([]string{"refresh"}, args...)...)
+}
+
+// straced wraps cmd in strace -f with the given strace options, writing the
+// trace to a file whose path it returns.
+func straced(t *testing.T, cmd *exec.Cmd, opts ...string) string {
+	t.Helper()
+	strace := testenv.RequireCommand(t, "strace", "strace")
+	out := filepath.Join(t.TempDir(), "trace")
+	args := append([]string{"-f", "-qq", "-o", out}, opts...)
+	args = append(args, "--", cmd.Path)
+	cmd.Args = append([]string{strace}, append(args, cmd.Args[1:]...)...)
+	cmd.Path = strace
+	return out
+}
+
+// TestSeedDefectTokenInArgv: the seed hands the refresh token to `python3 -c`
+// as an argument, where every process can read it in /proc/PID/cmdline.
+// codex-launch refreshes in-process: no helper process, no token in any argv
+// or environment. Two probes: every execve the program makes (strace), and
+// a sampler that reads the cmdline and environ of every process on the
+// machine while the program runs, its POST held open by the mock.
+func TestSeedDefectTokenInArgv(t *testing.T) {
+	t.Parallel()
+	forBoth(t, func(t *testing.T, h *home, p program) (bool, string) {
+		c := h.expired("acct-1")
+		gate := h.Srv.Hold(1)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := h.command(ctx, p, "--once")
+		trace := straced(t, cmd, "-e", "trace=execve", "-s", "65536")
+
+		stop := make(chan struct{})
+		var sampled sync.WaitGroup
+		var seen atomic.Value // string: where the token was seen
+		var scans atomic.Int64
+		sampled.Add(1)
+		go func() {
+			defer sampled.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if where := scanProcs(c.RefreshToken); where != "" {
+					seen.CompareAndSwap(nil, where)
+				}
+				scans.Add(1)
+			}
+		}()
+		go func() {
+			select {
+			case <-gate.Arrived():
+				time.Sleep(300 * time.Millisecond) // sample with the POST in flight
+			case <-ctx.Done():
+			}
+			gate.Release()
+		}()
+		r := finish(t, cmd)
+		close(stop)
+		sampled.Wait()
+
+		tr, err := os.ReadFile(trace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		execs := 0
+		inArgv := false
+		for _, line := range strings.Split(string(tr), "\n") {
+			if strings.Contains(line, "execve(") && !strings.Contains(line, "ENOENT") {
+				execs++
+				if strings.Contains(line, c.RefreshToken) {
+					inArgv = true
+				}
+			}
+		}
+		if !p.seed {
+			if r.Code != exitRefreshed {
+				t.Errorf("codex-launch exited %d, want 0: %s", r.Code, lines(r.output()))
+			}
+			if execs != 1 {
+				t.Errorf("codex-launch executed %d programs, want only itself (no helper process)", execs)
+			}
+			h.noLeak("output", []byte(r.output()))
+		}
+		where, _ := seen.Load().(string)
+		detail := fmt.Sprintf("%d execve, token in an execve argv: %v; %d /proc scans, token seen in %q",
+			execs, inArgv, scans.Load(), where)
+		return inArgv || where != "", detail
+	})
+}
+
+// scanProcs looks for secret in the cmdline and environ of every process and
+// says where it found it ("" when nowhere).
+func scanProcs(secret string) string {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return ""
+	}
+	needle := []byte(secret)
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		for _, f := range []string{"cmdline", "environ"} {
+			b, err := os.ReadFile(filepath.Join("/proc", e.Name(), f))
+			if err == nil && bytes.Contains(b, needle) {
+				comm, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+				return fmt.Sprintf("/proc/%s/%s (%s)", e.Name(), f, strings.TrimSpace(string(comm)))
+			}
+		}
+	}
+	return ""
+}
+
+// TestSeedDefectTracebackWithoutCodexHome: with CODEX_HOME missing the seed's
+// status writer dies with a Python traceback; codex-launch skips cleanly.
+func TestSeedDefectTracebackWithoutCodexHome(t *testing.T) {
+	t.Parallel()
+	forBoth(t, func(t *testing.T, h *home, p program) (bool, string) {
+		h.Env["CODEX_HOME"] = filepath.Join(h.Dir, "does", "not", "exist")
+		var r run
+		if p.seed {
+			r = h.seedOnce()
+		} else {
+			r = h.once()
+		}
+		if r.Code != exitNothing {
+			t.Errorf("%s exited %d, want 1 (nothing to do)", p.name, r.Code)
+		}
+		if _, err := os.Stat(h.Env["CODEX_HOME"]); !p.seed && err == nil {
+			t.Errorf("codex-launch created the missing CODEX_HOME")
+		}
+		tb := traceback.MatchString(r.output())
+		return tb, fmt.Sprintf("exit %d, traceback %v: %s", r.Code, tb, lines(string(r.Stderr)))
+	})
+}
+
+// cliWriter follows the Codex CLI's lock protocol to rewrite auth.json:
+// flock auth.lock (blocking), re-read, flock auth.json.lock (non-blocking,
+// retried every 10 ms for 5 s), re-read, write a temporary file (0600,
+// O_EXCL), fsync, rename. mutate turns the bytes of the last read into the
+// bytes it writes. Optional hooks: locked is closed once auth.lock is held;
+// pause is spent holding auth.lock; beforeRename runs with both locks held,
+// after the last read.
+type cliWriter struct {
+	dir          string
+	mutate       func([]byte) []byte
+	locked       chan<- struct{}
+	pause        time.Duration
+	beforeRename func()
+}
+
+func (w cliWriter) write() error {
+	lock, err := os.OpenFile(filepath.Join(w.dir, "auth.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("flock auth.lock: %w", err)
+	}
+	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+	if w.locked != nil {
+		close(w.locked)
+	}
+	time.Sleep(w.pause)
+	path := filepath.Join(w.dir, "auth.json")
+	if _, err := os.ReadFile(path); err != nil {
+		return err
+	}
+	jl, err := os.OpenFile(filepath.Join(w.dir, "auth.json.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer jl.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := unix.Flock(int(jl.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			return fmt.Errorf("flock auth.json.lock: %w", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	defer unix.Flock(int(jl.Fd()), unix.LOCK_UN)
+	cur, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(w.dir, fmt.Sprintf(".auth.json.cli-%d.tmp", time.Now().UnixNano()))
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(w.mutate(cur)); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	f.Close()
+	if w.beforeRename != nil {
+		w.beforeRename()
+	}
+	return os.Rename(tmp, path)
+}
+
+var writerSeq = regexp.MustCompile(`,\n  "x_cli_writer_seq": \d+`)
+
+// withWriterSeq sets the top-level key x_cli_writer_seq to n (a key the CLI
+// of a newer version might write; codex-launch keeps unknown keys).
+func withWriterSeq(n int) func([]byte) []byte {
+	return func(b []byte) []byte {
+		b = writerSeq.ReplaceAll(b, nil)
+		i := bytes.LastIndex(b, []byte("\n}"))
+		if i < 0 {
+			return b
+		}
+		return append(append(append([]byte{}, b[:i]...), fmt.Sprintf(",\n  \"x_cli_writer_seq\": %d", n)...), b[i:]...)
+	}
+}
+
+// TestSeedDefectNoLockLostUpdate: a writer that follows the CLI's lock
+// protocol rewrites auth.json while the refresher's POST is in flight, and
+// commits just after the refresher would. The seed takes no lock, so the
+// writer, which read the file before the seed's commit, writes the old
+// (now spent) credential back over the refreshed one: the refresh is lost
+// and the login dead. codex-launch holds auth.lock from read to commit: the
+// writer waits, then reads the refreshed file, and both updates survive.
+func TestSeedDefectNoLockLostUpdate(t *testing.T) {
+	t.Parallel()
+	forBoth(t, func(t *testing.T, h *home, p program) (bool, string) {
+		h.expired("acct-1")
+		gate := h.Srv.Hold(1)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := h.command(ctx, p, "--once")
+		var r run
+		exited := make(chan struct{})
+		go func() { defer close(exited); r = finish(t, cmd) }()
+		select {
+		case <-gate.Arrived():
+		case <-ctx.Done():
+			t.Fatal("no POST arrived")
+		}
+		locked := make(chan struct{})
+		writerDone := make(chan error, 1)
+		go func() {
+			writerDone <- cliWriter{dir: h.Dir, mutate: withWriterSeq(1), locked: locked, beforeRename: func() {
+				// Let the refresher finish while this writer holds the
+				// CLI's locks with what it read: a refresher that honours
+				// them cannot commit now.
+				gate.Release()
+				select {
+				case <-exited:
+				case <-time.After(2 * time.Second):
+				}
+			}}.write()
+		}()
+		blocked := false
+		select {
+		case <-locked:
+		case <-time.After(300 * time.Millisecond):
+			blocked = true // the refresher holds auth.lock across its POST
+		}
+		gate.Release()
+		<-exited
+		if err := <-writerDone; err != nil {
+			t.Fatalf("CLI writer: %v", err)
+		}
+		if !p.seed {
+			if !blocked {
+				t.Errorf("the CLI writer was not kept out while codex-launch's POST was in flight")
+			}
+			if r.Code != exitRefreshed {
+				t.Errorf("codex-launch exited %d: %s", r.Code, lines(r.output()))
+			}
+		}
+		final := h.read()
+		latest, _ := h.Srv.Latest("acct-1")
+		got, ok := fileTokens(final)
+		keptRefresh := ok && sameTokens(got, latest)
+		keptWriter := bytes.Contains(final, []byte(`"x_cli_writer_seq": 1`))
+		return !keptRefresh || !keptWriter, fmt.Sprintf("exit %d, writer blocked %v, refreshed credential kept %v, writer's update kept %v",
+			r.Code, blocked, keptRefresh, keptWriter)
+	})
+}
+
+// TestSeedDefectNoReRead: the CLI (following its lock protocol) is installing
+// a new login when the refresher starts. The seed reads the old file without
+// waiting and spends its refresh token; codex-launch waits for auth.lock,
+// re-reads, finds a fresh credential and POSTs nothing.
+func TestSeedDefectNoReRead(t *testing.T) {
+	t.Parallel()
+	forBoth(t, func(t *testing.T, h *home, p program) (bool, string) {
+		old := h.expired("acct-1")
+		relogin := h.Srv.IssueWithExpiry("acct-1", time.Now().Add(10*time.Hour))
+		locked := make(chan struct{})
+		writerDone := make(chan error, 1)
+		go func() {
+			writerDone <- cliWriter{dir: h.Dir, locked: locked, pause: 500 * time.Millisecond,
+				mutate: func([]byte) []byte { return h.Srv.AuthJSON(relogin, time.Now()) }}.write()
+		}()
+		<-locked
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		r := finish(t, h.command(ctx, p, "--once"))
+		if err := <-writerDone; err != nil {
+			t.Fatalf("CLI writer: %v", err)
+		}
+		spent := h.Srv.PostsFor(old.RefreshToken)
+		if !p.seed {
+			if r.Code != exitNothing {
+				t.Errorf("codex-launch exited %d, want 1 (the re-read file is fresh): %s", r.Code, lines(r.output()))
+			}
+			h.wantTokens(relogin, "after the CLI's new login")
+		}
+		return spent > 0, fmt.Sprintf("exit %d, POSTs of the replaced refresh token: %d", r.Code, spent)
+	})
+}
+
+// TestSeedDefectSleepsIntervalAfterTransient: after a transient failure the
+// seed sleeps a whole interval before it tries again (6 h by default); the
+// watchdog retries with a backoff of seconds. Both loops run with a 1 h
+// interval against an endpoint whose first answer is a 503; the seed's retry
+// never comes within the window, codex-launch's does and succeeds.
+func TestSeedDefectSleepsIntervalAfterTransient(t *testing.T) {
+	t.Parallel()
+	const window = 12 * time.Second
+	forBoth(t, func(t *testing.T, h *home, p program) (bool, string) {
+		h.expired("acct-1")
+		h.Srv.Script(tokenmock.Error(503, "unavailable"))
+		h.Env["CODEX_AUTH_REFRESH_INTERVAL_SECONDS"] = "3600"
+		ctx, cancel := context.WithTimeout(context.Background(), window+10*time.Second)
+		defer cancel()
+		var cmd *exec.Cmd
+		if p.seed {
+			cmd = h.seedCmd(ctx)
+		} else {
+			cmd = h.launcherCmd(ctx, "refresh")
+		}
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+		}()
+		wctx, wcancel := context.WithTimeout(ctx, window)
+		defer wcancel()
+		start := time.Now()
+		err := h.Srv.WaitPosts(wctx, 2)
+		retried := err == nil
+		took := time.Since(start)
+		if !p.seed {
+			if !retried {
+				t.Errorf("codex-launch did not retry within %s", window)
+			} else {
+				// The retry was a normal refresh: the file gets the new tokens.
+				deadline := time.Now().Add(5 * time.Second)
+				latest, _ := h.Srv.Latest("acct-1")
+				for {
+					got, ok := fileTokens(h.read())
+					if ok && sameTokens(got, latest) {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Errorf("codex-launch retried but auth.json does not hold the new credential")
+						break
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+			h.noLeak("loop output", out.Bytes())
+		}
+		return !retried, fmt.Sprintf("second POST within %s: %v (after %s)", window, retried, took.Round(time.Millisecond))
+	})
+}
+
+// TestSeedDefectNoDirectoryFsync: after renaming the new auth.json into
+// place, the directory must be fsynced, or a power loss can bring back the
+// old (already spent) credential. strace shows every fsync with the path of
+// its file descriptor.
+func TestSeedDefectNoDirectoryFsync(t *testing.T) {
+	t.Parallel()
+	forBoth(t, func(t *testing.T, h *home, p program) (bool, string) {
+		h.expired("acct-1")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := h.command(ctx, p, "--once")
+		trace := straced(t, cmd, "-y", "-e", "trace=fsync,fdatasync,rename,renameat,renameat2")
+		r := finish(t, cmd)
+		if r.Code != exitRefreshed {
+			t.Errorf("%s exited %d, want 0: %s", p.name, r.Code, lines(r.output()))
+		}
+		f, err := os.Open(trace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		renamed, dirSynced, fileSynced := false, false, false
+		dirFD := regexp.MustCompile(`^\d+\s+f(data)?sync\(\d+<` + regexp.QuoteMeta(h.Dir) + `>\)\s+= 0`)
+		anyFD := regexp.MustCompile(`^\d+\s+f(data)?sync\(\d+<` + regexp.QuoteMeta(h.Dir) + `/[^>]+>\)\s+= 0`)
+		toAuth := regexp.MustCompile(`rename\w*\(.*"` + regexp.QuoteMeta(filepath.Join(h.Dir, "auth.json")) + `".*= 0`)
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case toAuth.MatchString(line):
+				renamed = true
+			case !renamed && anyFD.MatchString(line):
+				fileSynced = true
+			case renamed && dirFD.MatchString(line):
+				dirSynced = true
+			}
+		}
+		if !renamed {
+			t.Fatalf("%s: no rename onto auth.json in the trace", p.name)
+		}
+		if !p.seed && !fileSynced {
+			t.Errorf("codex-launch did not fsync the new file before the rename")
+		}
+		return !dirSynced, fmt.Sprintf("file fsynced before rename %v, directory fsynced after rename %v", fileSynced, dirSynced)
+	})
+}
