@@ -1,0 +1,395 @@
+package fleet
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/molecule-ai/codex-launch/authwatch"
+	"github.com/molecule-ai/codex-launch/internal/testenv"
+	"github.com/molecule-ai/codex-launch/tokenmock"
+)
+
+var (
+	pg      *testenv.Postgres
+	pgErr   error
+	dbCount atomic.Int64
+)
+
+func TestMain(m *testing.M) {
+	pg, pgErr = testenv.StartPostgres()
+	code := m.Run()
+	if pg != nil {
+		pg.Close()
+	}
+	os.Exit(code)
+}
+
+func freshDB(t *testing.T) string {
+	t.Helper()
+	if pgErr != nil {
+		testenv.Unavailable(t, "PostgreSQL: "+pgErr.Error())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	u, err := pg.CreateDatabase(ctx, fmt.Sprintf("f%d", dbCount.Add(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// launcher is one workspace in-process: a Fleet and a watchdog on top of it.
+type launcher struct {
+	home  authwatch.Home
+	fleet *Fleet
+	logs  *bytes.Buffer
+}
+
+type rig struct {
+	t        *testing.T
+	url      string
+	mock     *tokenmock.Server
+	cred     tokenmock.Credential
+	policy   authwatch.Policy
+	ls       []*launcher
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	logMu    sync.Mutex
+	fallback bool
+}
+
+func newRig(t *testing.T, ttl time.Duration, policy authwatch.Policy) *rig {
+	t.Helper()
+	r := &rig{t: t, url: freshDB(t), policy: policy}
+	r.mock = tokenmock.Start(tokenmock.Options{AccessTTL: ttl})
+	t.Cleanup(r.mock.Close)
+	r.cred = r.mock.Issue("acct-fleet")
+	return r
+}
+
+// add makes n workspaces, each seeded with the generation-0 credential (as
+// boot does from CODEX_AUTH_JSON).
+func (r *rig) add(n int) {
+	seed := r.mock.AuthJSON(r.cred, time.Now().Add(-time.Minute))
+	for i := 0; i < n; i++ {
+		dir := filepath.Join(r.t.TempDir(), "codex")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			r.t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "auth.json"), seed, 0o600); err != nil {
+			r.t.Fatal(err)
+		}
+		buf := &bytes.Buffer{}
+		log := hclog.New(&hclog.LoggerOptions{Output: &lockedWriter{mu: &r.logMu, w: buf}, Level: hclog.Debug})
+		home := authwatch.Home{Dir: dir}
+		f, err := New(Config{URL: r.url, Name: "default", Home: home, Logger: log, By: fmt.Sprintf("ws%d", len(r.ls)),
+			PollInterval: 2 * time.Second, LocalInterval: 200 * time.Millisecond,
+			ReconnectMin: 100 * time.Millisecond, ReconnectMax: 500 * time.Millisecond, Fallback: r.fallback})
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		r.ls = append(r.ls, &launcher{home: home, fleet: f, logs: buf})
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// start runs every follower and, when watch, a watchdog loop beside it.
+func (r *rig) start(watch bool) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	ep, err := authwatch.NewEndpoint(r.mock.URL, tokenmock.ClientID, 5*time.Second)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for _, l := range r.ls {
+		l := l
+		r.wg.Add(1)
+		go func() { defer r.wg.Done(); l.fleet.Run(ctx) }()
+		if !watch {
+			continue
+		}
+		w, err := authwatch.New(authwatch.Config{Home: l.home, Store: l.fleet, StoreName: "postgres", Endpoint: ep,
+			Policy: r.policy, Owner: true, Logger: hclog.NewNullLogger(), Jitter: func(time.Duration) time.Duration { return 0 },
+			MinBackoff: 200 * time.Millisecond, MaxBackoff: time.Second, PollInterval: 100 * time.Millisecond})
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			<-l.fleet.Ready()
+			w.Run(ctx)
+		}()
+	}
+	r.t.Cleanup(r.stop)
+}
+
+func (r *rig) stop() {
+	if r.cancel != nil {
+		r.cancel()
+		r.wg.Wait()
+		r.cancel = nil
+	}
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	for i, l := range r.ls {
+		if leaks := r.mock.Leaks(l.logs.Bytes()); len(leaks) > 0 {
+			r.t.Errorf("workspace %d logged a token: %v", i, leaks)
+		}
+		if strings.Contains(l.logs.String(), pg.Password) {
+			r.t.Errorf("workspace %d logged the database password", i)
+		}
+		if r.t.Failed() && testing.Verbose() {
+			r.t.Logf("workspace %d log:\n%s", i, l.logs.String())
+		}
+	}
+}
+
+// localRT is the refresh token in a workspace's auth.json.
+func localRT(l *launcher) string {
+	f, _, err := l.home.Read()
+	if err != nil {
+		return ""
+	}
+	return f.Tokens().RefreshToken
+}
+
+// waitAll waits until every workspace holds the mock's newest credential.
+func (r *rig) waitAll(within time.Duration) {
+	r.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		latest, _ := r.mock.Latest("acct-fleet")
+		behind := 0
+		for _, l := range r.ls {
+			if localRT(l) != latest.RefreshToken {
+				behind++
+			}
+		}
+		if behind == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("%d of %d workspaces do not hold generation %d after %s", behind, len(r.ls), latest.Generation, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (r *rig) checkOnePostPerGeneration() int {
+	r.t.Helper()
+	latest, _ := r.mock.Latest("acct-fleet")
+	for g := 0; g < latest.Generation; g++ {
+		if n := r.mock.PostsForGeneration(g); n != 1 {
+			r.t.Errorf("generation %d's refresh token was posted %d times, want 1", g, n)
+		}
+	}
+	for _, q := range r.mock.Requests() {
+		if q.Outcome != "refreshed" {
+			r.t.Errorf("the endpoint answered %q (generation %d)", q.Outcome, q.Generation)
+		}
+	}
+	return latest.Generation
+}
+
+func (r *rig) storedGeneration() int64 {
+	conn, err := pgx.Connect(context.Background(), r.url)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var g int64
+	if err := conn.QueryRow(context.Background(), `SELECT generation FROM codex_launch_credential WHERE name = 'default'`).Scan(&g); err != nil {
+		r.t.Fatal(err)
+	}
+	return g
+}
+
+// shortPolicy refreshes 2 s before a 4 s access token expires.
+var shortPolicy = authwatch.Policy{Interval: time.Second, SafetyMargin: 2 * time.Second, StaleAfter: time.Hour}
+
+func TestOnePostPerGenerationAndEveryoneAdopts(t *testing.T) {
+	r := newRig(t, 4*time.Second, shortPolicy)
+	r.add(8)
+	r.start(true)
+	for g := 1; g <= 5; g++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		err := r.mock.WaitPosts(ctx, g)
+		cancel()
+		if err != nil {
+			t.Fatalf("generation %d never came: %v", g, err)
+		}
+		r.waitAll(3 * time.Second)
+	}
+	r.stop()
+	if gen := r.checkOnePostPerGeneration(); gen < 5 {
+		t.Fatalf("only %d generations", gen)
+	}
+	if sg, mg := r.storedGeneration(), r.mock.Posts(); sg != int64(mg)+1 {
+		t.Fatalf("stored generation %d, posts %d: want posts+1 (generation 1 is the bootstrap)", sg, mg)
+	}
+}
+
+func TestConcurrentFirstStartMakesOneGenerationOne(t *testing.T) {
+	r := newRig(t, time.Hour, authwatch.DefaultPolicy())
+	r.add(20)
+	r.start(false)
+	for _, l := range r.ls {
+		select {
+		case <-l.fleet.Ready():
+		case <-time.After(20 * time.Second):
+			t.Fatal("a follower never got ready")
+		}
+	}
+	if g := r.storedGeneration(); g != 1 {
+		t.Fatalf("stored generation %d, want 1", g)
+	}
+	conn, _ := pgx.Connect(context.Background(), r.url)
+	defer conn.Close(context.Background())
+	var versions, rows int
+	conn.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM codex_launch_schema), (SELECT count(*) FROM codex_launch_credential)`).Scan(&versions, &rows)
+	if versions != 1 || rows != 1 {
+		t.Fatalf("schema versions %d, credential rows %d; want 1 and 1", versions, rows)
+	}
+	for i, l := range r.ls {
+		if st := l.fleet.State(); st.State != "ok" || st.Generation != 1 {
+			t.Errorf("workspace %d state %+v", i, st)
+		}
+	}
+	if r.mock.Posts() != 0 {
+		t.Fatalf("%d POSTs at start", r.mock.Posts())
+	}
+}
+
+func TestLocalRefreshIsPublishedAndNobodySpendsTheOldToken(t *testing.T) {
+	r := newRig(t, 30*time.Second, shortPolicy)
+	r.add(6)
+	r.start(true)
+	r.waitAll(5 * time.Second)
+	// The CLI of workspace 3 refreshes by itself (after a 401): it redeems
+	// the current token and writes the result.
+	old := localRT(r.ls[3])
+	body := fmt.Sprintf(`{"client_id":%q,"grant_type":"refresh_token","refresh_token":%q}`, tokenmock.ClientID, old)
+	resp, err := http.Post(r.mock.URL, "application/json", strings.NewReader(body))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CLI-style refresh: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	latest, _ := r.mock.Latest("acct-fleet")
+	if err := os.WriteFile(filepath.Join(r.ls[3].home.Dir, "auth.json"), r.mock.AuthJSON(latest, time.Now()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.waitAll(3 * time.Second)
+	if r.mock.PostsFor(old) != 1 {
+		t.Fatalf("the old refresh token was posted %d times", r.mock.PostsFor(old))
+	}
+	if g := r.storedGeneration(); g != 2 {
+		t.Fatalf("stored generation %d, want 2 (the published local refresh)", g)
+	}
+	r.stop()
+	r.checkOnePostPerGeneration()
+}
+
+func TestDatabaseAwayNoRefreshThenConverge(t *testing.T) {
+	r := newRig(t, 4*time.Second, shortPolicy)
+	r.add(5)
+	r.start(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := r.mock.WaitPosts(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	r.waitAll(3 * time.Second)
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := false
+	defer func() {
+		if !restarted {
+			pg.Start()
+		}
+	}()
+	before := r.mock.Posts()
+	// Past the refresh point and the expiry: nobody refreshes alone.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := r.mock.Posts(); n != before {
+		t.Fatalf("%d POSTs while the database was away", n-before)
+	}
+	for i, l := range r.ls {
+		if st := l.fleet.State(); st.State != "unavailable" || st.Error == "" {
+			t.Errorf("workspace %d state %+v, want unavailable with an error", i, st)
+		}
+		if strings.Contains(l.fleet.State().Error, pg.Password) {
+			t.Errorf("state error holds the password")
+		}
+	}
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel2()
+	if err := r.mock.WaitPosts(ctx2, before+1); err != nil {
+		t.Fatalf("no refresh after the database came back: %v", err)
+	}
+	r.waitAll(4 * time.Second)
+	r.stop()
+	r.checkOnePostPerGeneration()
+}
+
+func TestFallbackRefreshesAloneWhenAsked(t *testing.T) {
+	r := newRig(t, 4*time.Second, shortPolicy)
+	r.fallback = true
+	r.add(1)
+	r.start(true)
+	<-r.ls[0].fleet.Ready()
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Start()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := r.mock.WaitPosts(ctx, 1); err != nil {
+		t.Fatalf("fallback never refreshed: %v", err)
+	}
+	r.waitAll(3 * time.Second)
+	if st := r.ls[0].fleet.State(); st.State != "fallback" {
+		t.Fatalf("state %+v, want fallback", st)
+	}
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Back: the locally refreshed credential is newer and gets published.
+	deadline := time.Now().Add(10 * time.Second)
+	for r.storedGeneration() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the fallback refresh was not published after the database returned")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
