@@ -69,7 +69,7 @@ func JudgeHealth(in HealthInput) Health {
 	// A permanent failure recorded for the file as it still is: the refresh
 	// token is dead and only a new login helps. A file changed since (a new
 	// login) is judged afresh.
-	if st := in.Status; st != nil && (st.Credential == "dead" || st.OutcomeCode == 3 /* permanent, the seed's code */) && sameLastRefresh(st, in.Auth) {
+	if st := in.Status; st != nil && (st.Credential == "dead" || st.OutcomeCode == int(OutcomePermanent)) && sameLastRefresh(st, in.Auth) {
 		why := st.Reason
 		if why == "" {
 			why = st.WatchdogLastOutcome
