@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
@@ -63,7 +64,6 @@ type Options struct {
 // Forwarder owns the process's signal registration.
 type Forwarder struct {
 	ch     chan os.Signal
-	stops  chan syscall.Signal
 	isStop [maxSignal + 1]bool
 	opts   Options
 	log    hclog.Logger
@@ -71,10 +71,12 @@ type Forwarder struct {
 	handoff  chan struct{} // closed by Run to end the pre-run pump
 	pumpDone chan struct{}
 	runOnce  sync.Once
+	running  atomic.Bool // Run has taken over from the pump (tests wait for it)
 
 	mu       sync.Mutex
 	early    syscall.Signal // first stop signal seen before Run
-	consumed bool           // early already handed to a Target
+	subs     []chan syscall.Signal
+	consumed bool // early already handed to a Target
 }
 
 // Listen registers for every signal in Caught now, and until Run is called
@@ -87,7 +89,6 @@ func Listen(bufferSize int) *Forwarder {
 	}
 	f := &Forwarder{
 		ch:       make(chan os.Signal, bufferSize),
-		stops:    make(chan syscall.Signal, 1),
 		handoff:  make(chan struct{}),
 		pumpDone: make(chan struct{}),
 	}
@@ -138,19 +139,33 @@ func (f *Forwarder) pump() {
 			first := f.early == 0
 			if first {
 				f.early = sig
+				for _, c := range f.subs {
+					c <- sig // buffered 1, sent once
+				}
+				f.subs = nil
 			}
 			f.mu.Unlock()
 			if first {
 				log.Info("stop signal before the child exists", "signal", Name(sig))
-				f.stops <- sig // buffered 1, only the first is sent
 			}
 		}
 	}
 }
 
-// Stops delivers the first stop signal received before Run; the launcher
-// selects on it while booting and priming, and gives up promptly.
-func (f *Forwarder) Stops() <-chan syscall.Signal { return f.stops }
+// Stops returns a channel that receives the first stop signal received
+// before Run (at once if it came already); the launcher selects on it while
+// booting and priming, and gives up promptly. Each call gets its own channel.
+func (f *Forwarder) Stops() <-chan syscall.Signal {
+	c := make(chan syscall.Signal, 1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.early != 0 {
+		c <- f.early
+	} else {
+		f.subs = append(f.subs, c)
+	}
+	return c
+}
 
 // Stopped reports the first stop signal received before Run, if any.
 func (f *Forwarder) Stopped() (syscall.Signal, bool) {
@@ -168,11 +183,11 @@ func (f *Forwarder) StopContext(parent context.Context) (ctx context.Context, re
 		cancel(&StopError{Signal: sig})
 		return ctx, func() { cancel(nil) }
 	}
+	stops := f.Stops()
 	done := make(chan struct{})
 	go func() {
 		select {
-		case sig := <-f.stops:
-			f.stops <- sig // leave it for Stops readers
+		case sig := <-stops:
 			cancel(&StopError{Signal: sig})
 		case <-done:
 		case <-ctx.Done():
@@ -197,7 +212,9 @@ func (e *StopError) ExitCode() int { return 128 + int(e.Signal) }
 // the oklog/run actor's execute function (interrupt: cancel ctx). Start the
 // child before calling Run. A stop signal that arrived before Run and was not
 // Consumed is delivered to t first, so a TERM racing the child's start is
-// never lost. Run may be called once; later calls return an error.
+// never lost; any other signal that arrives before Run has taken over is
+// dropped (there was no child to tell), so start Run right after the child.
+// Run may be called once; later calls return an error.
 func (f *Forwarder) Run(ctx context.Context, t Target, opts Options) error {
 	first := false
 	f.runOnce.Do(func() { first = true })
@@ -207,6 +224,7 @@ func (f *Forwarder) Run(ctx context.Context, t Target, opts Options) error {
 	close(f.handoff)
 	<-f.pumpDone
 	f.Configure(opts)
+	f.running.Store(true)
 
 	f.mu.Lock()
 	early, pending := f.early, f.early != 0 && !f.consumed

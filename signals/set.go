@@ -23,14 +23,17 @@ import (
 //     the shell can resume it; as PID 1 the kernel never stops an init, and a
 //     background read or write just fails. Catching them instead would make a
 //     terminal write under `stty tostop` restart forever. tini ignores them too.
-//   - 32 and 33 are the C library's and the Go runtime's internal signals.
+//   - 32 and 33 are the C library's internal signals (the Go runtime uses 33
+//     too), and the Go runtime reserves 34 (musl's internal signal; see Go
+//     issue 39343): signal.Notify cannot catch it, so RTMIN (34) itself is
+//     never forwarded; RTMIN+1 (35) to RTMAX (64) are.
 var neverForwarded = map[syscall.Signal]bool{
 	unix.SIGCHLD: true, unix.SIGURG: true, unix.SIGPROF: true,
 	unix.SIGSEGV: true, unix.SIGBUS: true, unix.SIGFPE: true, unix.SIGILL: true,
 	unix.SIGTRAP: true, unix.SIGSYS: true,
 	unix.SIGKILL: true, unix.SIGSTOP: true,
 	unix.SIGTTIN: true, unix.SIGTTOU: true,
-	32: true, 33: true,
+	32: true, 33: true, 34: true,
 }
 
 // Forwardable reports whether a Forwarder passes sig on. SIGPIPE is caught but

@@ -1,0 +1,217 @@
+package signals
+
+import (
+	"context"
+	"errors"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+type call struct {
+	sig   syscall.Signal
+	group bool
+	stop  bool
+}
+
+// fakeTarget records what a Forwarder asks for.
+type fakeTarget struct{ calls chan call }
+
+func newFake() *fakeTarget { return &fakeTarget{calls: make(chan call, 4096)} }
+
+func (f *fakeTarget) Signal(sig syscall.Signal, group bool) error {
+	f.calls <- call{sig, group, false}
+	return nil
+}
+
+func (f *fakeTarget) Stop(sig syscall.Signal, group bool) error {
+	f.calls <- call{sig, group, true}
+	return nil
+}
+
+func (f *fakeTarget) next(t *testing.T) call {
+	t.Helper()
+	select {
+	case c := <-f.calls:
+		return c
+	case <-time.After(5 * time.Second):
+		t.Fatal("no signal reached the target")
+		return call{}
+	}
+}
+
+func raise(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := unix.Kill(os.Getpid(), sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runForwarder starts Run and returns a function that ends it and closes f.
+func runForwarder(t *testing.T, f *Forwarder, tg Target, opts Options) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx, tg, opts) }()
+	for !f.running.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		f.Close()
+	})
+}
+
+func TestStopBeforeRunIsReportedAndDeliveredLater(t *testing.T) {
+	f := Listen(0)
+	ctx, release := f.StopContext(context.Background())
+	defer release()
+
+	raise(t, unix.SIGUSR1) // not a stop signal: dropped, there is no child yet
+	raise(t, unix.SIGTERM)
+	select {
+	case sig := <-f.Stops():
+		if sig != unix.SIGTERM {
+			t.Fatalf("Stops gave %s, want TERM", Name(sig))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("TERM before Run was not reported on Stops")
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("StopContext not cancelled by TERM")
+	}
+	var se *StopError
+	if !errors.As(context.Cause(ctx), &se) || se.Signal != unix.SIGTERM || se.ExitCode() != 143 {
+		t.Fatalf("cause = %v, want a StopError for TERM (exit 143)", context.Cause(ctx))
+	}
+	if sig, ok := f.Stopped(); !ok || sig != unix.SIGTERM {
+		t.Fatalf("Stopped() = %s, %v", Name(sig), ok)
+	}
+	// A second StopContext after the fact is cancelled at once.
+	ctx2, release2 := f.StopContext(context.Background())
+	defer release2()
+	if ctx2.Err() == nil {
+		t.Fatal("StopContext after a stop signal must start cancelled")
+	}
+
+	tg := newFake()
+	runForwarder(t, f, tg, Options{})
+	if c := tg.next(t); c != (call{unix.SIGTERM, false, true}) {
+		t.Fatalf("first call after Run = %+v, want the early TERM as a stop", c)
+	}
+	raise(t, unix.SIGWINCH)
+	if c := tg.next(t); c != (call{unix.SIGWINCH, false, false}) {
+		t.Fatalf("got %+v, want WINCH (the early USR1 must have been dropped)", c)
+	}
+}
+
+func TestConsumedEarlyStopIsNotDeliveredAgain(t *testing.T) {
+	f := Listen(0)
+	f.Configure(Options{StopSignals: []syscall.Signal{unix.SIGUSR2}})
+	raise(t, unix.SIGUSR2)
+	select {
+	case <-f.Stops():
+	case <-time.After(5 * time.Second):
+		t.Fatal("configured stop signal USR2 not reported")
+	}
+	f.Consume()
+	tg := newFake()
+	runForwarder(t, f, tg, Options{})
+	raise(t, unix.SIGWINCH)
+	if c := tg.next(t); c.sig != unix.SIGWINCH {
+		t.Fatalf("got %+v, want WINCH only", c)
+	}
+}
+
+func TestRunRewritesDropsAndStops(t *testing.T) {
+	f := Listen(0)
+	tg := newFake()
+	rw, err := ParseRewrite("TERM:INT,USR1:0,HUP:USR2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runForwarder(t, f, tg, Options{Rewrite: rw, Group: true})
+
+	raise(t, unix.SIGHUP)
+	if c := tg.next(t); c != (call{unix.SIGUSR2, true, false}) {
+		t.Fatalf("HUP: got %+v, want USR2 to the group", c)
+	}
+	raise(t, unix.SIGUSR1) // dropped
+	raise(t, unix.SIGPIPE) // dropped
+	raise(t, unix.SIGTERM) // a stop, rewritten to INT
+	if c := tg.next(t); c != (call{unix.SIGINT, true, true}) {
+		t.Fatalf("TERM: got %+v, want a stop with INT to the group", c)
+	}
+	raise(t, unix.SIGQUIT) // a stop, unchanged
+	if c := tg.next(t); c != (call{unix.SIGQUIT, true, true}) {
+		t.Fatalf("QUIT: got %+v", c)
+	}
+	raise(t, unix.SIGWINCH)
+	if c := tg.next(t); c != (call{unix.SIGWINCH, true, false}) {
+		t.Fatalf("WINCH: got %+v (USR1 and PIPE must be dropped)", c)
+	}
+}
+
+func TestEveryForwardableSignalIsForwarded(t *testing.T) {
+	f := Listen(0)
+	tg := newFake()
+	runForwarder(t, f, tg, Options{StopSignals: []syscall.Signal{}})
+	for s := syscall.Signal(1); s <= maxSignal; s++ {
+		if !Forwardable(s) {
+			continue
+		}
+		raise(t, s)
+		if c := tg.next(t); c != (call{s, false, false}) {
+			t.Fatalf("%s: got %+v", Name(s), c)
+		}
+	}
+}
+
+func TestBurstDoesNotLoseTheStop(t *testing.T) {
+	f := Listen(0)
+	tg := newFake()
+	runForwarder(t, f, tg, Options{})
+	for i := 0; i < 1000; i++ {
+		raise(t, unix.SIGUSR1)
+	}
+	raise(t, unix.SIGTERM)
+	deadline := time.After(5 * time.Second)
+	usr1 := 0
+	for {
+		select {
+		case c := <-tg.calls:
+			switch {
+			case c.sig == unix.SIGUSR1 && !c.stop:
+				usr1++
+			case c == (call{unix.SIGTERM, false, true}):
+				if usr1 == 0 {
+					t.Error("no USR1 forwarded at all")
+				}
+				t.Logf("%d of 1000 USR1 forwarded (the kernel and runtime coalesce repeats)", usr1)
+				return
+			default:
+				t.Fatalf("unexpected %+v", c)
+			}
+		case <-deadline:
+			t.Fatal("TERM lost after a burst of USR1")
+		}
+	}
+}
+
+func TestRunTwice(t *testing.T) {
+	f := Listen(0)
+	tg := newFake()
+	runForwarder(t, f, tg, Options{})
+	time.Sleep(10 * time.Millisecond)
+	if err := f.Run(context.Background(), tg, Options{}); err == nil {
+		t.Fatal("second Run must fail")
+	}
+}
