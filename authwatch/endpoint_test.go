@@ -60,7 +60,7 @@ func TestEndpointClasses(t *testing.T) {
 			if c.ans != nil {
 				m.push(*c.ans)
 			}
-			e := m.endpoint(t, 300*time.Millisecond)
+			e := m.endpoint(t, c.timeout())
 			if c.maxBody > 0 {
 				e.MaxBody = c.maxBody
 			}
@@ -106,7 +106,15 @@ type answerCase struct {
 	retryAfter time.Duration
 	maxBody    int64
 	tag        string // status-file outcome suffix
+	short      bool   // needs a short client timeout (hang cases)
 	redirect   func(t *testing.T, m *mockEndpoint)
+}
+
+func (c answerCase) timeout() time.Duration {
+	if c.short {
+		return 300 * time.Millisecond
+	}
+	return 10 * time.Second
 }
 
 func answerCases(t *testing.T) []answerCase {
@@ -140,8 +148,8 @@ func answerCases(t *testing.T) []answerCase {
 		{name: "429 Retry-After date", ans: a(429, ``, "Retry-After", httpDate), outcome: OutcomeTransient, kind: KindHTTP, status: 429, retryAfter: 60 * time.Second, tag: "429"},
 		{name: "500", ans: a(500, `{"error":"server_error"}`), outcome: OutcomeTransient, kind: KindHTTP, status: 500, code: "server_error", tag: "500"},
 		{name: "503 Retry-After", ans: a(503, `busy`, "Retry-After", "30"), outcome: OutcomeTransient, kind: KindHTTP, status: 503, retryAfter: 30 * time.Second, tag: "503"},
-		{name: "hang past the timeout", ans: &answer{hang: true}, outcome: OutcomeTransient, kind: KindTimeout, tag: "timeout"},
-		{name: "slow headers past the timeout", ans: &answer{delay: time.Second, status: 200, body: `{}`}, outcome: OutcomeTransient, kind: KindTimeout, tag: "timeout"},
+		{name: "hang past the timeout", ans: &answer{hang: true}, outcome: OutcomeTransient, kind: KindTimeout, tag: "timeout", short: true},
+		{name: "slow headers past the timeout", ans: &answer{delay: time.Second, status: 200, body: `{}`}, outcome: OutcomeTransient, kind: KindTimeout, tag: "timeout", short: true},
 		{name: "reset mid-body", ans: &answer{reset: true}, outcome: OutcomeTransient, kind: KindNetwork, status: 200, tag: "network"},
 		{name: "oversized body", ans: a(200, `{"access_token":"`+strings.Repeat("x", 2<<20)+`"}`), outcome: OutcomeTransient, kind: KindOversized, status: 200, tag: "oversized"},
 		{name: "oversized body small cap", ans: a(500, strings.Repeat("y", 5000)), maxBody: 1000, outcome: OutcomeTransient, kind: KindOversized, status: 500, tag: "oversized"},
@@ -177,7 +185,7 @@ func TestPassAnswerClasses(t *testing.T) {
 			if c.redirect != nil {
 				c.redirect(t, m)
 			}
-			e := m.endpoint(t, 300*time.Millisecond)
+			e := m.endpoint(t, c.timeout())
 			if c.maxBody > 0 {
 				e.MaxBody = c.maxBody
 			}

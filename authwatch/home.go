@@ -266,31 +266,40 @@ func (h Home) Commit(ctx context.Context, f *AuthFile) error {
 	if err != nil {
 		return err
 	}
-	return h.commitTemp(ctx, t, f.Marshal(), nil)
+	_, err = h.commitTemp(ctx, t, f.Marshal(), false, nil)
+	return err
 }
 
 // commitTemp writes data into t and renames it over auth.json under
 // auth.json.lock. check, when set, runs on the freshly re-read file under
-// that lock and may veto the rename (ErrSuperseded).
-func (h Home) commitTemp(ctx context.Context, t *tempFile, data []byte, check func(cur *AuthFile, raw []byte, readErr error) error) error {
+// that lock and may veto the rename (ErrSuperseded). With mustCommit (the
+// data holds tokens the endpoint has already issued for a redeemed refresh
+// token), an auth.json.lock that never comes does not stop the rename: the
+// caller holds auth.lock, so no writer following the CLI's protocol can be
+// committing, and losing the only live tokens would end the login. forced
+// reports that case.
+func (h Home) commitTemp(ctx context.Context, t *tempFile, data []byte, mustCommit bool, check func(cur *AuthFile, raw []byte, readErr error) error) (forced bool, err error) {
 	defer t.discard()
 	if err := t.write(data); err != nil {
-		return err
+		return false, err
 	}
 	l, err := h.acquire(ctx, commitLockName, h.lockTimeout())
 	if err != nil {
-		return err
+		if !mustCommit || !errors.Is(err, ErrLockTimeout) {
+			return false, err
+		}
+		forced = true
 	}
 	defer l.release()
 	if check != nil {
 		cur, raw, rerr := h.Read()
 		if err := check(cur, raw, rerr); err != nil {
-			return err
+			return forced, err
 		}
 	}
 	if err := os.Rename(t.path, h.AuthPath()); err != nil {
-		return fmt.Errorf("renaming the temporary file over auth.json: %w", err)
+		return forced, fmt.Errorf("renaming the temporary file over auth.json: %w", err)
 	}
 	t.path = "" // renamed: nothing to discard
-	return syncDir(h.Dir)
+	return forced, syncDir(h.Dir)
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // Store is the credential's home. The file store (a CODEX_HOME) is the
@@ -24,7 +26,12 @@ type Store interface {
 
 // FileStore is the Store of one CODEX_HOME, following the CLI's lock
 // protocol.
-type FileStore struct{ Home Home }
+type FileStore struct {
+	Home Home
+	// Logger receives the rare warnings Update cannot return as errors;
+	// nil discards them.
+	Logger hclog.Logger
+}
 
 // NewFileStore returns the file Store of h.
 func NewFileStore(h Home) Store { return &FileStore{Home: h} }
@@ -76,9 +83,14 @@ func (s *FileStore) Update(ctx context.Context, fn func(ctx context.Context, cur
 		return err
 	}
 	commitCtx := context.WithoutCancel(ctx)
-	return h.commitTemp(commitCtx, t, next.Marshal(), func(disk *AuthFile, raw []byte, readErr error) error {
+	forced, err := h.commitTemp(commitCtx, t, next.Marshal(), true, func(disk *AuthFile, raw []byte, readErr error) error {
 		return checkNotSuperseded(base, cur, disk, raw, readErr)
 	})
+	if forced && s.Logger != nil {
+		s.Logger.Error("auth.json.lock held by another process past the lock timeout while auth.lock was ours; renamed without it to keep the new credential",
+			"lock_timeout", h.lockTimeout())
+	}
+	return err
 }
 
 // checkNotSuperseded decides, under auth.json.lock, whether the file on disk

@@ -158,11 +158,12 @@ func New(cfg Config) (*Watchdog, error) {
 	if cfg.StoreName == "" {
 		cfg.StoreName = defaultStoreName
 	}
+	log := cfg.Logger.Named("authwatch")
 	st := cfg.Store
 	if st == nil {
-		st = NewFileStore(cfg.Home)
+		st = &FileStore{Home: cfg.Home, Logger: log}
 	}
-	return &Watchdog{cfg: cfg, store: st, log: cfg.Logger.Named("authwatch")}, nil
+	return &Watchdog{cfg: cfg, store: st, log: log}, nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
