@@ -229,4 +229,3 @@ func pid1BurstThenTerm(t *testing.T, h *pid1Harness, in *pid1Init) string {
 	}
 	return "TERM kept in 3/3 rounds (USR1 seen by child: " + strings.Join(counts, ", ") + ")"
 }
-
