@@ -191,8 +191,10 @@ func (f *Fleet) setState(state string, err error, gen int64) {
 	}
 	f.connected = state == "ok" || state == "error"
 	changed := prev.State != f.state.State || prev.Error != f.state.Error || prev.Generation != f.state.Generation
+	now := f.state
 	f.mu.Unlock()
 	if changed {
+		f.writeState(now)
 		select {
 		case f.changed <- struct{}{}:
 		default:
@@ -630,3 +632,5 @@ type redacted struct {
 
 func (r *redacted) Error() string { return r.msg }
 func (r *redacted) Unwrap() error { return r.err }
+
+func parseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339, s) }

@@ -347,6 +347,9 @@ func TestDatabaseAwayNoRefreshThenConverge(t *testing.T) {
 		if strings.Contains(l.fleet.State().Error, pg.Password) {
 			t.Errorf("state error holds the password")
 		}
+		if fst, err := ReadState(l.home.Dir); err != nil || fst.State != "unavailable" || fst.Error == "" {
+			t.Errorf("workspace %d store status file %+v %v", i, fst, err)
+		}
 	}
 	if err := pg.Start(); err != nil {
 		t.Fatal(err)

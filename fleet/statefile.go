@@ -1,0 +1,66 @@
+package fleet
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// StateFileName is the follower's own status file in CODEX_HOME. It is
+// separate from the watchdog's status file so that the two writers never
+// overwrite each other; `status` and `health` read both.
+const StateFileName = "codex_launch_store_status.json"
+
+// stateJSON is State as written to the file.
+type stateJSON struct {
+	Store      string `json:"store"`
+	State      string `json:"store_state"`
+	Error      string `json:"store_error,omitempty"`
+	Since      string `json:"store_state_since"`
+	Generation int64  `json:"store_generation,omitempty"`
+	Name       string `json:"credential_name"`
+	Fallback   bool   `json:"fallback_refresh"`
+	PID        int    `json:"pid"`
+}
+
+// writeState records st in CODEX_HOME (temp file, rename, 0600). Failures
+// are logged, never fatal: the file is for operators.
+func (f *Fleet) writeState(st State) {
+	data, _ := json.MarshalIndent(stateJSON{
+		Store: st.Store, State: st.State, Error: st.Error, Since: st.Since.UTC().Format("2006-01-02T15:04:05Z07:00"),
+		Generation: st.Generation, Name: f.cfg.Name, Fallback: f.cfg.Fallback, PID: os.Getpid(),
+	}, "", "  ")
+	dir := f.cfg.Home.Dir
+	tmp, err := os.CreateTemp(dir, ".codex-launch-"+StateFileName+".*.tmp")
+	if err != nil {
+		f.log.Debug("store status file not written", "error", err)
+		return
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(append(data, '\n'))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(dir, StateFileName))
+	}
+	if err != nil {
+		f.log.Debug("store status file not written", "error", err)
+	}
+}
+
+// ReadState reads the follower's status file from CODEX_HOME dir.
+func ReadState(dir string) (State, error) {
+	data, err := os.ReadFile(filepath.Join(dir, StateFileName))
+	if err != nil {
+		return State{}, fmt.Errorf("reading the store status: %w", err)
+	}
+	var j stateJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return State{}, fmt.Errorf("%s: %w", StateFileName, err)
+	}
+	st := State{Store: j.Store, State: j.State, Error: j.Error, Generation: j.Generation}
+	st.Since, _ = parseTime(j.Since)
+	return st, nil
+}
