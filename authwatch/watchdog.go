@@ -462,8 +462,10 @@ func (w *Watchdog) backoff(now time.Time, f *AuthFile, re *RefreshError) time.Du
 		if exp, ok := f.AccessExpiry(); ok {
 			// Retry before the token would expire, whatever the server
 			// asked for: an expired access token breaks the next turn.
-			if limit := exp.Add(-expiryGuard).Sub(now); limit < d {
-				d = max(limit, w.cfg.MinBackoff)
+			// Once inside the guard (or expired) there is nothing
+			// left to save; the plain backoff spares the endpoint.
+			if limit := exp.Add(-expiryGuard).Sub(now); limit > 0 && limit < d {
+				d = limit
 			}
 		}
 	}
