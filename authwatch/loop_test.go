@@ -158,7 +158,7 @@ func TestLoopBackoff(t *testing.T) {
 	got := offsets(r.postTimes(), loopStart)
 	s := time.Second
 	want := []time.Duration{0, 10 * s, 20 * s, 40 * s, 80 * s, 160 * s, 320 * s, 600 * s, 600 * s,
-		600 * s, // 10th POST succeeds
+		600 * s,       // 10th POST succeeds
 		4 * time.Hour} // then the normal schedule: 8 h token, 4 h margin
 	if !equalDurs(got, want) {
 		t.Fatalf("POSTs at %v\nwant      %v", got, want)
