@@ -1,0 +1,212 @@
+package integration
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/molecule-ai/codex-launch/tokenmock"
+)
+
+func TestLauncherEnvDir(t *testing.T) {
+	l := newLaunch(t, tokenmock.Options{})
+	cred := l.Mock.IssueWithExpiry("acct-envdir", time.Now().Add(240*time.Hour))
+	dir := filepath.Join(l.Dir, "secrets.d")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"CODEX_AUTH_JSON": string(authJSON(cred, time.Now())) + "\n",
+		"GREETING":        "hello\nworld\n",
+		"OPENAI_API_KEY":  "sk-" + tokenmock.Sentinel + "-apikey\n",
+		"bad-name":        "secret-bad-name-value\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Args = []string{"--env-dir", dir}
+	l.Child = []string{l.script("child.sh", `cp "$CODEX_HOME/auth.json" "$OUT/first.json"
+printf '%s' "$GREETING" > "$OUT/greeting"
+[ -n "$OPENAI_API_KEY" ] && echo set > "$OUT/apikey"
+if [ -z "${CODEX_AUTH_JSON+x}" ]; then echo absent > "$OUT/authvar"; else echo present > "$OUT/authvar"; fi
+exit 0
+`)}
+	if code := l.run(30 * time.Second); code != 0 {
+		t.Fatalf("exit %d; output:\n%s", code, l.output.String())
+	}
+	if g := l.outFile("greeting"); g != "hello\nworld" {
+		t.Errorf("GREETING = %q, want the multi-line value minus one newline", g)
+	}
+	if l.outFile("apikey") != "set\n" {
+		t.Error("OPENAI_API_KEY from the env directory did not reach the child")
+	}
+	if v := l.outFile("authvar"); v != "absent\n" {
+		t.Errorf("CODEX_AUTH_JSON in the child's environment: %q, want it removed once materialised", v)
+	}
+	if !holds([]byte(l.outFile("first.json")), cred) {
+		t.Error("auth.json was not seeded from the env directory")
+	}
+	out := l.output.String()
+	if !strings.Contains(out, "bad-name") {
+		t.Errorf("no warning about the invalid name:\n%s", out)
+	}
+	if strings.Contains(out, "secret-bad-name-value") || strings.Contains(out, "hello") {
+		t.Errorf("a value reached the log:\n%s", out)
+	}
+	l.checkNoLeak("output", l.output.Bytes())
+}
+
+func TestLauncherSeedRules(t *testing.T) {
+	type state struct {
+		file []byte // nil: no auth.json
+		env  []byte // CODEX_AUTH_JSON
+	}
+	now := time.Now()
+	cases := []struct {
+		name  string
+		setup func(m *tokenmock.Server) (state, tokenmock.Credential) // the credential the child must see
+		log   string                                                  // expected in the output
+		warn  bool
+	}{
+		{"no file: written", func(m *tokenmock.Server) (state, tokenmock.Credential) {
+			c := m.IssueWithExpiry("acct-a", now.Add(240*time.Hour))
+			return state{env: authJSON(c, now)}, c
+		}, "written", false},
+		{"empty file: written", func(m *tokenmock.Server) (state, tokenmock.Credential) {
+			c := m.IssueWithExpiry("acct-a", now.Add(240*time.Hour))
+			return state{file: []byte{}, env: authJSON(c, now)}, c
+		}, "written", false},
+		{"unparseable file: written", func(m *tokenmock.Server) (state, tokenmock.Credential) {
+			c := m.IssueWithExpiry("acct-a", now.Add(240*time.Hour))
+			return state{file: []byte(`{"tok`), env: authJSON(c, now)}, c
+		}, "written", false},
+		{"rotated file fresher: kept", func(m *tokenmock.Server) (state, tokenmock.Credential) {
+			spent := m.IssueWithExpiry("acct-a", now.Add(200*time.Hour))
+			rotated := m.IssueWithExpiry("acct-a", now.Add(240*time.Hour))
+			return state{file: authJSON(rotated, now), env: authJSON(spent, now.Add(-48*time.Hour))}, rotated
+		}, "kept", false},
+		{"variable fresher: replaced", func(m *tokenmock.Server) (state, tokenmock.Credential) {
+			older := m.IssueWithExpiry("acct-a", now.Add(200*time.Hour))
+			newer := m.IssueWithExpiry("acct-a", now.Add(240*time.Hour))
+			return state{file: authJSON(older, now.Add(-48*time.Hour)), env: authJSON(newer, now)}, newer
+		}, "replaced", false},
+		{"another account: the variable wins", func(m *tokenmock.Server) (state, tokenmock.Credential) {
+			other := m.IssueWithExpiry("acct-other", now.Add(240*time.Hour))
+			mine := m.IssueWithExpiry("acct-a", now.Add(240*time.Hour))
+			return state{file: authJSON(other, now), env: authJSON(mine, now.Add(-48*time.Hour))}, mine
+		}, "another account", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := newLaunch(t, tokenmock.Options{})
+			st, want := c.setup(l.Mock)
+			if st.file != nil {
+				l.writeAuth(st.file)
+			}
+			l.Env["CODEX_AUTH_JSON"] = string(st.env)
+			l.Child = []string{l.script("child.sh", firstLook)}
+			if code := l.run(30 * time.Second); code != 0 {
+				t.Fatalf("exit %d; output:\n%s", code, l.output.String())
+			}
+			if !holds([]byte(l.outFile("first.json")), want) {
+				t.Error("the child did not find the expected credential")
+			}
+			out := l.output.String()
+			if !strings.Contains(out, c.log) {
+				t.Errorf("output does not say %q:\n%s", c.log, out)
+			}
+			if c.warn && !strings.Contains(out, "[WARN]") {
+				t.Errorf("no warning:\n%s", out)
+			}
+			if n := l.Mock.Posts(); n != 0 {
+				t.Errorf("%d POSTs for fresh credentials", n)
+			}
+			if st, err := os.Stat(filepath.Join(l.CodexHome, "auth.json")); err != nil || st.Mode().Perm() != 0o600 {
+				t.Errorf("auth.json: %v %v, want mode 0600", st.Mode(), err)
+			}
+			l.checkNoLeak("output", l.output.Bytes())
+		})
+	}
+}
+
+func TestLauncherSeedInvalidVariable(t *testing.T) {
+	l := newLaunch(t, tokenmock.Options{})
+	good := l.Mock.IssueWithExpiry("acct-a", time.Now().Add(240*time.Hour))
+	before := authJSON(good, time.Now())
+	l.writeAuth(before)
+	l.Env["CODEX_AUTH_JSON"] = `{"auth_mode":"chatgpt","tokens":{"access_token":"` + tokenmock.Sentinel + `-truncated`
+	l.Child = []string{l.script("child.sh", `echo started > "$OUT/started"`)}
+	if code := l.run(20 * time.Second); code != 125 {
+		t.Errorf("exit %d, want 125; output:\n%s", code, l.output.String())
+	}
+	if !bytes.Equal(l.readAuth(), before) {
+		t.Error("auth.json changed")
+	}
+	if l.outFile("started") != "" {
+		t.Error("the child ran")
+	}
+	out := l.output.String()
+	if !strings.Contains(out, "CODEX_AUTH_JSON") || !strings.Contains(out, "not a valid credential") {
+		t.Errorf("the error does not say which variable is wrong:\n%s", out)
+	}
+	if strings.Contains(out, tokenmock.Sentinel) {
+		t.Errorf("the value reached the output:\n%s", out)
+	}
+}
+
+func TestLauncherConfigToml(t *testing.T) {
+	const key = `cli_auth_credentials_store = "file"`
+	cases := []struct {
+		name, in string
+		added    bool
+	}{
+		{"missing key, trailing table swallows start.sh's line", "model = \"o3\"\n\n[profiles.fast]\nmodel = \"o4-mini\"\n" + key + "\n", true},
+		{"already at top level", key + "\n[t]\na = 1\n", false},
+		{"keyring is left, with a warning", "cli_auth_credentials_store = \"keyring\"\n", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := newLaunch(t, tokenmock.Options{})
+			if err := os.MkdirAll(l.CodexHome, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(l.CodexHome, "config.toml")
+			if err := os.WriteFile(path, []byte(c.in), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			l.Child = []string{"true"}
+			if code := l.run(20 * time.Second); code != 0 {
+				t.Fatalf("exit %d; output:\n%s", code, l.output.String())
+			}
+			got, _ := os.ReadFile(path)
+			if !c.added {
+				if string(got) != c.in {
+					t.Errorf("config.toml changed:\n%s", got)
+				}
+			} else {
+				head, rest, _ := bytes.Cut(got, []byte(key+"\n"))
+				if string(rest) != c.in || bytes.Contains(head, []byte("[")) {
+					t.Errorf("config.toml = %q, want the key at the top and the rest byte-identical", got)
+				}
+			}
+			if strings.Contains(c.in, "keyring") && !strings.Contains(l.output.String(), "[WARN]") {
+				t.Errorf("no warning for the keyring store:\n%s", l.output.String())
+			}
+		})
+	}
+	// No config.toml at all: one is created.
+	l := newLaunch(t, tokenmock.Options{})
+	l.Child = []string{"true"}
+	if code := l.run(20 * time.Second); code != 0 {
+		t.Fatalf("exit %d; output:\n%s", code, l.output.String())
+	}
+	got, _ := os.ReadFile(filepath.Join(l.CodexHome, "config.toml"))
+	if !bytes.Contains(got, []byte(key)) {
+		t.Errorf("created config.toml = %q", got)
+	}
+}

@@ -1,0 +1,107 @@
+package integration
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/molecule-ai/codex-launch/tokenmock"
+)
+
+// nobody is the unprivileged user of the --user tests: present in every
+// Debian passwd, and never the owner of anything the test creates as root.
+const nobodyID = 65534
+
+func TestLauncherUserOwnsEverything(t *testing.T) {
+	l := newLaunch(t, tokenmock.Options{AccessTTL: 24 * time.Hour})
+	// A volume as an older, root-run start.sh left it: root-owned auth.json,
+	// lock files, sessions and config.
+	old := l.Mock.IssueWithExpiry("acct-user", time.Now().Add(time.Hour))
+	l.writeAuth(authJSON(old, time.Now().Add(-time.Hour)))
+	for _, f := range []string{"auth.lock", "auth.json.lock", "config.toml", "sessions/2026/rollout.jsonl"} {
+		p := filepath.Join(l.CodexHome, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Args = []string{"--user", "65534:65534"}
+	l.Child = []string{l.script("child.sh", `cp "$CODEX_HOME/auth.json" "$OUT/first.json" || exit 90
+printf '%s %s %s' "$(id -u)" "$(id -g)" "$HOME" > "$OUT/ids"
+echo ready > "$OUT/ready"
+while [ ! -f "$OUT/go" ]; do sleep 0.05; done
+exit 0
+`)}
+	l.start()
+	l.waitFile("ready", 20*time.Second)
+
+	pid := l.launcherPID()
+	if uid, gid, err := procIDs(pid); err != nil || uid != nobodyID || gid != nobodyID {
+		t.Errorf("codex-launch runs as %d:%d (%v), want %d:%d after the drop", uid, gid, err, nobodyID, nobodyID)
+	}
+	for _, child := range childrenOf(pid) {
+		if uid, gid, err := procIDs(child); err == nil && (uid != nobodyID || gid != nobodyID) {
+			t.Errorf("child %d runs as %d:%d", child, uid, gid)
+		}
+	}
+	l.touch("go")
+	if code := l.wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit %d; output:\n%s", code, l.output.String())
+	}
+	if ids := l.outFile("ids"); ids != "65534 65534 /nonexistent" {
+		t.Errorf("child ids and HOME = %q, want nobody's", ids)
+	}
+	latest, _ := l.Mock.Latest("acct-user")
+	if latest.Generation != 1 || !holds([]byte(l.outFile("first.json")), latest) {
+		t.Error("the prime did not refresh as the target user before the child")
+	}
+	// Every file in CODEX_HOME, including what the prime and the watchdog
+	// wrote (auth.json, locks, status file), belongs to the user.
+	var seen []string
+	filepath.WalkDir(l.CodexHome, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		st := info.Sys().(*syscall.Stat_t)
+		if st.Uid != nobodyID || st.Gid != nobodyID {
+			t.Errorf("%s belongs to %d:%d", p, st.Uid, st.Gid)
+		}
+		seen = append(seen, strings.TrimPrefix(p, l.CodexHome))
+		return nil
+	})
+	for _, want := range []string{"/auth.json", "/auth.lock", "/auth.json.lock", "/auth_refresh_status.json", "/config.toml", "/sessions"} {
+		found := false
+		for _, s := range seen {
+			found = found || s == want
+		}
+		if !found {
+			t.Errorf("%s missing from CODEX_HOME (have %v)", want, seen)
+		}
+	}
+}
+
+func TestLauncherUnknownUser(t *testing.T) {
+	l := newLaunch(t, tokenmock.Options{})
+	l.Args = []string{"--user", "no-such-user-xyz"}
+	l.Child = []string{l.script("child.sh", `echo started > "$OUT/started"`)}
+	if code := l.run(20 * time.Second); code != 125 {
+		t.Errorf("exit %d, want 125; output:\n%s", code, l.output.String())
+	}
+	if !strings.Contains(l.output.String(), "no-such-user-xyz") {
+		t.Errorf("the error does not name the user:\n%s", l.output.String())
+	}
+	if l.outFile("started") != "" {
+		t.Error("the child ran")
+	}
+}
