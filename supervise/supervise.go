@@ -491,15 +491,24 @@ func (s *Supervisor) childStopped(sig syscall.Signal) {
 	_ = unix.Kill(-pid, unix.SIGCONT)
 }
 
-// groupEmpty reports whether the child's process group has no member left.
-func (s *Supervisor) groupEmpty() bool {
-	return unix.Kill(-s.Pid(), 0) == unix.ESRCH
+// groupEmpty reports whether the child's process group has no member left
+// (none at all, or, when orphans go to another reaper, none alive).
+func (s *Supervisor) groupEmpty(ownReaper bool) bool {
+	pgid := s.Pid()
+	if unix.Kill(-pgid, 0) == unix.ESRCH {
+		return true
+	}
+	return !ownReaper && !groupHasLiving(pgid)
 }
 
 // finishGroup stops what is left of the child's process group after the
 // child exited, bounded by the grace and KillTimeout.
 func (s *Supervisor) finishGroup() {
-	if s.groupEmpty() {
+	if unix.Kill(-s.Pid(), 0) == unix.ESRCH {
+		return // the common case: nothing left, no further look needed
+	}
+	own := reapsOrphans()
+	if s.groupEmpty(own) {
 		return
 	}
 	s.mu.Lock()
@@ -537,7 +546,7 @@ func (s *Supervisor) finishGroup() {
 			s.log.Warn("process group still not empty after SIGKILL; giving up waiting", "pgid", pgid, "waited", s.opts.KillTimeout)
 			return
 		}
-		if s.groupEmpty() {
+		if s.groupEmpty(own) {
 			s.reapAll()
 			return
 		}

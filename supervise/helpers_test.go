@@ -1,0 +1,119 @@
+package supervise
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// helperEnv marks a re-executed test binary: it runs one scripted role
+// instead of the tests, so that process-wide settings (child subreaper,
+// parent-death signal, a controlling terminal) never touch the test process.
+const helperEnv = "SUPERVISE_TEST_HELPER"
+
+func TestMain(m *testing.M) {
+	if role := os.Getenv(helperEnv); role != "" {
+		os.Exit(runHelper(role))
+	}
+	os.Exit(m.Run())
+}
+
+// helperCmd is the test binary re-executed in role.
+func helperCmd(role string, env ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), append([]string{helperEnv + "=" + role}, env...)...)
+	return cmd
+}
+
+// waitFile waits until path exists with content containing want.
+func waitFile(t *testing.T, path, want string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		b, _ := os.ReadFile(path)
+		if strings.Contains(string(b), want) {
+			return string(b)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never contained %q (has %q)", filepath.Base(path), want, b)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// procState is the state letter of pid from /proc ("" when it is gone).
+func procState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return ""
+	}
+	return s[i+2 : i+3]
+}
+
+// zombieChildren counts zombies whose parent is ppid.
+func zombieChildren(ppid int) int {
+	ents, _ := os.ReadDir("/proc")
+	n := 0
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 && f[0] == "Z" && f[1] == strconv.Itoa(ppid) {
+			n++
+		}
+	}
+	return n
+}
+
+func isSubreaper() bool {
+	var flag int32
+	err := unix.Prctl(unix.PR_GET_CHILD_SUBREAPER, uintptr(unsafe.Pointer(&flag)), 0, 0, 0)
+	return err == nil && flag != 0
+}
+
+// readLine reads one line from r with a timeout.
+func readLine(t *testing.T, r *bufio.Reader, want string, timeout time.Duration) {
+	t.Helper()
+	got := make(chan string, 1)
+	go func() {
+		var acc strings.Builder
+		for {
+			line, err := r.ReadString('\n')
+			acc.WriteString(line)
+			if strings.Contains(line, want) || err != nil {
+				got <- acc.String()
+				return
+			}
+		}
+	}()
+	select {
+	case s := <-got:
+		if !strings.Contains(s, want) {
+			t.Fatalf("output %q lacks %q", s, want)
+		}
+	case <-time.After(timeout):
+		t.Fatalf("no %q within %v", want, timeout)
+	}
+}

@@ -1,0 +1,181 @@
+package supervise
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/molecule-ai/codex-launch/signals"
+	"golang.org/x/sys/unix"
+)
+
+// runHelper plays one role in a re-executed test binary; its exit code and
+// stdout are what the test checks.
+func runHelper(role string) int {
+	switch role {
+	case "reaper":
+		return helperReaper()
+	case "spawn-orphans":
+		// Fork N short-lived children and exit without waiting: they become
+		// orphans of whoever reaps for us.
+		n, _ := strconv.Atoi(os.Getenv("ORPHANS"))
+		for i := 0; i < n; i++ {
+			if _, err := syscall.ForkExec("/bin/true", []string{"true"}, &syscall.ProcAttr{}); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+		}
+		return 0
+	case "pdeath":
+		return helperPdeath()
+	case "self-pdeath-middle":
+		inner := helperCmd("self-pdeath")
+		inner.Stdout, inner.Stderr = os.Stdout, os.Stderr
+		if err := inner.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		select {} // killed by the test
+	case "self-pdeath":
+		return helperSelfPdeath()
+	case "tty":
+		return helperTTY()
+	}
+	fmt.Fprintln(os.Stderr, "unknown helper role", role)
+	return 2
+}
+
+// helperReaper becomes a subreaper, runs a child whose own child leaves
+// orphans behind, and reports how many it reaped and whether a zombie was
+// ever seen while the main child ran.
+func helperReaper() int {
+	if err := BecomeSubreaper(); err != nil {
+		fmt.Println("subreaper error:", err)
+		return 1
+	}
+	if !isSubreaper() {
+		fmt.Println("not a subreaper after BecomeSubreaper")
+		return 1
+	}
+	sup, err := New(Options{})
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	defer sup.Close()
+	n := os.Getenv("ORPHANS")
+	spawner := helperCmd("spawn-orphans", "ORPHANS="+n)
+	// The main child starts the spawner (which exits at once, orphaning its
+	// children), then lives on for a while so orphans are reaped while it runs.
+	argv := []string{"/bin/sh", "-c", `"$0" -test.run='^$'; sleep 0.5; exit 7`, spawner.Path}
+	if err := sup.Start(Spec{Argv: argv, Env: spawner.Env}); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	type res struct {
+		code int
+		err  error
+	}
+	done := make(chan res, 1)
+	go func() {
+		c, err := sup.Wait(context.Background())
+		done <- res{c, err}
+	}()
+	zombies := 0
+	for {
+		select {
+		case r := <-done:
+			fmt.Printf("code=%d err=%v orphans=%d zombies=%d left=%d\n", r.code, r.err, sup.Orphans(), zombies, zombieChildren(os.Getpid()))
+			return 0
+		case <-time.After(50 * time.Millisecond):
+			// A zombie may exist for the instant between its exit and the
+			// SIGCHLD pass; one that survives two looks is a reaping failure.
+			if zombieChildren(os.Getpid()) > 0 {
+				time.Sleep(50 * time.Millisecond)
+				if z := zombieChildren(os.Getpid()); z > zombies {
+					zombies = z
+				}
+			}
+		}
+	}
+}
+
+// helperPdeath starts a child with a parent-death signal, reports its pid
+// and waits to be killed.
+func helperPdeath() int {
+	sup, err := New(Options{})
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	out := os.Getenv("OUT")
+	argv := []string{"/bin/sh", "-c", `trap 'echo TERM > "$0"; exit 0' TERM; echo ready > "$0.ready"; while :; do sleep 0.01; done`, out}
+	if err := sup.Start(Spec{Argv: argv, ParentDeathSignal: unix.SIGTERM}); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	// Churn OS threads: a child forked from an ordinary goroutine's thread
+	// would get its parent-death signal when such a thread is retired.
+	for i := 0; i < 50; i++ {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			// A goroutine that exits locked takes its thread with it.
+			lockAndLeave()
+		}()
+		<-done
+	}
+	fmt.Printf("child=%d\n", sup.Pid())
+	go func() { _, _ = sup.Wait(context.Background()) }()
+	select {}
+}
+
+// helperSelfPdeath asks for TERM when its parent dies and reports what the
+// forwarder saw.
+func helperSelfPdeath() int {
+	fwd := signals.Listen(0)
+	if err := SetParentDeathSignal(unix.SIGTERM); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	out := os.Getenv("OUT")
+	if err := os.WriteFile(out+".ready", []byte("ready"), 0o600); err != nil {
+		return 1
+	}
+	select {
+	case sig := <-fwd.Stops():
+		_ = os.WriteFile(out, []byte("stop "+signals.Name(sig)), 0o600)
+		return 0
+	case <-time.After(10 * time.Second):
+		_ = os.WriteFile(out, []byte("timeout"), 0o600)
+		return 1
+	}
+}
+
+// helperTTY runs a child in the foreground of the terminal on stdin and
+// reports how it ended and who owns the terminal afterwards.
+func helperTTY() int {
+	sup, err := New(Options{StopTimeout: time.Second})
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	argv := []string{"/bin/sh", "-c", `echo "child ready fg=$(ps -o tpgid= -p $$ | tr -d ' ') pgid=$(ps -o pgid= -p $$ | tr -d ' ')"; sleep 30`}
+	if p := os.Getenv("ARGV"); p != "" {
+		argv = []string{"/bin/sh", "-c", p}
+	}
+	if err := sup.Start(Spec{Argv: argv, Foreground: true}); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	code, err := sup.Wait(context.Background())
+	fg, _ := unix.IoctlGetInt(0, unix.TIOCGPGRP)
+	fmt.Printf("launcher code=%d err=%v restored=%v\n", code, err, fg == unix.Getpgrp())
+	return code
+}
+
+var _ = exec.Command
