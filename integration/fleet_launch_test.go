@@ -1,0 +1,222 @@
+package integration
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/molecule-ai/codex-launch/internal/testenv"
+	"github.com/molecule-ai/codex-launch/tokenmock"
+)
+
+// TestFleet runs the fleet scenarios against one throw-away PostgreSQL
+// cluster (each scenario in a database of its own), with launchers as
+// separate processes of the built binary.
+func TestFleet(t *testing.T) {
+	builtLauncher(t)
+	pg, err := testenv.StartPostgres()
+	if err != nil {
+		testenv.Unavailable(t, "PostgreSQL: "+err.Error())
+	}
+	defer pg.Close()
+
+	t.Run("OnePostPerGeneration", func(t *testing.T) { fleetOnePostPerGeneration(t, pg) })
+	t.Run("RefresherKilledHoldingTheLock", func(t *testing.T) { fleetRefresherKilled(t, pg) })
+	t.Run("DatabaseAway", func(t *testing.T) { fleetDatabaseAway(t, pg) })
+	t.Run("LocalRefreshPublished", func(t *testing.T) { fleetLocalRefresh(t, pg) })
+	t.Run("ConcurrentFirstStart", func(t *testing.T) { fleetFirstStart(t, pg) })
+}
+
+// 20 launchers, access tokens living 5 s (refreshed 3 s before expiry), five
+// generations: one redemption each, everyone holds each within seconds.
+func fleetOnePostPerGeneration(t *testing.T, pg *testenv.Postgres) {
+	r := newFleetRig(t, pg, 5*time.Second)
+	r.start(20)
+	var worst time.Duration
+	for g := 1; g <= 5; g++ {
+		r.waitPosts(g, 20*time.Second)
+		if d := r.waitConverged(4 * time.Second); d > worst {
+			worst = d
+		}
+	}
+	for _, w := range r.ws {
+		if w.ended.Load() {
+			t.Errorf("%s exited: %s", w.name, fleetTail(w.out.Bytes(), 2000))
+		}
+	}
+	r.stopAll()
+	gens, abandoned := r.checkOneRedemptionPerGeneration()
+	if gens < 5 || abandoned != 0 {
+		t.Fatalf("%d generations, %d abandoned requests", gens, abandoned)
+	}
+	if posts := r.mock.Posts(); posts != gens {
+		t.Fatalf("%d POSTs for %d generations", posts, gens)
+	}
+	var stored int64
+	r.query(`SELECT generation FROM codex_launch_credential WHERE name = 'default'`, &stored)
+	if stored != int64(gens)+1 {
+		t.Fatalf("stored generation %d, want %d (1 is the bootstrap)", stored, gens+1)
+	}
+	t.Logf("%d generations, slowest convergence after a POST was seen: %s", gens, worst)
+}
+
+// The launcher holding the row lock is SIGKILLed while its POST is held at
+// the endpoint (not yet redeemed): its session dies, another launcher takes
+// the lock, re-reads, and redeems the token, once.
+func fleetRefresherKilled(t *testing.T, pg *testenv.Postgres) {
+	r := newFleetRig(t, pg, 5*time.Second)
+	gate := r.mock.Hold(1)
+	defer gate.Release()
+	r.start(8)
+	select {
+	case <-gate.Arrived():
+	case <-time.After(20 * time.Second):
+		t.Fatal("no refresh arrived")
+	}
+	var holder string
+	r.query(`SELECT coalesce(string_agg(application_name, ','), '') FROM pg_stat_activity
+		WHERE datname = current_database() AND state = 'idle in transaction'`, &holder)
+	var victim *fleetWS
+	for _, w := range r.ws {
+		if w.name == holder {
+			victim = w
+		}
+	}
+	if victim == nil {
+		t.Fatalf("cannot tell which launcher holds the lock (idle in transaction: %q)", holder)
+	}
+	syscall.Kill(victim.cmd.Process.Pid, syscall.SIGKILL)
+	<-victim.done
+	r.waitPosts(2, 20*time.Second) // the held one plus the takeover
+	r.waitConverged(5 * time.Second)
+	r.waitPosts(3, 20*time.Second) // and the fleet goes on
+	r.waitConverged(5 * time.Second)
+	r.stopAll()
+	gens, abandoned := r.checkOneRedemptionPerGeneration()
+	if gens < 2 || abandoned != 1 {
+		t.Fatalf("%d generations, %d abandoned requests; want ≥2 and exactly 1 (the killed refresher's)", gens, abandoned)
+	}
+}
+
+// The database stops under running launchers: nobody refreshes alone, the
+// children keep running, the store status says so; after it returns the
+// fleet refreshes once and everyone converges.
+func fleetDatabaseAway(t *testing.T, pg *testenv.Postgres) {
+	r := newFleetRig(t, pg, 5*time.Second)
+	r.start(6)
+	r.waitPosts(1, 20*time.Second)
+	r.waitConverged(4 * time.Second)
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := false
+	defer func() {
+		if !restarted {
+			pg.Start()
+		}
+	}()
+	before := r.mock.Posts()
+	time.Sleep(7 * time.Second) // past the next refresh point and the expiry
+	if n := r.mock.Posts() - before; n != 0 {
+		t.Fatalf("%d POSTs while the database was away", n)
+	}
+	for _, w := range r.ws {
+		if w.ended.Load() {
+			t.Fatalf("%s exited while the database was away", w.name)
+		}
+		if st, _, msg := w.storeState(); st != "unavailable" || msg == "" {
+			t.Errorf("%s store status %q %q, want unavailable with a reason", w.name, st, msg)
+		}
+	}
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	r.waitPosts(before+1, 40*time.Second)
+	r.waitConverged(5 * time.Second)
+	for _, w := range r.ws {
+		if st, _, _ := w.storeState(); st != "ok" {
+			t.Errorf("%s store status %q after the database returned", w.name, st)
+		}
+	}
+	r.stopAll()
+	r.checkOneRedemptionPerGeneration()
+}
+
+// The CLI of one workspace refreshes on its own (as after a 401): the
+// result is published and adopted everywhere, and nobody redeems the spent
+// token again.
+func fleetLocalRefresh(t *testing.T, pg *testenv.Postgres) {
+	r := newFleetRig(t, pg, time.Minute)
+	r.start(6)
+	r.waitConverged(10 * time.Second)
+	for _, w := range r.ws {
+		waitFor(t, 10*time.Second, func() bool { st, g, _ := w.storeState(); return st == "ok" && g == 1 })
+	}
+	old := r.ws[2].refreshToken()
+	body := fmt.Sprintf(`{"client_id":%q,"grant_type":"refresh_token","refresh_token":%q}`, tokenmock.ClientID, old)
+	resp, err := http.Post(r.mock.URL, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("CLI-style refresh: HTTP %d", resp.StatusCode)
+	}
+	latest, _ := r.mock.Latest(fleetAccount)
+	tmp := filepath.Join(r.ws[2].home, "auth.json.cli-tmp")
+	os.WriteFile(tmp, r.mock.AuthJSON(latest, time.Now()), 0o600)
+	if err := os.Rename(tmp, filepath.Join(r.ws[2].home, "auth.json")); err != nil {
+		t.Fatal(err)
+	}
+	d := r.waitConverged(5 * time.Second)
+	t.Logf("local refresh adopted everywhere after %s", d)
+	time.Sleep(time.Second)
+	if n := r.mock.PostsFor(old); n != 1 {
+		t.Fatalf("the spent refresh token was posted %d times", n)
+	}
+	var stored int64
+	r.query(`SELECT generation FROM codex_launch_credential WHERE name = 'default'`, &stored)
+	if stored != 2 {
+		t.Fatalf("stored generation %d, want 2", stored)
+	}
+	r.stopAll()
+	r.checkOneRedemptionPerGeneration()
+}
+
+// 20 launchers start at once on an empty database: one schema, one
+// generation 1, no POST.
+func fleetFirstStart(t *testing.T, pg *testenv.Postgres) {
+	r := newFleetRig(t, pg, time.Hour)
+	r.start(20)
+	for _, w := range r.ws {
+		waitFor(t, 20*time.Second, func() bool { st, g, _ := w.storeState(); return st == "ok" && g == 1 })
+	}
+	var versions, rows int
+	var gen int64
+	r.query(`SELECT (SELECT count(*) FROM codex_launch_schema), (SELECT count(*) FROM codex_launch_credential),
+		(SELECT max(generation) FROM codex_launch_credential)`, &versions, &rows, &gen)
+	if versions != 1 || rows != 1 || gen != 1 {
+		t.Fatalf("schema versions %d, rows %d, generation %d; want 1, 1, 1", versions, rows, gen)
+	}
+	if n := r.mock.Posts(); n != 0 {
+		t.Fatalf("%d POSTs at first start", n)
+	}
+	r.stopAll()
+}
+
+func waitFor(t *testing.T, within time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
