@@ -8,6 +8,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -141,22 +142,51 @@ func spend(h *home, c tokenmock.Credential) {
 	}
 }
 
-// check runs one program on a fresh fixture of tc and compares the outcome.
-func (tc parityCase) check(t *testing.T, seed bool) {
+// parityRun is one program started on a fresh fixture of a case.
+type parityRun struct {
+	tc          parityCase
+	seed        bool
+	srv         *tokenmock.Server
+	h           *home
+	before      []byte
+	postsBefore int
+	proc        runner
+	cancel      func()
+}
+
+// start sets up tc's fixture and starts one program on it. All the cases of
+// a test start at once and are checked afterwards: most time is spent
+// waiting (the permanent cases watch auth.json for a few seconds), so this
+// keeps the test short whatever -parallel is.
+func (tc parityCase) start(t *testing.T, seed bool) *parityRun {
+	t.Helper()
 	srv := tokenmock.Start(tokenmock.Options{AccessTTL: time.Hour})
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	h := newHome(t, srv)
 	tc.setup(h)
-	before := h.read()
-	postsBefore := srv.Posts()
+	p := &parityRun{tc: tc, seed: seed, srv: srv, h: h, before: h.read(), postsBefore: srv.Posts()}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	p.cancel = cancel
+	if seed {
+		p.proc = startRunner(t, h.seedCmd(ctx, "--once"))
+	} else {
+		p.proc = startRunner(t, h.launcherCmd(ctx, "refresh", "--once"))
+	}
+	return p
+}
 
-	var r run
+// verify waits for the program and compares the outcome with the case.
+func (p *parityRun) verify(t *testing.T) {
+	tc, h, srv, seed := p.tc, p.h, p.srv, p.seed
+	h.t = t
+	r := p.proc.wait()
+	p.cancel()
 	wantCode, wantResult, who := tc.ours, tc.ourResult, "codex-launch"
 	if seed {
-		r = h.seedOnce()
 		wantCode, wantResult, who = tc.seed, tc.seedResult, "seed"
 	} else {
-		r = h.once()
+		h.noLeak("refresh --once output", []byte(r.output()))
+		h.noLeakStatus()
 	}
 	if r.Code == 127 {
 		t.Fatalf("%s exited 127 (could not run a helper): %s", who, lines(r.output()))
@@ -169,24 +199,24 @@ func (tc parityCase) check(t *testing.T, seed bool) {
 	got, parses := fileTokens(after)
 	switch wantResult {
 	case unchanged:
-		if !bytes.Equal(before, after) {
+		if !bytes.Equal(p.before, after) {
 			t.Errorf("%s changed auth.json; want it byte-identical", who)
 		}
 	case refreshed:
 		if !parses || !sameTokens(got, latest) || latest.Generation < 1 {
 			t.Errorf("%s: auth.json does not hold the refreshed credential", who)
 		}
-		if srv.Posts()-postsBefore != 1 {
-			t.Errorf("%s made %d POSTs, want 1", who, srv.Posts()-postsBefore)
+		if srv.Posts()-p.postsBefore != 1 {
+			t.Errorf("%s made %d POSTs, want 1", who, srv.Posts()-p.postsBefore)
 		}
 	case refreshedOther:
-		if bytes.Equal(before, after) || (parses && sameTokens(got, latest)) {
+		if bytes.Equal(p.before, after) || (parses && sameTokens(got, latest)) {
 			t.Errorf("%s: want auth.json rewritten with the refused response", who)
 		}
 	}
 	if !seed {
-		if wantResult == unchanged && tc.ours == exitNothing && srv.Posts() != postsBefore {
-			t.Errorf("codex-launch made %d POSTs with nothing to do", srv.Posts()-postsBefore)
+		if wantResult == unchanged && tc.ours == exitNothing && srv.Posts() != p.postsBefore {
+			t.Errorf("codex-launch made %d POSTs with nothing to do", srv.Posts()-p.postsBefore)
 		}
 		if traceback.MatchString(r.output()) {
 			t.Errorf("codex-launch printed a traceback")
@@ -203,11 +233,12 @@ func (tc parityCase) check(t *testing.T, seed bool) {
 // parity fixtures) against codex-launch.
 func TestRefreshSeedCounterparts(t *testing.T) {
 	t.Parallel()
+	var runs []*parityRun
 	for _, tc := range parityCases() {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			tc.check(t, false)
-		})
+		runs = append(runs, tc.start(t, false))
+	}
+	for _, p := range runs {
+		t.Run(p.tc.name, p.verify)
 	}
 }
 
@@ -219,13 +250,14 @@ func TestSeedDifferential(t *testing.T) {
 	t.Parallel()
 	seedScript(t)
 	seedPath(t)
+	var runs []*parityRun
 	for _, tc := range parityCases() {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			if tc.differs == "" && (tc.seed != tc.ours || tc.seedResult != tc.ourResult) {
-				t.Fatalf("table: case says the programs agree but expects different answers")
-			}
-			tc.check(t, true)
-		})
+		if tc.differs == "" && (tc.seed != tc.ours || tc.seedResult != tc.ourResult) {
+			t.Fatalf("table: case %q says the programs agree but expects different answers", tc.name)
+		}
+		runs = append(runs, tc.start(t, true))
+	}
+	for _, p := range runs {
+		t.Run(p.tc.name, p.verify)
 	}
 }

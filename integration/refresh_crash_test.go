@@ -1,0 +1,139 @@
+package integration
+
+// Crash safety of the commit, through the binary: `refresh --once` SIGKILLed
+// at random moments, hundreds of times. auth.json must always parse and hold
+// either the credential it held before or the one the mock just minted.
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/molecule-ai/codex-launch/tokenmock"
+)
+
+func TestRefreshSurvivesSIGKILL(t *testing.T) {
+	t.Parallel()
+	const (
+		maxKills = 300
+		budget   = 20 * time.Second
+	)
+	srv := tokenmock.Start(tokenmock.Options{AccessTTL: time.Hour})
+	defer srv.Close()
+	h := newHome(t, srv)
+	h.Env["CODEX_AUTH_SAFETY_MARGIN_SECONDS"] = "7200" // longer than the TTL: every run refreshes
+	h.expired("acct-1")
+
+	// How long a whole run takes here, to spread the kills over it.
+	var typical time.Duration
+	for range 3 {
+		r := h.once()
+		if r.Code != exitRefreshed {
+			t.Fatalf("calibration run exited %d; output:\n%s", r.Code, lines(r.output()))
+		}
+		typical = max(typical, r.Wall)
+	}
+
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	start := time.Now()
+	kills, committed, lostInFlight, untouched := 0, 0, 0, 0
+	for kills < maxKills && time.Since(start) < budget {
+		before := h.read()
+		old, ok := fileTokens(before)
+		if !ok {
+			t.Fatalf("auth.json does not parse before kill %d", kills)
+		}
+		genBefore, _ := srv.Latest("acct-1")
+
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cmd := h.launcherCmd(ctx, "refresh", "--once")
+		if err := cmd.Start(); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(typical + typical/5))))
+		_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		cancel()
+		kills++
+
+		after := h.read()
+		got, ok := fileTokens(after)
+		if !ok {
+			t.Fatalf("kill %d: auth.json does not parse (%d bytes)", kills, len(after))
+		}
+		latest, _ := srv.Latest("acct-1")
+		switch {
+		case sameTokens(got, latest) && latest.Generation > genBefore.Generation:
+			committed++
+		case sameTokens(got, old) && latest.Generation == genBefore.Generation:
+			untouched++
+		case sameTokens(got, old):
+			// Killed between the redemption and the commit: the old token
+			// is spent. Unavoidable for any refresher; the file is intact.
+			// Log in again to go on.
+			lostInFlight++
+			h.expired("acct-1")
+		default:
+			t.Fatalf("kill %d: auth.json holds neither the old nor the new credential", kills)
+		}
+		if b, err := os.ReadFile(h.statusPath()); err == nil && len(b) > 0 {
+			if h.status() == nil {
+				t.Fatalf("kill %d: status file empty", kills)
+			}
+		}
+	}
+	t.Logf("%d kills in %s (a run takes ~%s): %d after the commit, %d before the POST, %d between POST and commit",
+		kills, time.Since(start).Round(time.Millisecond), typical.Round(time.Millisecond), committed, untouched, lostInFlight)
+	if kills < 100 {
+		t.Errorf("only %d kills in the time budget", kills)
+	}
+	if committed == 0 || untouched == 0 {
+		t.Errorf("the kills did not cover both sides of the commit (%d after, %d before)", committed, untouched)
+	}
+
+	// Temporary files a crash left behind are removed by the next commit
+	// once they are old enough not to belong to a live writer.
+	ents, _ := os.ReadDir(h.Dir)
+	old := time.Now().Add(-10 * time.Minute)
+	temps := 0
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			temps++
+			_ = os.Chtimes(filepath.Join(h.Dir, e.Name()), old, old)
+		}
+	}
+	if r := h.once(); r.Code != exitRefreshed {
+		t.Fatalf("clean run after the kills exited %d; output:\n%s", r.Code, lines(r.output()))
+	}
+	h.wantTokens(mustLatest(t, srv, "acct-1"), "after the clean run")
+	var left []string
+	ents, _ = os.ReadDir(h.Dir)
+	for _, e := range ents {
+		switch e.Name() {
+		case "auth.json", "auth.lock", "auth.json.lock", "auth_refresh_status.json":
+		default:
+			left = append(left, e.Name())
+		}
+	}
+	sort.Strings(left)
+	if len(left) > 0 {
+		t.Errorf("after a clean run, %d of %d crash leftovers remain: %v", len(left), temps, left)
+	}
+	t.Logf("%d temporary files left by the kills, all removed by the next commit", temps)
+}
+
+func mustLatest(t *testing.T, srv *tokenmock.Server, account string) tokenmock.Credential {
+	t.Helper()
+	c, ok := srv.Latest(account)
+	if !ok {
+		t.Fatalf("no credential for %s", account)
+	}
+	return c
+}
