@@ -264,18 +264,26 @@ func accessExpiry(path string) (time.Time, error) {
 	return time.Unix(int64(exp), 0), nil
 }
 
-// printStatus shows the watchdog's status file as the child finds it.
+// printStatus shows the watchdog's status file as the child finds it: the
+// fields a person looks at first (the file has more, never a token).
 func printStatus(home string) {
 	data, err := os.ReadFile(filepath.Join(home, "auth_refresh_status.json"))
 	if err != nil {
 		fmt.Printf("no status file yet: %v\n", err)
 		return
 	}
-	var pretty bytes.Buffer
-	if json.Indent(&pretty, data, "  ", "  ") != nil {
-		pretty.Write(data)
+	var st map[string]any
+	if err := json.Unmarshal(data, &st); err != nil {
+		fmt.Printf("status file does not parse: %v\n", err)
+		return
 	}
-	fmt.Printf("the watchdog's status file says:\n  %s\n", pretty.String())
+	fmt.Println("the watchdog's status file (auth_refresh_status.json) says:")
+	for _, k := range []string{"watchdog_last_outcome", "watchdog_last_run_iso", "credential", "access_token_expires_at",
+		"next_check_at", "last_refresh", "consecutive_failures", "refresh_owner"} {
+		if v, ok := st[k]; ok {
+			fmt.Printf("  %-24s %v\n", k, v)
+		}
+	}
 }
 
 func clock(t time.Time) string { return t.UTC().Format("15:04:05Z") }

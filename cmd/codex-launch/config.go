@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/molecule-ai/codex-launch/signals"
 )
 
 // Config is the resolved configuration of one run. Every field is set from
@@ -37,7 +39,7 @@ type Config struct {
 	StopTimeout time.Duration
 	StopSignals []syscall.Signal
 	SignalGroup bool
-	Rewrite     map[syscall.Signal]syscall.Signal
+	Rewrite     signals.Rewrite
 	ExitZero    []int
 	PDeathSig   syscall.Signal
 
@@ -191,9 +193,12 @@ func processOptions() []option {
 			Flag: "stop-signals", Env: "CODEX_LAUNCH_STOP_SIGNALS", Default: "TERM,INT,QUIT",
 			Usage: "signals that are forwarded and also start the stop grace timer",
 			Set: func(c *Config, raw string) error {
-				sigs, err := parseSignalList(raw)
+				sigs, err := signals.ParseList(raw)
 				if err != nil {
 					return err
+				}
+				if len(sigs) == 0 {
+					return errors.New("want at least one signal")
 				}
 				c.StopSignals = sigs
 				return nil
@@ -208,7 +213,7 @@ func processOptions() []option {
 			Flag: "rewrite", Env: "CODEX_LAUNCH_REWRITE", Default: "",
 			Usage: "rewrite forwarded signals, e.g. TERM:INT,USR1:0 (0 drops the signal)",
 			Set: func(c *Config, raw string) error {
-				rw, err := parseRewrite(raw)
+				rw, err := signals.ParseRewrite(raw)
 				if err != nil {
 					return err
 				}
@@ -240,7 +245,7 @@ func processOptions() []option {
 					c.PDeathSig = 0
 					return nil
 				}
-				sig, err := parseSignal(raw)
+				sig, err := signals.Parse(raw)
 				if err != nil {
 					return err
 				}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/molecule-ai/codex-launch/signals"
 )
 
 // runCaptured runs the program in-process with env as its whole environment.
@@ -21,11 +23,11 @@ func runCaptured(t *testing.T, env map[string]string, args ...string) (code int,
 		getenv: func(k string) string { return env[k] },
 		table:  optionTable(),
 	}
-	p.launch = func(c *Config, a []string) int {
+	p.launch = func(c *Config, _ map[string]string, a []string) int {
 		cfg, argv = c, a
 		return 0
 	}
-	code = p.run(args, &earlySignals{})
+	code = p.run(args)
 	return code, cfg, argv, out.String(), errb.String()
 }
 
@@ -50,7 +52,7 @@ func TestDefaults(t *testing.T) {
 		PrimeTimeout:   45 * time.Second,
 		StopTimeout:    8 * time.Second,
 		StopSignals:    []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT},
-		Rewrite:        map[syscall.Signal]syscall.Signal{},
+		Rewrite:        signals.Rewrite{},
 		LogLevel:       hclog.Info,
 		LogFormat:      "text",
 	}
@@ -126,7 +128,7 @@ func TestProcessOptionsParse(t *testing.T) {
 	if !reflect.DeepEqual(cfg.StopSignals, []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT}) {
 		t.Errorf("stop signals %v", cfg.StopSignals)
 	}
-	if !reflect.DeepEqual(cfg.Rewrite, map[syscall.Signal]syscall.Signal{syscall.SIGTERM: syscall.SIGINT, syscall.SIGUSR1: 0}) {
+	if !reflect.DeepEqual(cfg.Rewrite, signals.Rewrite{syscall.SIGTERM: syscall.SIGINT, syscall.SIGUSR1: 0}) {
 		t.Errorf("rewrite %v", cfg.Rewrite)
 	}
 	if !reflect.DeepEqual(cfg.ExitZero, []int{143, 0}) || cfg.PDeathSig != syscall.SIGKILL || !cfg.SignalGroup {

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/molecule-ai/codex-launch/signals"
 )
 
 // version is set at build time: -ldflags "-X main.version=v1.2.3".
@@ -40,29 +42,34 @@ type program struct {
 	getenv         func(string) string
 	environ        []string
 	table          []option
-	// launch runs the launcher; a field so that the start-up order (signals
-	// first) stays in main and tests can stop short of starting a child.
-	launch func(cfg *Config, argv []string) int
+	// launch runs the launcher; a field so that tests of the configuration
+	// stop short of booting and starting a child. given holds the flags as
+	// typed, for re-reading the configuration after the env directory.
+	launch func(cfg *Config, given map[string]string, argv []string) int
+	// fwd caught every forwardable signal at the first instant.
+	fwd *signals.Forwarder
 }
 
 func main() {
-	// Catch every forwardable signal before anything else happens, so a
-	// TERM during boot or prime is seen and honoured rather than lost (PID 1
-	// ignores signals it has no handler for).
-	early := listenEarly()
+	// Catch every forwardable signal before anything else, configuration
+	// included, so a TERM during start-up, boot or prime is seen and
+	// honoured rather than lost (PID 1 ignores signals it has no handler
+	// for).
+	fwd := signals.Listen(0)
 	p := &program{
+		fwd:     fwd,
 		stdout:  os.Stdout,
 		stderr:  os.Stderr,
 		getenv:  os.Getenv,
 		environ: os.Environ(),
 		table:   optionTable(),
 	}
-	p.launch = func(cfg *Config, argv []string) int { return launcher(p, early, cfg, argv) }
-	os.Exit(p.run(os.Args[1:], early))
+	p.launch = p.launcher
+	os.Exit(p.run(os.Args[1:]))
 }
 
 // run parses the global flags and dispatches.
-func (p *program) run(args []string, early *earlySignals) int {
+func (p *program) run(args []string) int {
 	cfg := &Config{}
 	given := map[string]string{}
 	ps := newParser("codex-launch", p.table, given)
@@ -91,14 +98,18 @@ func (p *program) run(args []string, early *earlySignals) int {
 	if len(rest) > 0 && !afterDashes {
 		switch rest[0] {
 		case cmdRefresh, cmdStatus, cmdHealth:
-			early.release()
+			// No child to forward to: signals get their default handling
+			// again (refresh installs its own for TERM and INT).
+			if p.fwd != nil {
+				p.fwd.Close()
+			}
 			return p.subcommand(rest[0], rest[1:], given)
 		}
 	}
 	if len(rest) == 0 {
 		return p.usageFailure(errors.New("no COMMAND to run (see codex-launch --help)"))
 	}
-	return p.launch(cfg, rest)
+	return p.launch(cfg, given, rest)
 }
 
 // usageFailure reports a configuration mistake: nothing has happened yet.

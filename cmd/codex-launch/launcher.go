@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/oklog/run"
+
+	"github.com/molecule-ai/codex-launch/authwatch"
+	"github.com/molecule-ai/codex-launch/boot"
+	"github.com/molecule-ai/codex-launch/signals"
+	"github.com/molecule-ai/codex-launch/supervise"
+)
+
+// launcher is `codex-launch [flags] [--] COMMAND [ARGS...]`: catch signals,
+// boot, prime, then one oklog/run group of the child, the signal forwarder
+// and the watchdog. It returns the exit code: the child's, or 125 when
+// codex-launch failed before the child ran, or 128+N when stop signal N came
+// before the child existed.
+func (p *program) launcher(cfg *Config, given map[string]string, argv []string) int {
+	log := newLogger(cfg, p.stderr)
+	// main caught the signals already; now they know which ones mean stop.
+	fwd := p.fwd
+	sigOpts := signals.Options{
+		Rewrite:     cfg.Rewrite,
+		Group:       cfg.SignalGroup,
+		StopSignals: cfg.StopSignals,
+		Logger:      log.Named("signals"),
+	}
+	fwd.Configure(sigOpts)
+	l := log.Named("launcher")
+	if err := supervise.BecomeSubreaper(); err != nil {
+		l.Warn("not a subreaper: orphans of the child go to the real init, not reaped here", "error", err)
+	}
+
+	// Boot and prime end promptly on a stop signal: each step is atomic,
+	// and no child exists yet.
+	ctx, release := fwd.StopContext(context.Background())
+	defer release()
+	stopped := func() (int, bool) {
+		if sig, ok := fwd.Stopped(); ok {
+			fwd.Consume()
+			l.Info("stopped before the child started", "signal", signals.Name(sig))
+			return 128 + int(sig), true
+		}
+		return 0, false
+	}
+
+	res, err := boot.Run(ctx, boot.Config{
+		EnvDir:      cfg.EnvDir,
+		CodexHome:   cfg.CodexHome,
+		User:        cfg.User,
+		Environ:     p.environ,
+		Command:     argv,
+		Logger:      log,
+		LockTimeout: cfg.LockTimeout,
+	})
+	if code, ok := stopped(); ok {
+		return code
+	}
+	if err != nil {
+		l.Error("boot failed; the child was not started", "error", err)
+		return exitLaunch
+	}
+
+	// The env directory may carry this program's own variables (start.sh
+	// sourced its secrets before starting the watchdog): read the
+	// configuration again from the child's environment, flags still first.
+	// What boot has already used (user, env dir, CODEX_HOME) stays.
+	if cfg, err = p.reconfigure(cfg, given, res.Env); err != nil {
+		l.Error("bad configuration in the env directory; the child was not started", "error", err)
+		return exitLaunch
+	}
+
+	// The drop to --user cleared any parent-death setting; ask for it now.
+	if err := supervise.SetParentDeathSignal(cfg.PDeathSig); err != nil {
+		l.Warn("parent-death signal not set", "error", err)
+	}
+
+	w, closeStore, err := newWatchdog(ctx, cfg, res.CodexHome, log)
+	if err != nil {
+		l.Error("cannot start the watchdog; the child was not started", "error", err)
+		return exitLaunch
+	}
+	// A shared store's follower runs until codex-launch exits.
+	defer closeStore()
+
+	pr := startPrime(w)
+	code, exit, pending := p.prime(ctx, cfg, pr, l)
+	if exit {
+		return code
+	}
+	if code, ok := stopped(); ok {
+		pr.finish()
+		return code
+	}
+	if !pending && pr.out == authwatch.OutcomePermanent {
+		l.Warn("starting the child anyway (set --require-auth to refuse)")
+	}
+	release()
+	// From here on, every return path must finish the prime pass first.
+	defer pr.finish()
+
+	sup, err := supervise.New(supervise.Options{
+		StopTimeout:   cfg.StopTimeout,
+		ZeroExitCodes: cfg.ExitZero,
+		Logger:        log.Named("supervise"),
+	})
+	if err != nil {
+		l.Error("cannot supervise", "error", err)
+		return exitLaunch
+	}
+	defer sup.Close()
+	err = sup.Start(supervise.Spec{
+		Argv: argv,
+		Env:  res.Env,
+		// The child never outlives codex-launch, even a SIGKILLed one.
+		ParentDeathSignal: syscall.SIGKILL,
+		Foreground:        true,
+	})
+	if err != nil {
+		var se *supervise.StartError
+		code := exitLaunch
+		if errors.As(err, &se) {
+			code = se.Code
+		}
+		l.Error("cannot start the child", "error", err, "exit", code)
+		return code
+	}
+	l.Debug("child started", "pid", sup.Pid(), "command", argv[0])
+	return runGroup(sup, fwd, sigOpts, w, pr, pending, l)
+}
+
+// primeRun is the pass made before the child starts. It runs in its own
+// goroutine so that --prime-timeout bounds how long the child waits for it,
+// even while a POST is in flight: authwatch lets a sent POST run to its
+// answer (a redeemed token must be committed, never dropped), so such a pass
+// may outlast the timeout and then finishes beside the child, before the
+// watchdog loop starts.
+type primeRun struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	out    authwatch.Outcome
+	err    error
+}
+
+func startPrime(w *authwatch.Watchdog) *primeRun {
+	ctx, cancel := context.WithCancel(context.Background())
+	pr := &primeRun{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(pr.done)
+		pr.out, pr.err = w.Pass(ctx)
+	}()
+	return pr
+}
+
+// finish cancels what can be abandoned (lock waits, a POST not yet sent)
+// and waits for the rest (a POST in flight, its commit).
+func (pr *primeRun) finish() {
+	pr.cancel()
+	<-pr.done
+}
+
+// prime waits for the prime pass, at most --prime-timeout. It returns
+// (code, true) when codex-launch must exit instead of starting the child: a
+// stop signal (ctx), or a dead credential with --require-auth. Otherwise the
+// child starts; pending is true when the pass is still running.
+func (p *program) prime(ctx context.Context, cfg *Config, pr *primeRun, l hclog.Logger) (code int, exit bool, pending bool) {
+	t := time.NewTimer(cfg.PrimeTimeout)
+	defer t.Stop()
+	select {
+	case <-pr.done:
+	case <-t.C:
+		l.Warn("prime: no answer within --prime-timeout; starting the child, the refresh goes on beside it", "prime_timeout", cfg.PrimeTimeout)
+		return 0, false, true
+	case <-ctx.Done():
+		select {
+		case <-pr.done:
+		default:
+			l.Info("stop signal during the prime: finishing the refresh in flight so no redeemed token is lost (at most --refresh-timeout)")
+			pr.finish()
+		}
+		return 0, false, false // the caller sees the stop signal and exits 128+N
+	}
+	if reportPrime(pr, l) && cfg.RequireAuth {
+		l.Error("--require-auth is set: not starting the child", "exit", exitLaunch)
+		return exitLaunch, true, false
+	}
+	return 0, false, false
+}
+
+// reportPrime logs the prime's outcome; it returns true when the credential
+// is dead.
+func reportPrime(pr *primeRun, l hclog.Logger) (dead bool) {
+	switch pr.out {
+	case authwatch.OutcomeRefreshed:
+		l.Info("prime: credential refreshed before the child starts")
+	case authwatch.OutcomeNothingToDo:
+		l.Info("prime: credential needs no refresh")
+	case authwatch.OutcomeTransient:
+		l.Warn("prime: refresh failed for now; the child starts, the watchdog keeps trying", "error", pr.err)
+	default:
+		l.Error("**************************************************************************")
+		l.Error("THE CODEX CREDENTIAL IS DEAD: the refresh token was refused for good; the CLI will fail until someone logs in again", "error", pr.err)
+		l.Error("**************************************************************************")
+		return true
+	}
+	return false
+}
+
+// errChildExited ends the group: only the child's exit may end it.
+var errChildExited = errors.New("child exited")
+
+// runGroup runs the child, the forwarder and the watchdog as one oklog/run
+// group. The child's exit ends it; the other actors return only when
+// interrupted (one that fails early logs and then waits), so nothing but the
+// child ends the group. The watchdog's interrupt cancels its context: a
+// refresh whose POST has redeemed a token still commits before Run returns
+// (authwatch's promise), one that has not started is abandoned.
+func runGroup(sup *supervise.Supervisor, fwd *signals.Forwarder, sigOpts signals.Options, w *authwatch.Watchdog, pr *primeRun, pending bool, l hclog.Logger) int {
+	var g run.Group
+	code := exitLaunch
+	{
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			c, err := sup.Wait(ctx)
+			code = c
+			if err != nil {
+				l.Error("waiting for the child", "error", err)
+			}
+			return errChildExited
+		}, func(error) { cancel() })
+	}
+	{
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			if err := fwd.Run(ctx, sup, sigOpts); err != nil && ctx.Err() == nil {
+				l.Error("signal forwarding stopped; the child runs on", "error", err)
+				<-ctx.Done()
+			}
+			return nil
+		}, func(error) { cancel() })
+	}
+	{
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			if pending {
+				// The prime outlasted --prime-timeout: let it finish
+				// (its outcome is logged) before the loop takes over.
+				select {
+				case <-pr.done:
+					reportPrime(pr, l)
+				case <-ctx.Done():
+					pr.finish()
+					return nil
+				}
+			}
+			if err := w.Run(ctx); err != nil && ctx.Err() == nil {
+				l.Error("the credential watchdog stopped; the child runs on", "error", err)
+				<-ctx.Done()
+			}
+			return nil
+		}, func(error) { cancel() })
+	}
+	_ = g.Run()
+	l.Debug("exiting with the child's status", "exit", code)
+	return code
+}
+
+// reconfigure reads the configuration again with environ (after the env
+// directory) as the environment; flags keep precedence. The options boot has
+// already acted on keep their first values.
+func (p *program) reconfigure(cfg *Config, given map[string]string, environ []string) (*Config, error) {
+	next := &Config{}
+	getenv := func(k string) string { v, _ := boot.LookupEnv(environ, k); return v }
+	if err := resolve(next, p.table, given, getenv); err != nil {
+		return nil, err
+	}
+	next.User, next.EnvDir, next.CodexHome = cfg.User, cfg.EnvDir, cfg.CodexHome
+	next.LogLevel, next.LogFormat = cfg.LogLevel, cfg.LogFormat
+	return next, nil
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os/signal"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/molecule-ai/codex-launch/authwatch"
+)
+
+// newWatchdog builds the watchdog of CODEX_HOME dir from the configuration,
+// with the credential store the fleet options chose (buildStore: nil is the
+// local auth.json alone). The endpoint is built only for a refresh owner: a
+// watcher never POSTs. ctx bounds building the store only. The returned
+// function closes the store (a shared store's follower stops with it).
+func newWatchdog(ctx context.Context, cfg *Config, dir string, log hclog.Logger) (*authwatch.Watchdog, func(), error) {
+	home := authwatch.Home{Dir: dir, LockTimeout: cfg.LockTimeout}
+	wc := authwatch.Config{
+		Home:   home,
+		Policy: authwatch.Policy{Interval: cfg.Interval, SafetyMargin: cfg.SafetyMargin, StaleAfter: cfg.StaleAfter},
+		Owner:  cfg.RefreshOwner,
+		Logger: log,
+	}
+	if wc.Owner {
+		var err error
+		if wc.Endpoint, err = authwatch.NewEndpoint(cfg.TokenURL, cfg.ClientID, cfg.RefreshTimeout); err != nil {
+			return nil, nil, fmt.Errorf("token endpoint: %w", err)
+		}
+	}
+	store, err := buildStore(ctx, cfg, home, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	closeStore := func() {}
+	if store != nil {
+		wc.Store, wc.StoreName = store, fleetStoreName(cfg)
+		if c, ok := store.(io.Closer); ok {
+			closeStore = func() { _ = c.Close() }
+		}
+	}
+	w, err := authwatch.New(wc)
+	if err != nil {
+		closeStore()
+		return nil, nil, err
+	}
+	return w, closeStore, nil
+}
+
+// refresh is `refresh --once` (one pass, the seed's exit codes) and `refresh`
+// (the loop alone, for images that keep their own init, until SIGTERM/INT).
+func (p *program) refresh(cfg *Config, log hclog.Logger, once bool) int {
+	l := log.Named("launcher")
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	w, closeStore, err := newWatchdog(ctx, cfg, cfg.ResolvedCodexHome(p.homeDir()), log)
+	if err != nil {
+		l.Error("cannot start the watchdog", "error", err)
+		return exitLaunch
+	}
+	defer closeStore()
+	if once {
+		outcome, err := w.Pass(ctx)
+		switch outcome {
+		case authwatch.OutcomeRefreshed, authwatch.OutcomeNothingToDo:
+			l.Info("refresh --once done", "outcome", outcome.String(), "exit", int(outcome))
+		case authwatch.OutcomeTransient:
+			l.Warn("refresh --once failed, transient", "exit", int(outcome), "error", err)
+		default:
+			l.Error("refresh --once failed, permanent: the credential needs a new login", "exit", int(outcome), "error", err)
+		}
+		return int(outcome)
+	}
+	if err := w.Run(ctx); err != nil {
+		l.Error("watchdog stopped", "error", err)
+		return exitFailed
+	}
+	return exitOK
+}

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/molecule-ai/codex-launch/authwatch"
+)
+
+// snapshot is what status and health read: auth.json's metadata, the status
+// file and the health verdict. It never holds a token.
+type snapshot struct {
+	CodexHome string            `json:"codex_home"`
+	Auth      *authSummary      `json:"auth"`
+	AuthError string            `json:"auth_error,omitempty"`
+	Status    *authwatch.Status `json:"status"`
+	StatusErr string            `json:"status_error,omitempty"`
+	Health    healthSummary     `json:"health"`
+}
+
+type authSummary struct {
+	Mode                 string   `json:"auth_mode"`
+	AccountID            string   `json:"account_id,omitempty"`
+	Refreshable          bool     `json:"refreshable"`
+	NotRefreshableReason string   `json:"not_refreshable_reason,omitempty"`
+	LastRefresh          string   `json:"last_refresh,omitempty"`
+	AccessTokenExpiresAt string   `json:"access_token_expires_at,omitempty"`
+	UnknownKeys          []string `json:"unknown_keys,omitempty"`
+}
+
+type healthSummary struct {
+	OK     bool   `json:"ok"`
+	State  string `json:"state"`
+	Reason string `json:"reason"`
+}
+
+// homeDir is the home directory CODEX_HOME defaults under for subcommands,
+// which run as whichever user calls them.
+func (p *program) homeDir() string {
+	if h := p.getenv("HOME"); h != "" {
+		return h
+	}
+	h, _ := os.UserHomeDir()
+	return h
+}
+
+// readSnapshot reads CODEX_HOME without locks (every writer renames, so a
+// reader never sees a torn file) and judges health.
+func readSnapshot(cfg *Config, dir string, now time.Time) snapshot {
+	home := authwatch.Home{Dir: dir}
+	snap := snapshot{CodexHome: dir}
+	in := authwatch.HealthInput{Now: now, Interval: cfg.Interval}
+
+	f, _, err := home.Read()
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		in.AuthErr = err
+		snap.AuthError = err.Error()
+	default:
+		in.Auth = f
+		snap.Auth = summarize(f)
+	}
+	st, err := authwatch.ReadStatus(home)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		in.StatusErr = err
+		snap.StatusErr = err.Error()
+	default:
+		in.Status = &st
+		snap.Status = &st
+	}
+	h := authwatch.JudgeHealth(in)
+	snap.Health = healthSummary{OK: h.OK, State: string(h.State), Reason: h.Reason}
+	return snap
+}
+
+func summarize(f *authwatch.AuthFile) *authSummary {
+	s := &authSummary{Mode: string(f.Mode()), AccountID: f.AccountID(), UnknownKeys: f.UnknownKeys()}
+	s.Refreshable, s.NotRefreshableReason = f.Refreshable()
+	if t, ok := f.LastRefresh(); ok {
+		s.LastRefresh = t.UTC().Format(time.RFC3339)
+	}
+	if t, ok := f.AccessExpiry(); ok {
+		s.AccessTokenExpiresAt = t.UTC().Format(time.RFC3339)
+	}
+	return s
+}
+
+// status prints what the watchdog knows, for a person or (--json) a program.
+func (p *program) status(cfg *Config, _ hclog.Logger, asJSON bool) int {
+	now := time.Now()
+	snap := readSnapshot(cfg, cfg.ResolvedCodexHome(p.homeDir()), now)
+	if asJSON {
+		enc := json.NewEncoder(p.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(snap); err != nil {
+			fmt.Fprintf(p.stderr, "codex-launch: %v\n", err)
+			return exitFailed
+		}
+		return exitOK
+	}
+	writeStatus(p.stdout, snap, now)
+	return exitOK
+}
+
+func writeStatus(w io.Writer, s snapshot, now time.Time) {
+	row := func(k, format string, args ...any) { fmt.Fprintf(w, "%-16s %s\n", k, fmt.Sprintf(format, args...)) }
+	row("CODEX_HOME", "%s", s.CodexHome)
+	switch {
+	case s.AuthError != "":
+		row("credential", "unreadable: %s", s.AuthError)
+	case s.Auth == nil:
+		row("credential", "none (no auth.json)")
+	default:
+		a := s.Auth
+		kind := a.Mode + " login"
+		if a.AccountID != "" {
+			kind += ", account " + a.AccountID
+		}
+		if a.Refreshable {
+			kind += ", refreshable"
+		} else {
+			kind += ", not refreshed: " + a.NotRefreshableReason
+		}
+		row("credential", "%s", kind)
+		row("access token", "%s", when(a.AccessTokenExpiresAt, now, "expires"))
+		row("last refresh", "%s", when(a.LastRefresh, now, ""))
+		if len(a.UnknownKeys) > 0 {
+			row("kept keys", "%v (unknown to codex-launch, carried verbatim)", a.UnknownKeys)
+		}
+	}
+	switch st := s.Status; {
+	case s.StatusErr != "":
+		row("watchdog", "status file unreadable: %s", s.StatusErr)
+	case st == nil:
+		row("watchdog", "no status file: the watchdog has not run here")
+	default:
+		row("watchdog", "last ran %s: %s", when(st.WatchdogLastRunISO, now, ""), st.WatchdogLastOutcome)
+		if st.Reason != "" {
+			row("", "%s", st.Reason)
+		}
+		if st.NextCheckAt != "" {
+			row("next check", "%s", when(st.NextCheckAt, now, ""))
+		}
+		if st.ConsecutiveFailures > 0 || st.LastErrorClass != "" {
+			row("failures", "%d in a row; last: %s, HTTP %d %s", st.ConsecutiveFailures, st.LastErrorClass, st.LastHTTPStatus, st.LastErrorCode)
+		}
+		owner := "yes"
+		if !st.RefreshOwner {
+			owner = "no (watch and report only)"
+		}
+		row("refresh owner", "%s, pid %d", owner, st.PID)
+	}
+	verdict := "healthy"
+	if !s.Health.OK {
+		verdict = "UNHEALTHY (" + s.Health.State + ")"
+	}
+	row("health", "%s: %s", verdict, s.Health.Reason)
+}
+
+// when shows an RFC 3339 time with its distance from now.
+func when(iso string, now time.Time, verb string) string {
+	if iso == "" {
+		return "unknown"
+	}
+	t, err := time.Parse(time.RFC3339Nano, iso)
+	if err != nil {
+		return iso
+	}
+	d := t.Sub(now).Round(time.Second)
+	rel := fmt.Sprintf("in %s", d)
+	if d < 0 {
+		rel = fmt.Sprintf("%s ago", -d)
+	}
+	if verb != "" {
+		return fmt.Sprintf("%s %s (%s)", verb, iso, rel)
+	}
+	return fmt.Sprintf("%s (%s)", iso, rel)
+}
+
+// health is for HEALTHCHECK: exit 0 when the credential is usable and the
+// watchdog alive, 1 otherwise, with one line saying why.
+func (p *program) health(cfg *Config, _ hclog.Logger) int {
+	snap := readSnapshot(cfg, cfg.ResolvedCodexHome(p.homeDir()), time.Now())
+	if snap.Health.OK {
+		fmt.Fprintf(p.stdout, "healthy: %s\n", snap.Health.Reason)
+		return exitOK
+	}
+	fmt.Fprintf(p.stdout, "unhealthy (%s): %s\n", snap.Health.State, snap.Health.Reason)
+	return exitFailed
+}
