@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/molecule-ai/codex-launch/authwatch"
+)
+
+func TestFleetOptionDefaults(t *testing.T) {
+	code, cfg, _, _, stderr := runCaptured(t, nil, "--", "true")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	f := cfg.Fleet
+	if f.storeKind() != "file" || f.Name != "default" || f.Fallback || f.PollInterval != 30*time.Second ||
+		f.SyncInterval != time.Hour || f.TokenFile != "/configs/.auth_token" {
+		t.Fatalf("defaults %+v", f)
+	}
+	if s, err := buildStore(context.Background(), cfg, authwatch.Home{Dir: t.TempDir()}, hclog.NewNullLogger()); s != nil || err != nil {
+		t.Fatalf("file store: %v %v", s, err)
+	}
+	if fleetStoreName(cfg) != "file" {
+		t.Fatalf("name %q", fleetStoreName(cfg))
+	}
+}
+
+func TestFleetOptionsParseAndNeverEchoThePassword(t *testing.T) {
+	env := map[string]string{
+		"CODEX_LAUNCH_CREDENTIAL_STORE":       "postgres://codex:s3cret-pw@db:5432/fleet?sslmode=require",
+		"CODEX_LAUNCH_CREDENTIAL_NAME":        "team-a",
+		"CODEX_LAUNCH_FLEET_FALLBACK_REFRESH": "yes",
+		"CODEX_LAUNCH_FLEET_POLL_INTERVAL":    "45",
+	}
+	code, cfg, _, _, stderr := runCaptured(t, env, "--", "true")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if cfg.Fleet.storeKind() != "postgres" || cfg.Fleet.Name != "team-a" || !cfg.Fleet.Fallback || cfg.Fleet.PollInterval != 45*time.Second {
+		t.Fatalf("parsed %+v", cfg.Fleet)
+	}
+	if !cfg.RefreshOwner {
+		t.Fatal("a postgres store must leave refresh-owner on")
+	}
+	name := fleetStoreName(cfg)
+	if strings.Contains(name, "s3cret-pw") || !strings.Contains(name, "db:5432") || !strings.Contains(name, "team-a") {
+		t.Fatalf("store name %q", name)
+	}
+
+	for _, bad := range []map[string]string{
+		{"CODEX_LAUNCH_CREDENTIAL_STORE": "ftp://u:s3cret-pw@host/x"},
+		{"CODEX_LAUNCH_CREDENTIAL_STORE": "http://u:s3cret-pw@platform.example/"},
+		{"CODEX_LAUNCH_CREDENTIAL_NAME": " "},
+		{"CODEX_LAUNCH_FLEET_POLL_INTERVAL": "0"},
+		{"CODEX_LAUNCH_FLEET_FALLBACK_REFRESH": "perhaps"},
+	} {
+		code, _, _, _, stderr := runCaptured(t, bad, "--", "true")
+		if code != exitLaunch {
+			t.Errorf("%v: exit %d, want %d", bad, code, exitLaunch)
+		}
+		if strings.Contains(stderr, "s3cret-pw") {
+			t.Errorf("%v: the error echoes the password: %s", bad, stderr)
+		}
+		for k := range bad {
+			if !strings.Contains(stderr, k) {
+				t.Errorf("%v: the error does not name %s: %s", bad, k, stderr)
+			}
+		}
+	}
+}
+
+func TestPlatformStoreIsFollowerOnly(t *testing.T) {
+	env := map[string]string{"CODEX_LAUNCH_CREDENTIAL_STORE": "https://platform.example/api", "CODEX_AUTH_REFRESH_OWNER": "1"}
+	code, cfg, _, _, stderr := runCaptured(t, env, "--", "true")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if cfg.Fleet.storeKind() != "http" || cfg.RefreshOwner {
+		t.Fatalf("kind %s, refresh owner %v: a platform store must never refresh", cfg.Fleet.storeKind(), cfg.RefreshOwner)
+	}
+}
+
+func TestLoadKeys(t *testing.T) {
+	b := make([]byte, 32)
+	rand.Read(b)
+	key := base64.StdEncoding.EncodeToString(b)
+	file := filepath.Join(t.TempDir(), "keys")
+	os.WriteFile(file, []byte("new:"+key+"\n"), 0o600)
+	k, err := loadKeys(fleetConfig{KeyFile: file, Keys: "old:" + key})
+	if err != nil || k.WriteKeyID() != "new" || len(k.IDs()) != 2 {
+		t.Fatalf("keys: %v %v", k, err)
+	}
+	if k, err := loadKeys(fleetConfig{}); k != nil || err != nil {
+		t.Fatalf("no keys: %v %v", k, err)
+	}
+	_, err = loadKeys(fleetConfig{Keys: "bad:c2hvcnQ="})
+	if err == nil || strings.Contains(err.Error(), "c2hvcnQ=") || !strings.Contains(err.Error(), "CODEX_LAUNCH_CREDENTIAL_KEYS") {
+		t.Fatalf("bad key: %v", err)
+	}
+	if _, err := loadKeys(fleetConfig{KeyFile: filepath.Join(t.TempDir(), "missing")}); err == nil {
+		t.Fatal("missing key file accepted")
+	}
+}
