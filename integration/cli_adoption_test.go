@@ -25,23 +25,23 @@ func TestCLIAdoption(t *testing.T) {
 	for _, v := range env.Versions {
 		t.Run(v.Version, func(t *testing.T) {
 			t.Parallel()
-			t.Run("control", func(t *testing.T) { adoptionControl(t, env, v) })
-			t.Run("adopt", func(t *testing.T) { adoption(t, env, v) })
+			t.Run("control", func(t *testing.T) { cliAdoptionControl(t, env, v) })
+			t.Run("adopt", func(t *testing.T) { cliAdoption(t, env, v) })
 		})
 	}
 }
 
-// adoptionControl: without codex-launch, the CLI refreshes the expiring
+// cliAdoptionControl: without codex-launch, the CLI refreshes the expiring
 // credential itself (one POST) before its turn.
-func adoptionControl(t *testing.T, env *cliEnv, v cliVersion) {
+func cliAdoptionControl(t *testing.T, env *cliEnv, v cliVersion) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s := newScenario(t, env, tokenmock.Options{}, nil)
+	s := newCLIScenario(t, env, tokenmock.Options{}, nil)
 	cred := s.TM.IssueWithExpiry(s.Account, time.Now().Add(v.RefreshBelow))
 	s.WriteAuth(cred, nil)
 
 	r := s.Turn(ctx, v, nil)
-	if r.Code != 0 || !strings.Contains(r.Stdout, backendReply) {
+	if r.Code != 0 || !strings.Contains(r.Stdout, cliBackendReply) {
 		t.Fatalf("control turn failed: %s", r)
 	}
 	if got := s.tokenPosts(); got != 1 {
@@ -51,10 +51,10 @@ func adoptionControl(t *testing.T, env *cliEnv, v cliVersion) {
 	t.Logf("control: CLI %s refreshed by itself: %s", v.Version, s.postsSummary())
 }
 
-func adoption(t *testing.T, env *cliEnv, v cliVersion) {
+func cliAdoption(t *testing.T, env *cliEnv, v cliVersion) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s := newScenario(t, env, tokenmock.Options{}, nil)
+	s := newCLIScenario(t, env, tokenmock.Options{}, nil)
 	old := s.TM.IssueWithExpiry(s.Account, time.Now().Add(v.RefreshBelow))
 	s.WriteAuth(old, nil)
 
@@ -77,7 +77,7 @@ func adoption(t *testing.T, env *cliEnv, v cliVersion) {
 	}
 
 	turn := s.Turn(ctx, v, nil)
-	if turn.Code != 0 || !strings.Contains(turn.Stdout, backendReply) {
+	if turn.Code != 0 || !strings.Contains(turn.Stdout, cliBackendReply) {
 		t.Fatalf("turn after codex-launch's refresh failed: %s", turn)
 	}
 	if got := s.tokenPosts(); got != 1 {
@@ -87,7 +87,7 @@ func adoption(t *testing.T, env *cliEnv, v cliVersion) {
 	if len(turns) == 0 {
 		t.Fatalf("the turn never reached the backend")
 	}
-	newFP, oldFP := fingerprint(latest.AccessToken), fingerprint(old.AccessToken)
+	newFP, oldFP := cliFingerprint(latest.AccessToken), cliFingerprint(old.AccessToken)
 	for _, tr := range turns {
 		if tr.AuthFP != newFP {
 			t.Errorf("turn %s %s carried token %s, want codex-launch's new access token %s (old %s)", tr.Method, tr.Path, tr.AuthFP, newFP, oldFP)

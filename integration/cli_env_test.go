@@ -23,7 +23,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,10 +32,9 @@ import (
 )
 
 const (
-	cliNetnsEnv    = "CODEX_LAUNCH_TEST_CLI_NETNS"    // "1" in the inner run
-	cliLauncherEnv = "CODEX_LAUNCH_TEST_CLI_LAUNCHER" // path of the built codex-launch
-	cliBinsEnv     = "CODEX_LAUNCH_TEST_CLI_BINS"     // "VERSION=PATH;..." of the installed CLIs
-	cliRoundsEnv   = "CODEX_LAUNCH_CLI_RACE_ROUNDS"   // rounds per race interleaving (default 3)
+	cliNetnsEnv  = "CODEX_LAUNCH_TEST_CLI_NETNS"  // "1" in the inner run
+	cliBinsEnv   = "CODEX_LAUNCH_TEST_CLI_BINS"   // "VERSION=PATH;..." of the installed CLIs
+	cliRoundsEnv = "CODEX_LAUNCH_CLI_RACE_ROUNDS" // rounds per race interleaving (default 3)
 
 	// cliUID is the unprivileged user the ownership and launcher tests run
 	// the CLI as: a bare number without a passwd entry, as containers often
@@ -56,9 +54,9 @@ type cliVersion struct {
 	Locks bool
 }
 
-// knownCLI is what the tests expect of each pinned version; a version not
+// cliKnown is what the tests expect of each pinned version; a version not
 // listed is expected to behave as the newest one.
-func knownCLI(version string) cliVersion {
+func cliKnown(version string) cliVersion {
 	switch version {
 	case "0.130.0":
 		return cliVersion{Version: version, RefreshBelow: -30 * time.Second, Locks: false}
@@ -86,14 +84,13 @@ func cliSetup(t *testing.T) *cliEnv {
 	ip := testenv.RequireCommand(t, "ip", "iproute2")
 	unshare := testenv.RequireCommand(t, "unshare", "util-linux")
 	bins := installCLIs(t)
-	launcher := cliLauncher(t)
+	builtLauncher(t) // the package's TestMain builds it, in the inner run too
 
 	args := []string{"-n", os.Args[0],
 		"-test.run=^" + t.Name() + "$", "-test.v=true", "-test.count=1", "-test.timeout=4m"}
 	cmd := exec.Command(unshare, args...)
-	cmd.Env = append(cleanEnv(os.Environ()),
+	cmd.Env = append(cliCleanEnv(os.Environ()),
 		cliNetnsEnv+"=1",
-		cliLauncherEnv+"="+launcher,
 		cliBinsEnv+"="+bins,
 		"CODEX_LAUNCH_TEST_IP="+ip,
 	)
@@ -127,25 +124,25 @@ func cliInside(t *testing.T) *cliEnv {
 			t.Fatalf("network namespace has a link up besides lo: %s", line)
 		}
 	}
-	env := &cliEnv{Launcher: os.Getenv(cliLauncherEnv)}
+	env := &cliEnv{Launcher: builtLauncher(t)}
 	for _, kv := range strings.Split(os.Getenv(cliBinsEnv), ";") {
 		v, bin, ok := strings.Cut(kv, "=")
 		if !ok {
 			continue
 		}
-		cv := knownCLI(v)
+		cv := cliKnown(v)
 		cv.Bin = bin
 		env.Versions = append(env.Versions, cv)
 	}
-	if env.Launcher == "" || len(env.Versions) == 0 {
-		t.Fatalf("inner run without %s or %s", cliLauncherEnv, cliBinsEnv)
+	if len(env.Versions) == 0 {
+		t.Fatalf("inner run without %s", cliBinsEnv)
 	}
 	return env
 }
 
-// cleanEnv drops proxy variables (the CLI honours them even for loopback)
+// cliCleanEnv drops proxy variables (the CLI honours them even for loopback)
 // and our own markers.
-func cleanEnv(env []string) []string {
+func cliCleanEnv(env []string) []string {
 	var out []string
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
@@ -194,9 +191,9 @@ func installCLIs(t *testing.T) string {
 		out, err := cmd.Output()
 		cancel()
 		if err != nil {
-			testenv.Unavailable(t, fmt.Sprintf("cannot install @openai/codex@%s with npm: %v: %s", v, err, lastLine(stderr.String())))
+			testenv.Unavailable(t, fmt.Sprintf("cannot install @openai/codex@%s with npm: %v: %s", v, err, cliLastLine(stderr.String())))
 		}
-		bin := lastLine(string(out))
+		bin := cliLastLine(string(out))
 		if st, err := os.Stat(bin); err != nil || st.Mode()&0o111 == 0 {
 			t.Fatalf("install script printed %q for %s, not an executable", bin, v)
 		}
@@ -205,38 +202,13 @@ func installCLIs(t *testing.T) string {
 	return strings.Join(parts, ";")
 }
 
-func lastLine(s string) string {
+func cliLastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(lines[len(lines)-1])
 }
 
-// launcherBuild builds codex-launch once per test process for the CLI tests.
-var launcherBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-func cliLauncher(t *testing.T) string {
-	t.Helper()
-	launcherBuild.once.Do(func() {
-		dir, err := os.MkdirTemp("", "codex-launch-cli-bin-")
-		if err != nil {
-			launcherBuild.err = err
-			return
-		}
-		// Readable by the unprivileged uid the launcher test drops to.
-		_ = os.Chmod(dir, 0o755)
-		launcherBuild.path, launcherBuild.err = testenv.BuildLauncher(dir)
-	})
-	if launcherBuild.err != nil {
-		t.Fatalf("build codex-launch: %v", launcherBuild.err)
-	}
-	return launcherBuild.path
-}
-
-// scenario is one CODEX_HOME with its own token endpoint and backend.
-type scenario struct {
+// cliScenario is one CODEX_HOME with its own token endpoint and backend.
+type cliScenario struct {
 	t       *testing.T
 	env     *cliEnv
 	Dir     string // CODEX_HOME
@@ -246,9 +218,9 @@ type scenario struct {
 	Account string
 }
 
-// newScenario makes a CODEX_HOME (owned by owner when not nil) with the
+// newCLIScenario makes a CODEX_HOME (owned by owner when not nil) with the
 // config.toml that points the CLI at the mocks, and starts the mocks.
-func newScenario(t *testing.T, env *cliEnv, tmOpts tokenmock.Options, owner *syscall.Credential) *scenario {
+func newCLIScenario(t *testing.T, env *cliEnv, tmOpts tokenmock.Options, owner *syscall.Credential) *cliScenario {
 	t.Helper()
 	base := t.TempDir()
 	// t.TempDir's directories are 0700: open them for the unprivileged uid.
@@ -257,7 +229,7 @@ func newScenario(t *testing.T, env *cliEnv, tmOpts tokenmock.Options, owner *sys
 			t.Fatal(err)
 		}
 	}
-	s := &scenario{t: t, env: env, Dir: filepath.Join(base, "codex-home"), Home: filepath.Join(base, "home"), Account: "acct-cli"}
+	s := &cliScenario{t: t, env: env, Dir: filepath.Join(base, "codex-home"), Home: filepath.Join(base, "home"), Account: "acct-cli"}
 	for _, d := range []string{s.Dir, s.Home} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			t.Fatal(err)
@@ -267,6 +239,11 @@ func newScenario(t *testing.T, env *cliEnv, tmOpts tokenmock.Options, owner *sys
 				t.Fatal(err)
 			}
 		}
+	}
+	if tmOpts.AccessTTL == 0 {
+		// Well beyond codex-launch's default 4 h safety margin: a fresh
+		// token is one neither side wants to refresh.
+		tmOpts.AccessTTL = 24 * time.Hour
 	}
 	s.TM = tokenmock.Start(tmOpts)
 	t.Cleanup(s.TM.Close)
@@ -288,14 +265,14 @@ enabled = false
 }
 
 // AuthPath is $CODEX_HOME/auth.json.
-func (s *scenario) AuthPath() string { return filepath.Join(s.Dir, "auth.json") }
+func (s *cliScenario) AuthPath() string { return filepath.Join(s.Dir, "auth.json") }
 
 // WriteAuth writes cred as the CLI would, last refreshed an hour ago.
-func (s *scenario) WriteAuth(cred tokenmock.Credential, owner *syscall.Credential) {
+func (s *cliScenario) WriteAuth(cred tokenmock.Credential, owner *syscall.Credential) {
 	s.writeFile("auth.json", s.TM.AuthJSON(cred, time.Now().Add(-time.Hour)), 0o600, owner)
 }
 
-func (s *scenario) writeFile(name string, data []byte, mode os.FileMode, owner *syscall.Credential) {
+func (s *cliScenario) writeFile(name string, data []byte, mode os.FileMode, owner *syscall.Credential) {
 	s.t.Helper()
 	p := filepath.Join(s.Dir, name)
 	if err := os.WriteFile(p, data, mode); err != nil {
@@ -309,22 +286,22 @@ func (s *scenario) writeFile(name string, data []byte, mode os.FileMode, owner *
 }
 
 // FileTokens reads the refresh and access tokens auth.json holds now.
-func (s *scenario) FileTokens() (refresh, access string) {
+func (s *cliScenario) FileTokens() (refresh, access string) {
 	s.t.Helper()
 	data, err := os.ReadFile(s.AuthPath())
 	if err != nil {
 		s.t.Fatalf("read auth.json: %v", err)
 	}
-	refresh, access = jsonString(data, "refresh_token"), jsonString(data, "access_token")
+	refresh, access = cliJSONString(data, "refresh_token"), cliJSONString(data, "access_token")
 	if refresh == "" || access == "" {
 		s.t.Fatalf("auth.json has no tokens (%d bytes)", len(data))
 	}
 	return refresh, access
 }
 
-// jsonString finds "key": "value" in the CLI's auth.json without a full
+// cliJSONString finds "key": "value" in the CLI's auth.json without a full
 // decode, so a file torn by a writer shows up as missing tokens.
-func jsonString(data []byte, key string) string {
+func cliJSONString(data []byte, key string) string {
 	_, after, ok := bytes.Cut(data, []byte(`"`+key+`": "`))
 	if !ok {
 		return ""
@@ -336,19 +313,19 @@ func jsonString(data []byte, key string) string {
 	return string(v)
 }
 
-// procResult is how a process ended.
-type procResult struct {
+// cliResult is how a process ended.
+type cliResult struct {
 	Code   int
 	Stdout string
 	Stderr string
 	Took   time.Duration
 }
 
-func (r procResult) String() string {
-	return fmt.Sprintf("exit %d after %v\n--- stdout:\n%s\n--- stderr:\n%s", r.Code, r.Took.Round(time.Millisecond), tail(r.Stdout, 40), tail(r.Stderr, 40))
+func (r cliResult) String() string {
+	return fmt.Sprintf("exit %d after %v\n--- stdout:\n%s\n--- stderr:\n%s", r.Code, r.Took.Round(time.Millisecond), cliTail(r.Stdout, 40), cliTail(r.Stderr, 40))
 }
 
-func tail(s string, n int) string {
+func cliTail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = append([]string{fmt.Sprintf("[... %d lines]", len(lines)-n)}, lines[len(lines)-n:]...)
@@ -357,8 +334,8 @@ func tail(s string, n int) string {
 }
 
 // baseEnv is the environment every process of a scenario gets.
-func (s *scenario) baseEnv() []string {
-	return append(cleanEnv(os.Environ()),
+func (s *cliScenario) baseEnv() []string {
+	return append(cliCleanEnv(os.Environ()),
 		"HOME="+s.Home,
 		"CODEX_HOME="+s.Dir,
 		"CODEX_REFRESH_TOKEN_URL_OVERRIDE="+s.TM.URL,
@@ -367,7 +344,7 @@ func (s *scenario) baseEnv() []string {
 }
 
 // run runs argv with the scenario's environment, as cred when not nil.
-func (s *scenario) run(ctx context.Context, cred *syscall.Credential, extraEnv []string, argv ...string) procResult {
+func (s *cliScenario) run(ctx context.Context, cred *syscall.Credential, extraEnv []string, argv ...string) cliResult {
 	s.t.Helper()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(s.baseEnv(), extraEnv...)
@@ -379,7 +356,7 @@ func (s *scenario) run(ctx context.Context, cred *syscall.Credential, extraEnv [
 	cmd.WaitDelay = 2 * time.Second
 	start := time.Now()
 	err := cmd.Run()
-	r := procResult{Stdout: stdout.String(), Stderr: stderr.String(), Took: time.Since(start)}
+	r := cliResult{Stdout: stdout.String(), Stderr: stderr.String(), Took: time.Since(start)}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -398,24 +375,24 @@ func (s *scenario) run(ctx context.Context, cred *syscall.Credential, extraEnv [
 }
 
 // Codex runs the CLI of version v.
-func (s *scenario) Codex(ctx context.Context, v cliVersion, cred *syscall.Credential, args ...string) procResult {
+func (s *cliScenario) Codex(ctx context.Context, v cliVersion, cred *syscall.Credential, args ...string) cliResult {
 	return s.run(ctx, cred, nil, append([]string{v.Bin}, args...)...)
 }
 
 // Turn runs one `codex exec` turn.
-func (s *scenario) Turn(ctx context.Context, v cliVersion, cred *syscall.Credential) procResult {
+func (s *cliScenario) Turn(ctx context.Context, v cliVersion, cred *syscall.Credential) cliResult {
 	return s.Codex(ctx, v, cred, "exec", "--skip-git-repo-check", "say hi")
 }
 
 // Launch runs codex-launch and checks that its output holds no token.
-func (s *scenario) Launch(ctx context.Context, args ...string) procResult {
+func (s *cliScenario) Launch(ctx context.Context, args ...string) cliResult {
 	s.t.Helper()
 	r := s.run(ctx, nil, []string{"CODEX_LAUNCH_LOG_LEVEL=debug"}, append([]string{s.env.Launcher}, args...)...)
 	s.checkNoLeak("codex-launch output", r.Stdout+r.Stderr)
 	return r
 }
 
-func (s *scenario) checkNoLeak(what, out string) {
+func (s *cliScenario) checkNoLeak(what, out string) {
 	s.t.Helper()
 	if leaks := s.TM.Leaks([]byte(out)); len(leaks) > 0 {
 		s.t.Errorf("%s contains tokens: %v", what, leaks)
@@ -424,38 +401,38 @@ func (s *scenario) checkNoLeak(what, out string) {
 
 // tokenPosts counts the POSTs the token endpoint received and those that
 // reached the backend's token path by mistake.
-func (s *scenario) tokenPosts() int { return s.TM.Posts() }
+func (s *cliScenario) tokenPosts() int { return s.TM.Posts() }
 
 // postsSummary describes the token endpoint's requests, token-free:
 // "gen0:refreshed(proactive_expiry) gen0:reused(-)".
-func (s *scenario) postsSummary() string {
+func (s *cliScenario) postsSummary() string {
 	var parts []string
 	for _, r := range s.TM.Requests() {
 		reason, _ := r.Fields["refresh_reason"].(string)
 		if reason == "" {
 			reason = "-"
 		}
-		parts = append(parts, fmt.Sprintf("gen%d:%s:%s(%s)", r.Generation, requester(r), r.Outcome, reason))
+		parts = append(parts, fmt.Sprintf("gen%d:%s:%s(%s)", r.Generation, cliRequester(r), r.Outcome, reason))
 	}
 	return strings.Join(parts, " ")
 }
 
 // requester tells codex-launch's token requests (User-Agent codex-launch)
 // from the CLI's.
-func requester(r tokenmock.Request) string {
+func cliRequester(r tokenmock.Request) string {
 	if strings.HasPrefix(r.Header.Get("User-Agent"), "codex-launch") {
 		return "launcher"
 	}
 	return "cli"
 }
 
-// uidCred is the credential of the unprivileged test user.
-func uidCred() *syscall.Credential {
+// cliUIDCred is the credential of the unprivileged test user.
+func cliUIDCred() *syscall.Credential {
 	return &syscall.Credential{Uid: cliUID, Gid: cliUID}
 }
 
-// ownerOf returns a path's uid and gid.
-func ownerOf(t *testing.T, p string) (uid, gid int, mode os.FileMode) {
+// cliOwnerOf returns a path's uid and gid.
+func cliOwnerOf(t *testing.T, p string) (uid, gid int, mode os.FileMode) {
 	t.Helper()
 	st, err := os.Lstat(p)
 	if err != nil {

@@ -33,13 +33,13 @@ type cliBackend struct {
 	srv *httptest.Server
 
 	mu       sync.Mutex
-	requests []backendRequest
+	requests []cliBackendRequest
 	reject   map[string]bool // fingerprints answered 401
 	failTurn int             // status for POST /v1/responses; 0 = the canned reply
 }
 
-// backendRequest is what the backend saw of one request, token-free.
-type backendRequest struct {
+// cliBackendRequest is what the backend saw of one request, token-free.
+type cliBackendRequest struct {
 	Time    time.Time
 	Method  string
 	Path    string
@@ -48,9 +48,9 @@ type backendRequest struct {
 	Status  int
 }
 
-// backendReply is the text of the canned assistant message: a turn that
+// cliBackendReply is the text of the canned assistant message: a turn that
 // printed it reached the backend and completed.
-const backendReply = "codex-launch-cli-mock-reply"
+const cliBackendReply = "codex-launch-cli-mock-reply"
 
 func startCLIBackend() *cliBackend {
 	b := &cliBackend{reject: map[string]bool{}}
@@ -68,7 +68,7 @@ func (b *cliBackend) OpenAIBaseURL() string  { return b.srv.URL + "/v1" }
 func (b *cliBackend) Reject(accessToken string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.reject[fingerprint(accessToken)] = true
+	b.reject[cliFingerprint(accessToken)] = true
 }
 
 // FailTurns makes POST /v1/responses answer status (0 restores the reply).
@@ -79,15 +79,15 @@ func (b *cliBackend) FailTurns(status int) {
 }
 
 // Requests returns every recorded request in arrival order.
-func (b *cliBackend) Requests() []backendRequest {
+func (b *cliBackend) Requests() []cliBackendRequest {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return append([]backendRequest(nil), b.requests...)
+	return append([]cliBackendRequest(nil), b.requests...)
 }
 
 // Turns returns the completed-or-attempted HTTP turns: POST .../responses.
-func (b *cliBackend) Turns() []backendRequest {
-	var out []backendRequest
+func (b *cliBackend) Turns() []cliBackendRequest {
+	var out []cliBackendRequest
 	for _, r := range b.Requests() {
 		if r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/responses") {
 			out = append(out, r)
@@ -97,7 +97,7 @@ func (b *cliBackend) Turns() []backendRequest {
 }
 
 // fingerprint names a token without revealing it: 8 bytes of its SHA-256.
-func fingerprint(token string) string {
+func cliFingerprint(token string) string {
 	if token == "" {
 		return ""
 	}
@@ -108,11 +108,11 @@ func fingerprint(token string) string {
 func (b *cliBackend) serve(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 8<<20))
 	bearer, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	req := backendRequest{
+	req := cliBackendRequest{
 		Time:    time.Now(),
 		Method:  r.Method,
 		Path:    r.URL.Path,
-		AuthFP:  fingerprint(bearer),
+		AuthFP:  cliFingerprint(bearer),
 		Account: r.Header.Get("ChatGPT-Account-Id"),
 	}
 	status := b.answer(w, r, bearer)
@@ -124,10 +124,10 @@ func (b *cliBackend) serve(w http.ResponseWriter, r *http.Request) {
 
 func (b *cliBackend) answer(w http.ResponseWriter, r *http.Request, bearer string) int {
 	b.mu.Lock()
-	rejected := bearer != "" && b.reject[fingerprint(bearer)]
+	rejected := bearer != "" && b.reject[cliFingerprint(bearer)]
 	failTurn := b.failTurn
 	b.mu.Unlock()
-	if bearer != "" && (rejected || expired(bearer)) {
+	if bearer != "" && (rejected || cliExpired(bearer)) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = io.WriteString(w, `{"error":{"code":"token_expired","message":"cli mock: access token rejected"}}`)
@@ -148,7 +148,7 @@ func (b *cliBackend) answer(w http.ResponseWriter, r *http.Request, bearer strin
 	case isResponses && r.Method == http.MethodPost:
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.WriteHeader(http.StatusOK)
-		_, _ = io.WriteString(w, sseTurn)
+		_, _ = io.WriteString(w, cliSSETurn)
 		return http.StatusOK
 	}
 	http.NotFound(w, r)
@@ -157,7 +157,7 @@ func (b *cliBackend) answer(w http.ResponseWriter, r *http.Request, bearer strin
 
 // expired reports whether a JWT's exp has passed. Tokens that are not JWTs
 // (none are expected) count as valid: the test checks fingerprints anyway.
-func expired(token string) bool {
+func cliExpired(token string) bool {
 	claims, err := tokenmock.DecodeClaims(token)
 	if err != nil {
 		return false
@@ -166,9 +166,9 @@ func expired(token string) bool {
 	return ok && time.Unix(int64(exp), 0).Before(time.Now())
 }
 
-const sseTurn = "event: response.created\n" +
+const cliSSETurn = "event: response.created\n" +
 	`data: {"type":"response.created","response":{"id":"resp_mock"}}` + "\n\n" +
 	"event: response.output_item.done\n" +
-	`data: {"type":"response.output_item.done","item":{"type":"message","role":"assistant","id":"msg_mock","content":[{"type":"output_text","text":"` + backendReply + `"}]}}` + "\n\n" +
+	`data: {"type":"response.output_item.done","item":{"type":"message","role":"assistant","id":"msg_mock","content":[{"type":"output_text","text":"` + cliBackendReply + `"}]}}` + "\n\n" +
 	"event: response.completed\n" +
 	`data: {"type":"response.completed","response":{"id":"resp_mock","usage":{"input_tokens":1,"input_tokens_details":null,"output_tokens":1,"output_tokens_details":null,"total_tokens":2}}}` + "\n\n"

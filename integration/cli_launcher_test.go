@@ -1,0 +1,105 @@
+package integration
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/molecule-ai/codex-launch/tokenmock"
+)
+
+// TestCLILauncher runs the real CLI as codex-launch's child, as the image
+// does: `codex-launch --user UID -- codex exec ...` as root, with a credential
+// the CLI would refresh before its turn. The prime refreshes it before the
+// child exists, the CLI's turn reaches the backend with the new access token
+// and makes no token request, and codex-launch exits with the CLI's status:
+// 0 for a completed turn, and the CLI's own failure code when the backend
+// refuses the turn.
+func TestCLILauncher(t *testing.T) {
+	env := cliSetup(t)
+	if env == nil {
+		return
+	}
+	for _, v := range env.Versions {
+		t.Run(v.Version, func(t *testing.T) {
+			t.Parallel()
+			t.Run("turn", func(t *testing.T) { cliLauncherTurn(t, env, v) })
+			t.Run("exit-status", func(t *testing.T) { cliLauncherExitStatus(t, env, v) })
+		})
+	}
+}
+
+// cliLauncherScenario is a root-made CODEX_HOME with an expiring credential.
+func cliLauncherScenario(t *testing.T, env *cliEnv, v cliVersion) (*cliScenario, tokenmock.Credential) {
+	s := newCLIScenario(t, env, tokenmock.Options{}, nil)
+	old := s.TM.IssueWithExpiry(s.Account, time.Now().Add(v.RefreshBelow))
+	s.WriteAuth(old, nil)
+	if err := os.Chown(s.Home, cliUID, cliUID); err != nil {
+		t.Fatal(err)
+	}
+	return s, old
+}
+
+func cliLaunchCLI(ctx context.Context, s *cliScenario, v cliVersion) cliResult {
+	user := strconv.Itoa(cliUID) + ":" + strconv.Itoa(cliUID)
+	return s.Launch(ctx, "--user", user, "--", v.Bin, "exec", "--skip-git-repo-check", "say hi")
+}
+
+func cliLauncherTurn(t *testing.T, env *cliEnv, v cliVersion) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, old := cliLauncherScenario(t, env, v)
+
+	r := cliLaunchCLI(ctx, s, v)
+	if r.Code != 0 || !strings.Contains(r.Stdout, cliBackendReply) {
+		t.Fatalf("codex-launch -- codex exec: want exit 0 and the turn's reply: %s", r)
+	}
+	latest, _ := s.TM.Latest(s.Account)
+	if latest.Generation != 1 || s.tokenPosts() != 1 {
+		t.Fatalf("want exactly one refresh, by the prime: generation %d, token requests %s", latest.Generation, s.postsSummary())
+	}
+	if got := cliRequester(s.TM.Requests()[0]); got != "launcher" {
+		t.Errorf("the refresh was made by the %s, want codex-launch's prime", got)
+	}
+	turns := s.BE.Turns()
+	if len(turns) == 0 {
+		t.Fatalf("the CLI's turn never reached the backend")
+	}
+	for _, tr := range turns {
+		if tr.AuthFP != cliFingerprint(latest.AccessToken) {
+			t.Errorf("turn carried token %s, want the prime's %s (old %s)", tr.AuthFP, cliFingerprint(latest.AccessToken), cliFingerprint(old.AccessToken))
+		}
+	}
+	if rt, _ := s.FileTokens(); rt != latest.RefreshToken {
+		t.Errorf("auth.json does not hold the prime's refresh token")
+	}
+	cliCheckOwned(t, s.Dir, cliUID)
+	t.Logf("CLI %s under codex-launch --user %d: exit %d in %v, token requests %s, %d turn(s) with the new token",
+		v.Version, cliUID, r.Code, r.Took.Round(time.Millisecond), s.postsSummary(), len(turns))
+}
+
+func cliLauncherExitStatus(t *testing.T, env *cliEnv, v cliVersion) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, _ := cliLauncherScenario(t, env, v)
+	s.BE.FailTurns(http.StatusBadRequest)
+
+	r := cliLaunchCLI(ctx, s, v)
+	if len(s.BE.Turns()) == 0 {
+		t.Fatalf("the CLI's turn never reached the backend: %s", r)
+	}
+	// The same CLI, same refused turn, run directly as the uid: its status is
+	// what codex-launch must pass on.
+	direct := s.Codex(ctx, v, cliUIDCred(), "exec", "--skip-git-repo-check", "say hi")
+	if direct.Code == 0 {
+		t.Fatalf("the CLI exits 0 on a refused turn; this check needs a failing status: %s", direct)
+	}
+	if r.Code != direct.Code {
+		t.Errorf("codex-launch exited %d, the CLI exits %d on a refused turn:\n%s", r.Code, direct.Code, r)
+	}
+	t.Logf("refused turn: CLI %s exits %d directly and %d under codex-launch", v.Version, direct.Code, r.Code)
+}
