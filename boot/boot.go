@@ -51,7 +51,7 @@ type Result struct {
 }
 
 // Error is a boot failure; the launcher exits 125 on it. Step names what was
-// being done ("env-dir", "user", "codex-home", "seed", "config", "drop").
+// being done ("env-dir", "user", "codex-home", "drop", "seed").
 type Error struct {
 	Step string
 	Err  error
@@ -145,12 +145,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		env = UnsetEnv(env, AuthVariables()...)
 	}
 
+	// Best effort: without the key the CLI's default store is the file
+	// anyway, so a config.toml that cannot be read as TOML, or cannot be
+	// written (a read-only mount), is reported, not fatal.
 	store, err := EnsureFileStore(home, nil, log)
 	if err != nil {
-		if !errors.Is(err, ErrConfigSyntax) {
-			return nil, &Error{"config", err}
+		if errors.Is(err, ErrConfigSyntax) {
+			log.Warn("config.toml could not be read as TOML; left alone (the CLI will say more)", "error", err)
+		} else {
+			log.Warn("could not make sure config.toml selects the file credential store; left alone", "error", err)
 		}
-		log.Warn("config.toml could not be read as TOML; left alone, so the CLI may not read auth.json", "error", err)
 	}
 	res.Store = store
 	res.Env = env

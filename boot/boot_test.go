@@ -120,3 +120,20 @@ func TestRunErrors(t *testing.T) {
 		t.Error("a cancelled boot wrote auth.json")
 	}
 }
+
+func TestRunUnwritableConfig(t *testing.T) {
+	home := t.TempDir()
+	// A directory where config.toml should be: it can be neither read nor
+	// replaced, as with a broken mount.
+	path := filepath.Join(home, "config.toml")
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	if _, err := Run(context.Background(), Config{CodexHome: home, Logger: testLogger(&logs)}); err != nil {
+		t.Fatalf("an unusable config.toml stopped the boot: %v", err)
+	}
+	if !strings.Contains(logs.String(), "config.toml") || !strings.Contains(logs.String(), "[WARN]") {
+		t.Errorf("no warning:\n%s", logs.String())
+	}
+}
