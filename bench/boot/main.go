@@ -1,0 +1,215 @@
+// Command boot-bench measures the boot: the time from starting the container
+// entrypoint to the first instruction of its child, for codex-launch and for
+// the seed image's start.sh steps (bench/boot/seed-start.sh: write auth.json
+// from CODEX_AUTH_JSON, config.toml, the seed watchdog's --once, exec). Two
+// cases: a fresh credential (nothing to refresh) and one that needs a refresh
+// from the loopback token endpoint (tokenmock, in this process). Every run
+// gets a new, empty CODEX_HOME and a credential the mock has just issued;
+// the programs are interleaved so that machine noise hits both alike.
+//
+// The child is this same binary: when BOOT_BENCH_MARK is set, its init
+// writes the wall-clock time to that file and exits, before anything else.
+//
+//	go run ./bench/boot                         # 30 runs of each program per case
+//	go run ./bench/boot -n 100 -seed path/to/codex_auth_refresh.sh
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"debug/elf"
+
+	"github.com/molecule-ai/codex-launch/internal/testenv"
+	"github.com/molecule-ai/codex-launch/tokenmock"
+)
+
+// The child's first instruction: note the time, exit.
+func init() {
+	if mark := os.Getenv("BOOT_BENCH_MARK"); mark != "" {
+		now := time.Now().UnixNano()
+		if err := os.WriteFile(mark, []byte(strconv.FormatInt(now, 10)), 0o644); err != nil {
+			os.Exit(3)
+		}
+		os.Exit(0)
+	}
+}
+
+func main() {
+	n := flag.Int("n", 30, "timed runs of each program in each case")
+	seed := flag.String("seed", os.Getenv("CODEX_LAUNCH_SEED_SCRIPT"), "the seed watchdog script (default: $CODEX_LAUNCH_SEED_SCRIPT, else ../shared/seed/codex_auth_refresh.sh from the module root)")
+	launcher := flag.String("launcher", "", "a built codex-launch (default: build it)")
+	python := flag.String("python", "", "the python3 for the seed (default: the first ELF python3 in /usr/bin, /usr/local/bin, /bin)")
+	flag.Parse()
+	if *seed == "" {
+		*seed = filepath.Join(testenv.ModuleRoot(), "..", "shared", "seed", "codex_auth_refresh.sh")
+	}
+	if err := run(*n, *seed, *launcher, *python); err != nil {
+		fmt.Fprintln(os.Stderr, "boot-bench:", err)
+		os.Exit(1)
+	}
+}
+
+type program struct {
+	name string
+	argv []string // the entrypoint; the child's argv is appended
+	path string
+}
+
+func run(n int, seed, launcher, python string) error {
+	if _, err := os.Stat(seed); err != nil {
+		return fmt.Errorf("seed script: %w", err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "boot-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	if launcher == "" {
+		if launcher, err = testenv.BuildLauncher(work); err != nil {
+			return err
+		}
+	}
+	if python == "" {
+		for _, p := range []string{"/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3"} {
+			if isELF(p) {
+				python = p
+				break
+			}
+		}
+		if python == "" {
+			return errors.New("no python3 interpreter found for the seed (use -python)")
+		}
+	}
+	if _, err := exec.LookPath("curl"); err != nil {
+		return errors.New("the seed needs curl on PATH")
+	}
+	startScript := filepath.Join(testenv.ModuleRoot(), "bench", "boot", "seed-start.sh")
+	progs := []program{
+		{name: "codex-launch", argv: []string{launcher, "--"}, path: "/usr/bin:/bin"},
+		{name: "start.sh steps (seed)", argv: []string{"/bin/bash", startScript}, path: filepath.Dir(python) + ":/usr/bin:/bin"},
+	}
+
+	srv := tokenmock.Start(tokenmock.Options{AccessTTL: 24 * time.Hour})
+	defer srv.Close()
+
+	type bootCase struct {
+		name  string
+		posts int // POSTs per run
+		cred  func() []byte
+	}
+	cases := []bootCase{
+		{"fresh credential", 0, func() []byte {
+			c := srv.IssueWithExpiry("bench", time.Now().Add(240*time.Hour))
+			return srv.AuthJSON(c, time.Now())
+		}},
+		// Expires within the default 4h margin: the prime refreshes it.
+		{"credential needing a refresh", 1, func() []byte {
+			c := srv.IssueWithExpiry("bench", time.Now().Add(time.Hour))
+			return srv.AuthJSON(c, time.Now().Add(-23*time.Hour))
+		}},
+	}
+
+	fmt.Printf("boot-bench: start → the child's first instruction; %d timed runs per program and case (after 3 warm-up runs), interleaved\n", n)
+	fmt.Printf("codex-launch: %s\nseed: %s via %s (python %s)\n\n", launcher, seed, startScript, python)
+	fmt.Println("| case | program | mean | median | min | max |")
+	fmt.Println("|---|---|---:|---:|---:|---:|")
+	var ratios []string
+	runID := 0
+	for _, bc := range cases {
+		samples := make([][]time.Duration, len(progs))
+		for iter := 0; iter < n+3; iter++ {
+			for i, p := range progs {
+				runID++
+				home := filepath.Join(work, fmt.Sprintf("home-%d", runID))
+				mark := filepath.Join(work, fmt.Sprintf("mark-%d", runID))
+				env := []string{
+					"PATH=" + p.path, "HOME=" + work, "LANG=C.UTF-8", "NO_PROXY=*",
+					"CODEX_HOME=" + home,
+					"CODEX_REFRESH_TOKEN_URL_OVERRIDE=" + srv.URL,
+					"CODEX_AUTH_JSON=" + string(bc.cred()),
+					"SEED_SCRIPT=" + seed,
+					"BOOT_BENCH_MARK=" + mark,
+				}
+				before := srv.Posts()
+				d, out, err := measure(append(append([]string{}, p.argv...), self), env, mark)
+				if err != nil {
+					return fmt.Errorf("%s, %s: %w\n%s", p.name, bc.name, err, out)
+				}
+				if got := srv.Posts() - before; got != bc.posts {
+					return fmt.Errorf("%s, %s: %d POSTs, want %d\n%s", p.name, bc.name, got, bc.posts, out)
+				}
+				if iter >= 3 {
+					samples[i] = append(samples[i], d)
+				}
+				os.RemoveAll(home)
+			}
+		}
+		var means []time.Duration
+		for i, p := range progs {
+			mean, med, lo, hi := stats(samples[i])
+			means = append(means, mean)
+			fmt.Printf("| %s | %s | %s | %s | %s | %s |\n", bc.name, p.name, ms(mean), ms(med), ms(lo), ms(hi))
+		}
+		ratios = append(ratios, fmt.Sprintf("| %s | %.0f× |", bc.name, float64(means[1])/float64(means[0])))
+	}
+	fmt.Println()
+	fmt.Println("| case | seed ÷ codex-launch (mean) |")
+	fmt.Println("|---|---:|")
+	fmt.Println(strings.Join(ratios, "\n"))
+	return nil
+}
+
+// measure starts argv and returns the time until the child wrote mark.
+func measure(argv, env []string, mark string) (time.Duration, string, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return 0, out.String(), err
+	}
+	data, err := os.ReadFile(mark)
+	if err != nil {
+		return 0, out.String(), fmt.Errorf("the child never ran: %w", err)
+	}
+	ns, err := strconv.ParseInt(string(data), 10, 64)
+	if err != nil {
+		return 0, out.String(), err
+	}
+	return time.Unix(0, ns).Sub(start), out.String(), nil
+}
+
+func stats(s []time.Duration) (mean, median, lo, hi time.Duration) {
+	sorted := append([]time.Duration(nil), s...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	for _, d := range s {
+		mean += d
+	}
+	return mean / time.Duration(len(s)), sorted[len(sorted)/2], sorted[0], sorted[len(sorted)-1]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+
+func isELF(p string) bool {
+	f, err := elf.Open(p)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
