@@ -30,7 +30,8 @@ func TestMain(m *testing.M) {
 // helperCmd is the test binary re-executed in role.
 func helperCmd(role string, env ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), append([]string{helperEnv + "=" + role}, env...)...)
+	// GORACE: a race-enabled helper would otherwise sleep a second at exit.
+	cmd.Env = append(os.Environ(), append([]string{helperEnv + "=" + role, "GORACE=atexit_sleep_ms=0"}, env...)...)
 	return cmd
 }
 

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/molecule-ai/codex-launch/signals"
@@ -19,17 +17,6 @@ func runHelper(role string) int {
 	switch role {
 	case "reaper":
 		return helperReaper()
-	case "spawn-orphans":
-		// Fork N short-lived children and exit without waiting: they become
-		// orphans of whoever reaps for us.
-		n, _ := strconv.Atoi(os.Getenv("ORPHANS"))
-		for i := 0; i < n; i++ {
-			if _, err := syscall.ForkExec("/bin/true", []string{"true"}, &syscall.ProcAttr{}); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return 1
-			}
-		}
-		return 0
 	case "pdeath":
 		return helperPdeath()
 	case "self-pdeath-middle":
@@ -44,6 +31,12 @@ func runHelper(role string) int {
 		return helperSelfPdeath()
 	case "tty":
 		return helperTTY()
+	case "ticker":
+		fmt.Println("child ready")
+		for {
+			time.Sleep(50 * time.Millisecond)
+			fmt.Println("tick")
+		}
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper role", role)
 	return 2
@@ -67,12 +60,11 @@ func helperReaper() int {
 		return 1
 	}
 	defer sup.Close()
-	n := os.Getenv("ORPHANS")
-	spawner := helperCmd("spawn-orphans", "ORPHANS="+n)
-	// The main child starts the spawner (which exits at once, orphaning its
-	// children), then lives on for a while so orphans are reaped while it runs.
-	argv := []string{"/bin/sh", "-c", `"$0" -test.run='^$'; sleep 0.5; exit 7`, spawner.Path}
-	if err := sup.Start(Spec{Argv: argv, Env: spawner.Env}); err != nil {
+	// The main child forks ORPHANS subshells that each start a short-lived
+	// process and exit at once, orphaning it; the main child lives on for a
+	// while so the orphans are reaped while it runs.
+	argv := []string{"/bin/sh", "-c", `i=0; while [ $i -lt $0 ]; do (/bin/true &); i=$((i+1)); done; sleep 0.5; exit 7`, os.Getenv("ORPHANS")}
+	if err := sup.Start(Spec{Argv: argv}); err != nil {
 		fmt.Println(err)
 		return 1
 	}
@@ -166,15 +158,20 @@ func helperTTY() int {
 	}
 	argv := []string{"/bin/sh", "-c", `echo "child ready fg=$(ps -o tpgid= -p $$ | tr -d ' ') pgid=$(ps -o pgid= -p $$ | tr -d ' ')"; sleep 30`}
 	if p := os.Getenv("ARGV"); p != "" {
-		argv = []string{"/bin/sh", "-c", p}
+		argv = []string{"/bin/sh", "-c", p, os.Args[0]}
 	}
-	if err := sup.Start(Spec{Argv: argv, Foreground: true}); err != nil {
+	var env []string
+	if os.Getenv("TICKER") != "" {
+		env = append(os.Environ(), helperEnv+"=ticker")
+	}
+	if err := sup.Start(Spec{Argv: argv, Env: env, Foreground: true}); err != nil {
 		fmt.Println(err)
 		return 1
 	}
+	t0 := time.Now()
 	code, err := sup.Wait(context.Background())
 	fg, _ := unix.IoctlGetInt(0, unix.TIOCGPGRP)
-	fmt.Printf("launcher code=%d err=%v restored=%v\n", code, err, fg == unix.Getpgrp())
+	fmt.Printf("launcher code=%d err=%v restored=%v waited=%v\n", code, err, fg == unix.Getpgrp(), time.Since(t0))
 	return code
 }
 

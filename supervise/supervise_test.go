@@ -351,7 +351,7 @@ func TestMisuse(t *testing.T) {
 }
 
 func TestOrphansReapedAsSubreaper(t *testing.T) {
-	const n = 300
+	const n = 1000
 	cmd := helperCmd("reaper", "ORPHANS="+fmt.Sprint(n))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
