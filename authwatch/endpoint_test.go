@@ -149,7 +149,7 @@ func answerCases(t *testing.T) []answerCase {
 		{name: "500", ans: a(500, `{"error":"server_error"}`), outcome: OutcomeTransient, kind: KindHTTP, status: 500, code: "server_error", tag: "500"},
 		{name: "503 Retry-After", ans: a(503, `busy`, "Retry-After", "30"), outcome: OutcomeTransient, kind: KindHTTP, status: 503, retryAfter: 30 * time.Second, tag: "503"},
 		{name: "hang past the timeout", ans: &answer{hang: true}, outcome: OutcomeTransient, kind: KindTimeout, tag: "timeout", short: true},
-		{name: "slow headers past the timeout", ans: &answer{delay: time.Second, status: 200, body: `{}`}, outcome: OutcomeTransient, kind: KindTimeout, tag: "timeout", short: true},
+		{name: "slow headers past the timeout", ans: &answer{delay: 600 * time.Millisecond, status: 200, body: `{}`}, outcome: OutcomeTransient, kind: KindTimeout, tag: "timeout", short: true},
 		{name: "reset mid-body", ans: &answer{reset: true}, outcome: OutcomeTransient, kind: KindNetwork, status: 200, tag: "network"},
 		{name: "oversized body", ans: a(200, `{"access_token":"`+strings.Repeat("x", 2<<20)+`"}`), outcome: OutcomeTransient, kind: KindOversized, status: 200, tag: "oversized"},
 		{name: "oversized body small cap", ans: a(500, strings.Repeat("y", 5000)), maxBody: 1000, outcome: OutcomeTransient, kind: KindOversized, status: 500, tag: "oversized"},

@@ -46,8 +46,9 @@ type Owner struct{ UID, GID int }
 // Home is a CODEX_HOME directory and the CLI's lock protocol there.
 type Home struct {
 	Dir string
-	// Owner for files codex-launch creates when there is no auth.json to
-	// take the owner from; nil keeps the process's own ids.
+	// Owner of every file codex-launch writes or creates here (auth.json,
+	// lock files, status); nil takes the owner of the existing auth.json,
+	// or keeps the process's own ids when there is none.
 	Owner *Owner
 	// LockTimeout bounds each lock wait; 0 means DefaultLockTimeout.
 	LockTimeout time.Duration
@@ -81,14 +82,20 @@ func (h Home) Read() (*AuthFile, []byte, error) {
 	return f, data, nil
 }
 
-// fileOwner decides who new files belong to: the current auth.json's owner
-// (the CLI's user made it), else Home.Owner, else nobody in particular (nil).
+// fileOwner decides who files we create belong to: Home.Owner when set (the
+// CLI's user, known to the launcher: it also repairs a root-owned auth.json
+// left by an earlier root process, a hazard that kills logins), else the
+// current auth.json's owner (whoever the CLI runs as made it), else nil (the
+// process's own ids).
 func (h Home) fileOwner() *Owner {
+	if h.Owner != nil {
+		return h.Owner
+	}
 	var st unix.Stat_t
 	if err := unix.Stat(h.AuthPath(), &st); err == nil {
 		return &Owner{UID: int(st.Uid), GID: int(st.Gid)}
 	}
-	return h.Owner
+	return nil
 }
 
 // fixOwner makes an open file belong to o. Failing to change an owner that is
