@@ -52,6 +52,8 @@ type pid1Init struct {
 	path string
 	err  error // the binary could not be built or found
 	env  []string
+	// ownHome gives each run an empty CODEX_HOME of its own.
+	ownHome bool
 	// argv returns the init's command line, or unsupported naming the
 	// feature it lacks.
 	argv func(o pid1Opts) (argv []string, unsupported string)
@@ -74,15 +76,13 @@ func TestPID1(t *testing.T) {
 		t.Fatalf("build the scripted child: %v", err)
 	}
 	launcher, lerr := testenv.BuildLauncher(dir)
-	home := filepath.Join(dir, "codex-home")
-	if err := os.MkdirAll(home, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	h := &pid1Harness{child: child, dir: dir, res: newPID1Results()}
 	h.inits = []*pid1Init{
 		{name: pid1Launcher, path: launcher, err: lerr,
-			// No auth.json in CODEX_HOME: the credential side has nothing to do.
-			env: []string{"CODEX_HOME=" + home, "CODEX_LAUNCH_LOG_LEVEL=info"},
+			// An empty CODEX_HOME of its own per run (see startArgv): with no
+			// auth.json the credential side has nothing to do.
+			ownHome: true,
+			env:     []string{"CODEX_LAUNCH_LOG_LEVEL=" + pid1LogLevel()},
 			argv: func(o pid1Opts) ([]string, string) {
 				a := []string{launcher}
 				if o.stopTimeout > 0 {
@@ -255,6 +255,9 @@ func (h *pid1Harness) startArgv(t *testing.T, in *pid1Init, ns bool, attr *sysca
 	}
 	r.cmd = exec.Command(argv[0], argv[1:]...)
 	r.cmd.Env = append(os.Environ(), in.env...)
+	if in.ownHome {
+		r.cmd.Env = append(r.cmd.Env, "CODEX_HOME="+pid1Home(t))
+	}
 	r.cmd.Stdout, r.cmd.Stderr = stdout, stderr
 	r.cmd.SysProcAttr = attr
 	r.started = time.Now()
@@ -278,6 +281,24 @@ func (h *pid1Harness) startArgv(t *testing.T, in *pid1Init, ns bool, attr *sysca
 		}
 	})
 	return r
+}
+
+// pid1LogLevel is codex-launch's log level in these tests: warn, or
+// $PID1_LOG_LEVEL (debug shows every signal forwarded and child reaped).
+func pid1LogLevel() string {
+	if l := os.Getenv("PID1_LOG_LEVEL"); l != "" {
+		return l
+	}
+	return "warn"
+}
+
+// pid1Home is an empty CODEX_HOME for one run of codex-launch.
+func pid1Home(t *testing.T) string {
+	home := filepath.Join(t.TempDir(), "codex-home")
+	if err := os.Mkdir(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return home
 }
 
 func pid1Code(ps *os.ProcessState, err error) int {

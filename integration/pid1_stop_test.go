@@ -14,9 +14,9 @@ const pid1Grace = 2 * time.Second
 // pid1StopDefaultTerm: TERM to a child that keeps TERM's default action ends
 // it at once: the init exits 143 long before any grace could end.
 func pid1StopDefaultTerm(t *testing.T, h *pid1Harness, in *pid1Init) string {
-	r, _ := h.start(t, in, pid1Opts{stopTimeout: pid1Grace}, true, h.child, "sleep", "-d", "1m")
-	// The Go child has no TERM handler; give it a moment to start.
-	time.Sleep(100 * time.Millisecond)
+	rep := h.report(t)
+	r, _ := h.start(t, in, pid1Opts{stopTimeout: pid1Grace}, true, h.child, "catch", "-out", rep.path, "-default-term")
+	rep.waitReady(t, r, 1)
 	sent := time.Now()
 	r.signal(syscall.SIGTERM)
 	code := r.mustExit(5 * time.Second)

@@ -17,10 +17,11 @@ import (
 
 // pid1TTY is `docker run -it`: the init is PID 1 of a namespace with a
 // pseudo-terminal as its controlling terminal and stdio. A person types
-// Ctrl-C (the interactive child reports SIGINT and goes on), Ctrl-Z (the
-// child stops; the init should not), then the child is resumed (SIGCONT to
-// the init, as `docker kill -s CONT` would), echoes a line, and "exit" ends
-// it with 0.
+// Ctrl-C (the interactive child reports SIGINT and goes on) and Ctrl-Z: the
+// child stops and the init does not. tini and dumb-init leave it stopped
+// until someone sends SIGCONT (here to the init, as `docker kill -s CONT`
+// would); codex-launch continues it at once. Then the child echoes a line,
+// and "exit" ends it with 0.
 func pid1TTY(t *testing.T, h *pid1Harness, in *pid1Init) string {
 	argv, _ := in.argv(pid1Opts{})
 	argv = append([]string{"unshare", "--pid", "--fork", "--mount-proc", "--kill-child"}, append(argv, h.child, "interactive")...)
@@ -31,6 +32,9 @@ func pid1TTY(t *testing.T, h *pid1Harness, in *pid1Init) string {
 	defer ptmx.Close()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), in.env...)
+	if in.ownHome {
+		cmd.Env = append(cmd.Env, "CODEX_HOME="+pid1Home(t))
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	if err := cmd.Start(); err != nil {
@@ -114,31 +118,41 @@ func pid1TTY(t *testing.T, h *pid1Harness, in *pid1Init) string {
 	}
 	state := func(pid int) byte { st, _ := pid1ReadStat(pid); return st.state }
 	typeIn("\x1a")
-	if !pid1WaitFor(3*time.Second, func() bool { return state(childPid) == 'T' }) {
-		t.Errorf("Ctrl-Z: child state %c, want stopped (T)", state(childPid))
-	}
-	time.Sleep(100 * time.Millisecond)
-	initStopped := state(initPid) == 'T'
-	// dumb-init sends itself SIGSTOP after forwarding TSTP, but the kernel
-	// ignores that for a namespace's init: no init stays stopped as PID 1.
-	if initStopped {
-		t.Errorf("Ctrl-Z: the init (PID 1) stopped")
-	}
-	if initStopped {
-		cells = append(cells, "Ctrl-Z stops the child and the init itself")
+	if in.name == pid1Launcher {
+		// codex-launch as PID 1 has no shell above it to resume a stopped
+		// job, so it continues the child at once (a frozen container is
+		// worse); not PID 1 it stops itself as a job would.
+		if !expect("got CONT", 3*time.Second) {
+			t.Errorf("child after Ctrl-Z: %s", pid1Diag(childPid))
+		}
+		if state(initPid) == 'T' {
+			t.Errorf("Ctrl-Z: the init (PID 1) stopped")
+		}
+		cells = append(cells, "Ctrl-Z: child stopped and continued at once (PID 1 has no shell to resume it)")
 	} else {
-		cells = append(cells, "Ctrl-Z stops the child, init stays")
-	}
-	if err := syscall.Kill(initPid, syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-	if !pid1WaitFor(3*time.Second, func() bool { return state(childPid) != 'T' }) {
-		t.Errorf("SIGCONT to the init did not resume the child")
+		if !pid1WaitFor(3*time.Second, func() bool { return state(childPid) == 'T' }) {
+			t.Errorf("Ctrl-Z: child state %c, want stopped (T)\nchild: %s\ninit: %s", state(childPid), pid1Diag(childPid), pid1Diag(initPid))
+		}
+		time.Sleep(100 * time.Millisecond)
+		// dumb-init sends itself SIGSTOP after forwarding TSTP, but the
+		// kernel ignores that for a namespace's init.
+		if state(initPid) == 'T' {
+			t.Errorf("Ctrl-Z: the init (PID 1) stopped")
+		}
+		if state(childPid) != 'T' {
+			t.Errorf("Ctrl-Z: the child did not stay stopped")
+		}
+		cells = append(cells, "Ctrl-Z: child stays stopped, init runs")
+		if err := syscall.Kill(initPid, syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		if !pid1WaitFor(3*time.Second, func() bool { return state(childPid) != 'T' }) {
+			t.Errorf("SIGCONT to the init did not resume the child")
+		}
+		cells = append(cells, "CONT to the init resumes it")
 	}
 	typeIn("hello\n")
-	if expect("echo: hello", 3*time.Second) {
-		cells = append(cells, "CONT to init resumes it")
-	}
+	expect("echo: hello", 3*time.Second)
 	typeIn("exit\n")
 	expect("bye", 3*time.Second)
 	select {
@@ -150,4 +164,22 @@ func pid1TTY(t *testing.T, h *pid1Harness, in *pid1Init) string {
 		t.Errorf("init still running after the child said bye")
 	}
 	return strings.Join(cells, "; ")
+}
+
+// pid1Diag is what a failure needs to know about a process: its stat line
+// (pgrp, session, terminal's foreground group) and signal masks.
+func pid1Diag(pid int) string {
+	stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	var masks []string
+	for _, l := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(l, "Sig") || strings.HasPrefix(l, "ShdPnd") {
+			masks = append(masks, l)
+		}
+	}
+	f := strings.Fields(string(stat))
+	if len(f) > 8 {
+		f = f[:8]
+	}
+	return strings.Join(f, " ") + " " + strings.Join(masks, " ")
 }

@@ -185,9 +185,17 @@ func sleepMode(args []string) {
 	fs := flag.NewFlagSet("sleep", flag.ExitOnError)
 	d := fs.Duration("d", time.Hour, "how long to sleep")
 	ignoreTerm := fs.Bool("ignore-term", false, "ignore SIGTERM")
+	orphanedFrom := fs.Int("orphaned-from", 0, "start the sleep only once this parent has exited")
 	_ = fs.Parse(args)
 	if *ignoreTerm {
 		signal.Ignore(syscall.SIGTERM)
+	}
+	if *orphanedFrom != 0 {
+		// Live on until the parent is gone, so that every grandchild is
+		// seen reparented however slowly its siblings were started.
+		for end := time.Now().Add(30 * time.Second); os.Getppid() == *orphanedFrom && time.Now().Before(end); {
+			time.Sleep(time.Millisecond)
+		}
 	}
 	time.Sleep(*d)
 }
@@ -205,7 +213,7 @@ func spawn(args []string) {
 	if err != nil {
 		fatalf("spawn: %v", err)
 	}
-	argv := []string{"child", "sleep", "-d", d.String()}
+	argv := []string{"child", "sleep", "-orphaned-from", strconv.Itoa(os.Getpid()), "-d", d.String()}
 	if *ignoreTerm {
 		argv = append(argv, "-ignore-term")
 	}
@@ -429,14 +437,19 @@ func orphans(args []string) {
 
 // interactive is a person's program on a terminal: it reads lines and echoes
 // them, reports SIGINT instead of dying, and leaves SIGTSTP at its default
-// (so Ctrl-Z stops it). "exit" ends it with 0.
+// (so Ctrl-Z stops it); it reports SIGCONT when it is resumed. "exit" ends it
+// with 0.
 func interactive(args []string) {
 	_ = args
-	ints := make(chan os.Signal, 16)
-	signal.Notify(ints, syscall.SIGINT)
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGCONT)
 	go func() {
-		for range ints {
-			fmt.Println("got INT")
+		for s := range sigs {
+			if s == syscall.SIGINT {
+				fmt.Println("got INT")
+			} else {
+				fmt.Println("got CONT")
+			}
 		}
 	}()
 	fg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP)
