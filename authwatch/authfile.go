@@ -461,6 +461,20 @@ func (f *AuthFile) Refreshable() (ok bool, reason string) {
 	return true, ""
 }
 
+// lastRefreshText is last_refresh as the file spells it ("" when absent or
+// not a string), for the status file, which the seed filled the same way.
+func (f *AuthFile) lastRefreshText() string {
+	raw, ok := f.top.known[keyLastRefresh]
+	if !ok {
+		return ""
+	}
+	s, _, err := rawString(raw, keyLastRefresh)
+	if err != nil {
+		return ""
+	}
+	return s
+}
+
 // Tokens returns the OAuth tokens (empty strings where absent).
 func (f *AuthFile) Tokens() Tokens { return f.tok }
 

@@ -508,3 +508,45 @@ func TestSkipReasonsInStatus(t *testing.T) {
 		})
 	}
 }
+
+// TestEightWatchdogsOnePost: eight independent watchdogs (each its own lock
+// file descriptions, as separate processes would have) pass at once over one
+// expired file: exactly one POST, the others adopt its result.
+func TestEightWatchdogsOnePost(t *testing.T) {
+	now := time.Now()
+	c0 := newCred(0, now.Add(time.Minute))
+	h := testHome(t, c0.file(now.Add(-time.Hour)))
+	m := newMockEndpoint(t, c0.Refresh, time.Now)
+	m.onPost = func() { time.Sleep(20 * time.Millisecond) } // widen the race
+	lg, _ := testLogger(t)
+	outs := make(chan Outcome, 8)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := 0; i < 8; i++ {
+		w, err := New(Config{Home: h, Endpoint: m.endpoint(t, 5*time.Second), Owner: true, Logger: lg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			out, _ := w.Pass(context.Background())
+			outs <- out
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(outs)
+	count := map[Outcome]int{}
+	for o := range outs {
+		count[o]++
+	}
+	if m.postCount() != 1 || count[OutcomeRefreshed] != 1 || count[OutcomeNothingToDo] != 7 {
+		t.Fatalf("%d POSTs, outcomes %v", m.postCount(), count)
+	}
+	f, _, _ := h.Read()
+	if f.Tokens().RefreshToken != m.issued.Refresh {
+		t.Fatal("file does not hold the new tokens")
+	}
+}

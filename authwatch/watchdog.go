@@ -248,8 +248,8 @@ func fillStatus(st *Status, f *AuthFile, now time.Time) {
 		return
 	}
 	st.AuthMode = string(f.Mode())
+	st.LastRefresh = f.lastRefreshText()
 	if lr, ok := f.LastRefresh(); ok {
-		st.LastRefresh = FormatTimestamp(lr)
 		st.LastRefreshAgeSeconds = int64(now.Sub(lr) / time.Second)
 	}
 	if exp, ok := f.AccessExpiry(); ok {
@@ -316,7 +316,7 @@ func (w *Watchdog) refresh(ctx context.Context, now time.Time, seen *AuthFile, v
 		used      string // the refresh token we redeemed (never logged)
 		posted    bool
 		committed *AuthFile
-		adopted   bool
+		adopted   string // why no POST was needed after all
 		why       = v.Reason
 	)
 	reason := ReasonScheduled
@@ -328,15 +328,15 @@ func (w *Watchdog) refresh(ctx context.Context, now time.Time, seen *AuthFile, v
 		// Guarded re-read, as the CLI does: under the lock the file may
 		// already have been refreshed by someone else.
 		if cur == nil {
-			adopted = true
+			adopted = "auth.json disappeared meanwhile (logout?)"
 			return nil, nil
 		}
-		if ok, _ := cur.Refreshable(); !ok {
-			adopted = true
+		if ok, why := cur.Refreshable(); !ok {
+			adopted = "auth.json was replaced meanwhile by one that is not refreshable: " + why
 			return nil, nil
 		}
 		if v2 := Decide(cur, w.cfg.Now(), p); !v2.Refresh {
-			adopted = true
+			adopted = "another writer refreshed the credential meanwhile; adopted it"
 			return nil, nil
 		}
 		if w.isDead(cur) {
@@ -359,12 +359,16 @@ func (w *Watchdog) refresh(ctx context.Context, now time.Time, seen *AuthFile, v
 	})
 	after := w.cfg.Now()
 	switch {
-	case err == nil && adopted:
+	case err == nil && adopted != "":
 		f, _ := w.store.Load(ctx)
 		fillStatus(st, f, after)
-		st.WatchdogLastOutcome, st.Credential = "skip:adopted", "ok"
-		st.Reason = "another writer refreshed the credential meanwhile; adopted it"
-		w.log.Info("no-op: credential was refreshed by another writer meanwhile; adopted it")
+		st.WatchdogLastOutcome, st.Credential, st.Reason = "skip:adopted", "ok", adopted
+		if f == nil {
+			st.Credential = "absent"
+		} else if ok, _ := f.Refreshable(); !ok {
+			st.Credential = "not_refreshable"
+		}
+		w.log.Info("no-op: nothing to refresh after the locked re-read", "reason", adopted)
 		return w.nothingToDo(Decide(f, after, p).NextCheck)
 	case err == nil && committed != nil:
 		w.failures, w.lastErr, w.lastSuccess, w.hasDead = 0, nil, after, false
