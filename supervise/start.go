@@ -28,7 +28,7 @@ type StartError struct {
 func (e *StartError) Error() string {
 	switch e.Code {
 	case CodeNotFound:
-		return fmt.Sprintf("%s: command not found: %v", e.Program, e.Err)
+		return fmt.Sprintf("%s: cannot execute: %v", e.Program, e.Err)
 	case CodeCannotExecute:
 		if e.Path != "" && e.Path != e.Program {
 			return fmt.Sprintf("%s (%s): cannot execute: %v", e.Program, e.Path, e.Err)
@@ -98,7 +98,7 @@ func resolve(prog string, env []string, dir string) (string, error) {
 	if firstDenied != nil {
 		return "", classify(prog, deniedPath, firstDenied)
 	}
-	return "", &StartError{Program: prog, Code: CodeNotFound, Err: fmt.Errorf("not found in PATH %q", pathList)}
+	return "", &StartError{Program: prog, Code: CodeNotFound, Err: fmt.Errorf("command not found in PATH %s", pathList)}
 }
 
 // checkExecutable rejects what execve would, with a clearer reason.
@@ -131,15 +131,13 @@ func classify(prog, path string, err error) error {
 		switch errno {
 		case syscall.ENOENT, syscall.ENOTDIR:
 			code = CodeNotFound
-			err = fmt.Errorf("no such file: %w", errno)
+			err = errno
 		case syscall.EACCES, syscall.EPERM, syscall.EISDIR, syscall.ETXTBSY, syscall.ELOOP, syscall.ENAMETOOLONG:
 			code = CodeCannotExecute
-			if errno == syscall.EISDIR {
-				err = fmt.Errorf("is a directory: %w", errno)
-			}
+			err = errno
 		case syscall.ENOEXEC:
 			code = CodeCannotExecute
-			err = fmt.Errorf("not an executable format (a script needs a #! line): %w", errno)
+			err = fmt.Errorf("%w (not a binary, and a script needs a #! line)", errno)
 		case syscall.E2BIG:
 			code = CodeCannotExecute
 		}
