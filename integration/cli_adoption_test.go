@@ -101,6 +101,7 @@ func cliAdoption(t *testing.T, env *cliEnv, v cliVersion) {
 	if rt2, _ := s.FileTokens(); rt2 != latest.RefreshToken {
 		t.Errorf("the CLI replaced the refresh token codex-launch committed")
 	}
+	t.Logf("CLI %s backend requests during the turn: %s", v.Version, s.BE.Summary())
 	t.Logf("CLI %s adopted codex-launch's tokens: %d backend requests, %d turn(s), token POSTs: %s",
 		v.Version, len(s.BE.Requests()), len(turns), s.postsSummary())
 }

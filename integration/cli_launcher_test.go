@@ -78,6 +78,9 @@ func cliLauncherTurn(t *testing.T, env *cliEnv, v cliVersion) {
 		t.Errorf("auth.json does not hold the prime's refresh token")
 	}
 	cliCheckOwned(t, s.Dir, cliUID)
+	if testing.Verbose() {
+		t.Logf("codex-launch output: %s", r)
+	}
 	t.Logf("CLI %s under codex-launch --user %d: exit %d in %v, token requests %s, %d turn(s) with the new token",
 		v.Version, cliUID, r.Code, r.Took.Round(time.Millisecond), s.postsSummary(), len(turns))
 }

@@ -28,7 +28,8 @@ func TestCLIOwnership(t *testing.T) {
 	for _, v := range env.Versions {
 		t.Run(v.Version, func(t *testing.T) {
 			t.Parallel()
-			cliOwnership(t, env, v)
+			t.Run("root-lock-files", func(t *testing.T) { cliRootLocks(t, env, v) })
+			t.Run("launcher-user", func(t *testing.T) { cliOwnership(t, env, v) })
 		})
 	}
 }
@@ -113,5 +114,33 @@ func cliCheckOwned(t *testing.T, dir string, uid int) {
 		if st.Sys().(*syscall.Stat_t).Uid != uint32(uid) || st.Mode().Perm()&0o200 == 0 {
 			t.Errorf("CODEX_HOME is not writable by uid %d (mode %v)", uid, st.Mode().Perm())
 		}
+	}
+}
+
+// cliRootLocks is the hazard the ownership test guards against, shown on the
+// real CLI without codex-launch: auth.json and CODEX_HOME belong to the CLI's
+// uid, but a refresher that ran as root left auth.lock and auth.json.lock
+// behind, root-owned. A CLI that takes the lock protocol (0.171.0) redeems
+// its refresh token and then cannot open the lock to commit the result: the
+// file keeps the spent token and the login is gone. A CLI that takes no locks
+// (0.130.0) is not affected.
+func cliRootLocks(t *testing.T, env *cliEnv, v cliVersion) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	uid := cliUIDCred()
+	s := newCLIScenario(t, env, tokenmock.Options{}, uid)
+	gen0 := s.TM.IssueWithExpiry(s.Account, time.Now().Add(v.RefreshBelow))
+	s.WriteAuth(gen0, uid)
+	s.writeFile("auth.lock", nil, 0o600, nil)
+	s.writeFile("auth.json.lock", nil, 0o600, nil)
+
+	turn := s.Turn(ctx, v, uid)
+	rt, _ := s.FileTokens()
+	spent := s.TM.PostsFor(gen0.RefreshToken) > 0
+	lost := spent && rt == gen0.RefreshToken
+	t.Logf("CLI %s as uid %d with root-owned lock files: exit %d, token requests %s, login lost: %v",
+		v.Version, cliUID, turn.Code, s.postsSummary(), lost)
+	if lost != v.Locks {
+		t.Errorf("CLI %s: login lost %v, want %v (a CLI that locks cannot commit past root-owned lock files): %s", v.Version, lost, v.Locks, turn)
 	}
 }

@@ -96,7 +96,26 @@ func (b *cliBackend) Turns() []cliBackendRequest {
 	return out
 }
 
-// fingerprint names a token without revealing it: 8 bytes of its SHA-256.
+// Summary lists the distinct requests as "METHOD path status ×n", in order
+// of first appearance (for the compatibility notes).
+func (b *cliBackend) Summary() string {
+	var order []string
+	count := map[string]int{}
+	for _, r := range b.Requests() {
+		k := fmt.Sprintf("%s %s %d", r.Method, r.Path, r.Status)
+		if count[k] == 0 {
+			order = append(order, k)
+		}
+		count[k]++
+	}
+	var out []string
+	for _, k := range order {
+		out = append(out, fmt.Sprintf("%s ×%d", k, count[k]))
+	}
+	return strings.Join(out, "; ")
+}
+
+// cliFingerprint names a token without revealing it: 8 bytes of its SHA-256.
 func cliFingerprint(token string) string {
 	if token == "" {
 		return ""
