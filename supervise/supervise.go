@@ -42,8 +42,9 @@
 // stopped from the terminal (TSTP, TTIN, TTOU) the launcher acts like a job
 // of the shell it runs under: it takes the terminal back and stops itself,
 // so the shell reports it stopped; on `fg` it hands the terminal back to the
-// child and continues it. As PID 1 there is no shell to resume anything, so
-// the child is continued at once instead of freezing the container. When
+// child and continues it. As PID 1, or as the child of PID 1 (another init),
+// there is no shell to resume anything, so the child is continued at once
+// instead of freezing the container. When
 // the child exits, the terminal's foreground group is given back to the
 // launcher's group.
 //
@@ -469,9 +470,12 @@ func (s *Supervisor) childStopped(sig syscall.Signal) {
 	}
 	s.mu.Lock()
 	pid, fd := s.pid, s.ttyFd
-	if s.pid1 {
+	// As PID 1, or the child of one (docker run --init, or a launcher whose
+	// shell has gone), no job-control shell exists to resume a stopped
+	// job: stopping would freeze the container for good.
+	if s.pid1 || os.Getppid() == 1 {
 		s.mu.Unlock()
-		s.log.Info("child stopped by job control, but PID 1 has no shell to resume it: continuing it", "signal", int(sig))
+		s.log.Info("child stopped by job control, but no shell above can resume it: continuing it", "signal", int(sig))
 		_ = unix.Kill(-pid, unix.SIGCONT)
 		return
 	}
