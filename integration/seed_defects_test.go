@@ -398,37 +398,39 @@ func TestSeedDefectNoReRead(t *testing.T) {
 	})
 }
 
-// TestSeedDefectSleepsIntervalAfterTransient: after a transient failure the
-// seed sleeps a whole interval before it tries again (6 h by default); the
-// watchdog retries with a backoff of seconds. Both loops run at the same time
-// (one window for both) with a 1 h interval, each against its own endpoint
-// whose first answer is a 503: the seed's retry never comes within the
-// window, codex-launch's does and succeeds.
+// TestSeedDefectSleepsIntervalAfterTransient runs watchdog loops side by side
+// (one time window for all; each with a 1 h interval and its own endpoint):
+//   - seed defect: after a transient failure (a 503) the seed sleeps a whole
+//     interval (6 h by default) before it tries again: no retry in the window;
+//   - codex-launch retries the 503 within seconds (backoff), and the retry
+//     refreshes auth.json;
+//   - codex-launch after a permanent answer (401) stops spending the dead
+//     token, then refreshes the new credential as soon as someone logs in
+//     again (auth.json rewritten under the CLI's lock protocol).
 func TestSeedDefectSleepsIntervalAfterTransient(t *testing.T) {
 	t.Parallel()
-	const window = 15 * time.Second
+	const (
+		window   = 15 * time.Second
+		deadWait = 5 * time.Second // after the 401's re-read window, before the new login
+	)
 	type loop struct {
-		p   program
-		h   *home
-		cmd *exec.Cmd
-		out *bytes.Buffer
+		name string
+		seed bool
+		h    *home
+		cmd  *exec.Cmd
+		out  *bytes.Buffer
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), window+10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), window+20*time.Second)
 	defer cancel()
-	var loops []*loop
-	for _, p := range bothPrograms {
-		if p.seed && !seedAvailable() {
-			t.Logf("seed side not run: the seed script or its python3/curl is not available")
-			continue
-		}
+	start := func(name string, seed bool, first tokenmock.Answer) *loop {
 		srv := tokenmock.Start(tokenmock.Options{AccessTTL: time.Hour})
 		t.Cleanup(srv.Close)
 		h := newHome(t, srv)
 		h.expired("acct-1")
-		srv.Script(tokenmock.Error(503, "unavailable"))
+		srv.Script(first)
 		h.Env["CODEX_AUTH_REFRESH_INTERVAL_SECONDS"] = "3600"
-		l := &loop{p: p, h: h, out: &bytes.Buffer{}}
-		if p.seed {
+		l := &loop{name: name, seed: seed, h: h, out: &bytes.Buffer{}}
+		if seed {
 			l.cmd = h.seedCmd(ctx)
 		} else {
 			l.cmd = h.launcherCmd(ctx, "refresh")
@@ -437,62 +439,120 @@ func TestSeedDefectSleepsIntervalAfterTransient(t *testing.T) {
 		if err := l.cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		defer func() {
+		t.Cleanup(func() {
 			_ = syscall.Kill(-l.cmd.Process.Pid, syscall.SIGKILL)
 			_ = l.cmd.Wait()
-		}()
-		loops = append(loops, l)
+		})
+		return l
 	}
-	start := time.Now()
+	var seedLoop *loop
+	if seedAvailable() {
+		seedLoop = start("seed", true, tokenmock.Error(503, "unavailable"))
+	} else {
+		t.Logf("seed side not run: the seed script or its python3/curl is not available")
+	}
+	transient := start("codex-launch 503", false, tokenmock.Error(503, "unavailable"))
+	dead := start("codex-launch 401", false, tokenmock.Error(401, "refresh_token_expired"))
+	began := time.Now()
 	wctx, wcancel := context.WithTimeout(ctx, window)
 	defer wcancel()
-	retried := make([]chan time.Duration, len(loops))
-	for i, l := range loops {
-		retried[i] = make(chan time.Duration, 1)
+
+	// Watch for second POSTs while the dead-token scenario runs below.
+	second := func(l *loop) chan time.Duration {
+		ch := make(chan time.Duration, 1)
 		go func() {
 			if l.h.Srv.WaitPosts(wctx, 2) == nil {
-				retried[i] <- time.Since(start)
+				ch <- time.Since(began)
 			}
-			close(retried[i])
+			close(ch)
 		}()
+		return ch
 	}
-	for i, l := range loops {
-		took, ok := <-retried[i]
-		switch {
-		case l.p.seed && ok:
-			t.Errorf("the seed retried after %s: the probe cannot catch the defect", took)
-		case l.p.seed:
-			t.Logf("seed: no retry within %s", window)
-		case !ok:
-			t.Errorf("codex-launch did not retry within %s", window)
-		default:
-			t.Logf("codex-launch: retried after %s", took.Round(time.Millisecond))
-			// The retry was a normal refresh: the file gets the new tokens.
-			l.h.t = t
-			latest, _ := l.h.Srv.Latest("acct-1")
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				got, ok := fileTokens(l.h.read())
-				if ok && sameTokens(got, latest) {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Errorf("codex-launch retried but auth.json does not hold the new credential")
-					break
-				}
-				time.Sleep(20 * time.Millisecond)
+	var seedRetry chan time.Duration
+	if seedLoop != nil {
+		seedRetry = second(seedLoop)
+	}
+	transientRetry := second(transient)
+
+	// The dead credential: one POST, then silence until a new login.
+	var deadPostsBeforeLogin int
+	var deadStatus map[string]any
+	relogin := dead.h.Srv.IssueWithExpiry("acct-1", time.Now().Add(-time.Minute))
+	select {
+	case <-time.After(time.Until(began.Add(3*time.Second + deadWait))):
+	case <-wctx.Done():
+	}
+	deadPostsBeforeLogin = dead.h.Srv.Posts()
+	dead.h.t = t
+	deadStatus = dead.h.status()
+	if err := (cliWriter{dir: dead.h.Dir, mutate: func([]byte) []byte { return dead.h.Srv.AuthJSON(relogin, time.Now()) }}).write(); err != nil {
+		t.Fatalf("new login: %v", err)
+	}
+	loginAt := time.Since(began)
+	deadRetry := second(dead)
+
+	if seedLoop != nil {
+		t.Run("seed sleeps a whole interval after a transient failure", func(t *testing.T) {
+			if took, ok := <-seedRetry; ok {
+				t.Errorf("the seed retried after %s: the probe cannot catch the defect", took)
 			}
-			_ = syscall.Kill(l.cmd.Process.Pid, syscall.SIGTERM)
+		})
+	}
+	t.Run("codex-launch retries a transient failure within seconds", func(t *testing.T) {
+		took, ok := <-transientRetry
+		if !ok {
+			t.Fatalf("no retry within %s", window)
+		}
+		t.Logf("retried after %s", took.Round(time.Millisecond))
+		waitForTokens(t, transient.h)
+	})
+	t.Run("codex-launch stops spending a dead token until a new login", func(t *testing.T) {
+		if deadPostsBeforeLogin != 1 {
+			t.Errorf("%d POSTs in the %s after a 401, want 1", deadPostsBeforeLogin, loginAt.Round(time.Millisecond))
+		}
+		if deadStatus == nil || deadStatus["credential"] != "dead" || deadStatus["last_error_class"] != "permanent" {
+			t.Errorf("status after the 401: credential %v, last_error_class %v; want dead, permanent",
+				deadStatus["credential"], deadStatus["last_error_class"])
+		}
+		took, ok := <-deadRetry
+		if !ok {
+			t.Fatalf("the new login (at %s) was not refreshed within %s", loginAt.Round(time.Millisecond), window)
+		}
+		t.Logf("new login at %s refreshed at %s", loginAt.Round(time.Millisecond), took.Round(time.Millisecond))
+		waitForTokens(t, dead.h)
+		if n := dead.h.Srv.PostsFor(relogin.RefreshToken); n != 1 {
+			t.Errorf("the new login's refresh token was POSTed %d times, want 1", n)
+		}
+	})
+	for _, l := range []*loop{transient, dead} {
+		_ = syscall.Kill(l.cmd.Process.Pid, syscall.SIGTERM)
+		_ = l.cmd.Wait()
+		l.h.t = t
+		l.h.noLeak(l.name+" loop output", l.out.Bytes())
+		l.h.noLeakStatus()
+		if code := l.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("%s: refresh loop exited %d on SIGTERM, want 0", l.name, code)
 		}
 	}
-	for _, l := range loops {
-		if !l.p.seed {
-			_ = l.cmd.Wait()
-			l.h.noLeak("loop output", l.out.Bytes())
-			if l.cmd.ProcessState != nil && l.cmd.ProcessState.ExitCode() != 0 {
-				t.Errorf("refresh loop exited %d on SIGTERM, want 0", l.cmd.ProcessState.ExitCode())
-			}
+}
+
+// waitForTokens waits (a few seconds at most) until auth.json holds the
+// mock's newest credential.
+func waitForTokens(t *testing.T, h *home) {
+	t.Helper()
+	h.t = t
+	latest, _ := h.Srv.Latest("acct-1")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, ok := fileTokens(h.read())
+		if ok && sameTokens(got, latest) {
+			return
 		}
+		if time.Now().After(deadline) {
+			t.Errorf("auth.json does not hold the newest credential (generation %d)", latest.Generation)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
