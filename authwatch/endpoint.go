@@ -3,6 +3,8 @@ package authwatch
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -286,6 +288,22 @@ func transportError(ctx context.Context, err error) *RefreshError {
 	if errors.As(err, &dnsErr) {
 		return &RefreshError{Class: ClassTransient, Kind: KindNetwork, Err: errors.New("name resolution failed")}
 	}
+	var certErr *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	if errors.As(err, &certErr) || errors.As(err, &unknownCA) || errors.As(err, &hostErr) {
+		return &RefreshError{Class: ClassTransient, Kind: KindNetwork, Err: errors.New("TLS certificate verification failed")}
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		var errno syscall.Errno
+		if errors.As(opErr.Err, &errno) {
+			return &RefreshError{Class: ClassTransient, Kind: KindNetwork, Err: fmt.Errorf("connecting: %s", errno.Error())}
+		}
+		return &RefreshError{Class: ClassTransient, Kind: KindNetwork, Err: errors.New("connecting failed")}
+	}
+	// Other messages are not passed on: some quote what the server sent
+	// (a malformed status line may echo the request's token).
 	return &RefreshError{Class: ClassTransient, Kind: KindNetwork, Err: errors.New("network error")}
 }
 

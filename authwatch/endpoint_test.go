@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -255,4 +256,43 @@ func TestPassAnswerClasses(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestNetworkErrorsNameTheFailure(t *testing.T) {
+	// A closed port: connection refused, said so.
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close()
+	e, err := NewEndpoint(url, "", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Refresh(context.Background(), "rt-"+sentinel, ReasonScheduled)
+	var re *RefreshError
+	if !errors.As(err, &re) || re.Class != ClassTransient || re.Kind != KindNetwork || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("got %v", err)
+	}
+	// A TLS server with a certificate we do not trust.
+	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer tlsSrv.Close()
+	e, _ = NewEndpoint(tlsSrv.URL, "", time.Second)
+	_, err = e.Refresh(context.Background(), "rt-"+sentinel, ReasonScheduled)
+	if !errors.As(err, &re) || re.Kind != KindNetwork || !strings.Contains(err.Error(), "TLS certificate") {
+		t.Fatalf("got %v", err)
+	}
+	// A server whose status line echoes the request: the message must not.
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		conn, buf, _ := w.(http.Hijacker).Hijack()
+		buf.WriteString("HTTP/1.1 " + string(body) + " OK\r\n\r\n")
+		buf.Flush()
+		conn.Close()
+	}))
+	defer echo.Close()
+	e, _ = NewEndpoint(echo.URL, "", time.Second)
+	_, err = e.Refresh(context.Background(), "rt-"+sentinel, ReasonScheduled)
+	if !errors.As(err, &re) || re.Class != ClassTransient {
+		t.Fatalf("got %v", err)
+	}
+	noLeak(t, "error", err.Error())
 }

@@ -323,3 +323,20 @@ func TestDefaultJitterBounded(t *testing.T) {
 		t.Fatal("jitter of nothing")
 	}
 }
+
+// TestLoopShortLivedTokens: an endpoint that issues tokens living shorter
+// than the safety margin must not make the loop refresh back to back.
+func TestLoopShortLivedTokens(t *testing.T) {
+	c0 := newCred(0, loopStart.Add(time.Hour))
+	r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, nil)
+	r.m.accessIn = time.Hour // margin is 4 h
+	r.run(100*time.Hour, func(time.Time) bool { return len(r.postTimes()) >= 4 })
+	got := offsets(r.postTimes(), loopStart)
+	want := []time.Duration{0, 30 * time.Minute, 30 * time.Minute, 30 * time.Minute}
+	if !equalDurs(got, want) {
+		t.Fatalf("POSTs at %v, want %v", got, want)
+	}
+	if !strings.Contains(r.log.String(), "shorter than the safety margin") {
+		t.Fatal("not logged")
+	}
+}

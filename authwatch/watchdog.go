@@ -374,8 +374,18 @@ func (w *Watchdog) refresh(ctx context.Context, now time.Time, seen *AuthFile, v
 		w.failures, w.lastErr, w.lastSuccess, w.hasDead = 0, nil, after, false
 		fillStatus(st, committed, after)
 		st.WatchdogLastOutcome, st.Credential, st.Reason = "refreshed", "ok", why
-		next := Decide(committed, after, p).NextCheck
+		nv := Decide(committed, after, p)
+		next := nv.NextCheck
 		exp, _ := committed.AccessExpiry()
+		if nv.Refresh {
+			// The endpoint issues tokens that live shorter than the
+			// safety margin: refreshing "when due" would mean at once,
+			// forever. Refresh at half the remaining life instead.
+			half := max(exp.Sub(after)/2, w.cfg.MinBackoff)
+			next = after.Add(minDur(half, p.Interval))
+			w.log.Warn("refresh: new access token lives shorter than the safety margin; refreshing at half its life",
+				"access_expires_at", isoTime(exp), "safety_margin", p.SafetyMargin)
+		}
 		w.log.Info("refresh: ok", "access_expires_at", isoTime(exp), "rotated_refresh_token", committed.Tokens().RefreshToken != used, "next_check", isoTime(next))
 		return passResult{outcome: OutcomeRefreshed, next: next}
 	case errors.Is(err, ErrSuperseded):
