@@ -27,7 +27,6 @@ import (
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
-	"golang.org/x/sys/unix"
 )
 
 // DefaultBuffer is the channel size used when Options.Buffer is zero. The Go
@@ -254,8 +253,8 @@ func (f *Forwarder) Consume() {
 }
 
 func (f *Forwarder) forward(t Target, sig syscall.Signal, debug bool) {
-	if sig == unix.SIGPIPE {
-		return
+	if !Forwardable(sig) {
+		return // PIPE, or a fault signal sent by kill: caught only to be dropped
 	}
 	out, ok := f.opts.Rewrite.Apply(sig)
 	if !ok {

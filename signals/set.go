@@ -10,12 +10,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// neverForwarded are the signals a Forwarder leaves alone:
+// neverForwarded reports the signals a Forwarder never passes on:
 //   - CHLD belongs to the wait loop (package supervise);
 //   - URG is the Go runtime's goroutine-preemption signal, raised at the
 //     launcher itself many times a second, and PROF is the runtime profiler's;
 //   - SEGV, BUS, FPE, ILL, TRAP and SYS are synchronous faults of the
-//     launcher's own code: forwarding them would hide a crash;
+//     launcher's own code: forwarding them would hide a crash (when someone
+//     sends one with kill, it is caught and dropped: see caughtToDrop);
 //   - KILL and STOP cannot be caught;
 //   - TTIN and TTOU are the kernel telling the launcher's own process group
 //     that it touched the terminal from the background. Left at their default
@@ -26,31 +27,47 @@ import (
 //   - 32 and 33 are the C library's internal signals (the Go runtime uses 33
 //     too), and the Go runtime reserves 34 (musl's internal signal; see Go
 //     issue 39343): signal.Notify cannot catch it, so RTMIN (34) itself is
-//     never forwarded; RTMIN+1 (35) to RTMAX (64) are.
-var neverForwarded = map[syscall.Signal]bool{
-	unix.SIGCHLD: true, unix.SIGURG: true, unix.SIGPROF: true,
-	unix.SIGSEGV: true, unix.SIGBUS: true, unix.SIGFPE: true, unix.SIGILL: true,
-	unix.SIGTRAP: true, unix.SIGSYS: true,
-	unix.SIGKILL: true, unix.SIGSTOP: true,
-	unix.SIGTTIN: true, unix.SIGTTOU: true,
-	32: true, 33: true, 34: true,
+//     never forwarded; RTMIN+1 (35) to RTMAX (64) are;
+//   - PIPE is caught and dropped (see caughtToDrop).
+func neverForwarded(sig syscall.Signal) bool {
+	switch sig {
+	case unix.SIGCHLD, unix.SIGURG, unix.SIGPROF,
+		unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE, unix.SIGILL, unix.SIGTRAP, unix.SIGSYS,
+		unix.SIGKILL, unix.SIGSTOP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGPIPE,
+		32, 33, 34:
+		return true
+	}
+	return false
 }
 
-// Forwardable reports whether a Forwarder passes sig on. SIGPIPE is caught but
-// never passed on: a launcher whose stdout was closed must not die of it, and
-// the child gets its own SIGPIPE when it writes there.
+// Forwardable reports whether a Forwarder passes sig on.
 func Forwardable(sig syscall.Signal) bool {
-	return sig >= 1 && sig <= maxSignal && !neverForwarded[sig] && sig != unix.SIGPIPE
+	return sig >= 1 && sig <= maxSignal && !neverForwarded(sig)
+}
+
+// caughtToDrop are caught only so that they cannot hurt the launcher, and are
+// never passed on (a fixed table, never modified):
+//   - PIPE: a launcher whose stdout was closed must not die of it; the child
+//     gets its own SIGPIPE when it writes there;
+//   - the fault signals when someone sends them with kill(2): the Go runtime
+//     would otherwise treat a sent SIGSEGV or SIGILL as a crash of its own
+//     and exit. A real fault of the launcher's code still crashes it with a
+//     trace: the runtime never hands a kernel-generated fault to a channel.
+var caughtToDrop = []syscall.Signal{
+	unix.SIGPIPE, unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE, unix.SIGILL, unix.SIGTRAP, unix.SIGSYS,
 }
 
 // Caught lists every signal a Forwarder registers for: the forwardable ones
-// plus SIGPIPE (caught to be dropped).
+// plus those caught to be dropped (PIPE, and the faults when sent by kill).
 func Caught() []os.Signal {
 	out := make([]os.Signal, 0, maxSignal)
 	for n := syscall.Signal(1); n <= maxSignal; n++ {
-		if Forwardable(n) || n == unix.SIGPIPE {
+		if Forwardable(n) {
 			out = append(out, n)
 		}
+	}
+	for _, n := range caughtToDrop {
+		out = append(out, n)
 	}
 	return out
 }
