@@ -242,7 +242,7 @@ func (w *Watchdog) pass(ctx context.Context) passResult {
 	return res
 }
 
-// fill copies the credential's token-free metadata into the status.
+// fillStatus copies the credential's token-free metadata into the status.
 func fillStatus(st *Status, f *AuthFile, now time.Time) {
 	if f == nil {
 		return
