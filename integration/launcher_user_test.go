@@ -1,8 +1,10 @@
 package integration
 
 import (
+	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -100,6 +102,35 @@ func TestLauncherUnknownUser(t *testing.T) {
 	}
 	if !strings.Contains(l.output.String(), "no-such-user-xyz") {
 		t.Errorf("the error does not name the user:\n%s", l.output.String())
+	}
+	if l.outFile("started") != "" {
+		t.Error("the child ran")
+	}
+}
+
+// TestLauncherUserWithoutRoot: asking for another user without the privilege
+// to become it is a clear exit 125, never a run as the wrong user.
+func TestLauncherUserWithoutRoot(t *testing.T) {
+	l := newLaunch(t, tokenmock.Options{})
+	if err := os.MkdirAll(filepath.Join(l.CodexHome, "sessions"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{l.CodexHome, filepath.Join(l.CodexHome, "sessions")} {
+		if err := os.Chown(p, nobodyID, nobodyID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(builtLauncher(t), "--user", "0:0", "--", l.script("child.sh", `echo started > "$OUT/started"`))
+	cmd.Env = l.environ()
+	cmd.Dir = l.Dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyID, Gid: nobodyID}}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 125 {
+		t.Fatalf("exit %v, want 125; output:\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "not running as root") {
+		t.Errorf("the error does not say why:\n%s", out)
 	}
 	if l.outFile("started") != "" {
 		t.Error("the child ran")
