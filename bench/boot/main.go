@@ -158,17 +158,18 @@ func run(n int, seed, launcher, python string) error {
 				os.RemoveAll(home)
 			}
 		}
-		var means []time.Duration
+		var means, medians []time.Duration
 		for i, p := range progs {
 			mean, med, lo, hi := stats(samples[i])
-			means = append(means, mean)
+			means, medians = append(means, mean), append(medians, med)
 			fmt.Printf("| %s | %s | %s | %s | %s | %s |\n", bc.name, p.name, ms(mean), ms(med), ms(lo), ms(hi))
 		}
-		ratios = append(ratios, fmt.Sprintf("| %s | %.0f× |", bc.name, float64(means[1])/float64(means[0])))
+		ratios = append(ratios, fmt.Sprintf("| %s | %.0f× | %.0f× |", bc.name,
+			float64(means[1])/float64(means[0]), float64(medians[1])/float64(medians[0])))
 	}
 	fmt.Println()
-	fmt.Println("| case | seed ÷ codex-launch (mean) |")
-	fmt.Println("|---|---:|")
+	fmt.Println("| case | seed ÷ codex-launch, mean | seed ÷ codex-launch, median |")
+	fmt.Println("|---|---:|---:|")
 	fmt.Println(strings.Join(ratios, "\n"))
 	return nil
 }
