@@ -7,7 +7,9 @@ package integration
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -223,5 +225,52 @@ func TestRefreshOwnerZeroNeverPosts(t *testing.T) {
 	}
 	if st := h.status(); st == nil || st["refresh_owner"] != false {
 		t.Errorf("status refresh_owner = %v, want false", st["refresh_owner"])
+	}
+}
+
+// TestRefreshWritesTheCLIFormat: after a refresh auth.json is the file the CLI
+// itself would write for the new tokens, byte for byte (key order, 2-space
+// indent, no trailing newline, last_refresh in UTC with Z), mode 0600, with a
+// newer CLI's unknown keys kept verbatim and account_id unchanged.
+func TestRefreshWritesTheCLIFormat(t *testing.T) {
+	t.Parallel()
+	srv := tokenmock.Start(tokenmock.Options{AccessTTL: time.Hour})
+	defer srv.Close()
+	h := newHome(t, srv)
+	c := srv.IssueWithExpiry("acct-1", time.Now().Add(-time.Minute))
+	extra := []tokenmock.RawKey{{Key: "agent_identity", Value: []byte(`{"id":"agent-7","scopes":["a","b"]}`)}}
+	h.write(tokenmock.FormatAuthJSON(c, time.Now().Add(-time.Hour), tokenmock.FileOptions{Extra: extra}))
+	before := time.Now()
+	if r := h.once(); r.Code != exitRefreshed {
+		t.Fatalf("exit %d; output:\n%s", r.Code, lines(r.output()))
+	}
+	after := h.read()
+	var f struct {
+		LastRefresh string `json:"last_refresh"`
+	}
+	if err := json.Unmarshal(after, &f); err != nil {
+		t.Fatalf("auth.json does not parse: %v", err)
+	}
+	lr, err := time.Parse(time.RFC3339Nano, f.LastRefresh)
+	if err != nil || !strings.HasSuffix(f.LastRefresh, "Z") {
+		t.Fatalf("last_refresh %q is not RFC 3339 UTC with Z", f.LastRefresh)
+	}
+	if lr.Before(before.Add(-time.Second)) || lr.After(time.Now().Add(time.Second)) {
+		t.Errorf("last_refresh %s is not the time of the refresh", lr)
+	}
+	latest, _ := srv.Latest("acct-1")
+	want := tokenmock.FormatAuthJSON(latest, lr, tokenmock.FileOptions{Extra: extra})
+	if !bytes.Equal(after, want) {
+		t.Errorf("auth.json is not what the CLI would write:\n%s\nwant:\n%s", lines(string(after)), lines(string(want)))
+		if tokenmock.FormatTime(lr) != f.LastRefresh {
+			t.Logf("last_refresh %q; the CLI (chrono) writes %q", f.LastRefresh, tokenmock.FormatTime(lr))
+		}
+	}
+	st, err := os.Stat(h.authPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("auth.json mode %v, want 0600", st.Mode().Perm())
 	}
 }
