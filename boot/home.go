@@ -50,7 +50,8 @@ func PrepareHome(home string, owner *User, log hclog.Logger) error {
 	if !st.IsDir() {
 		return fmt.Errorf("CODEX_HOME %s is not a directory", home)
 	}
-	if err := fixOwner(home, st, uid, gid, root, true, log); err != nil {
+	foreign := &foreignEntries{}
+	if err := fixOwner(home, st, uid, gid, root, true, foreign, log); err != nil {
 		return err
 	}
 
@@ -68,10 +69,14 @@ func PrepareHome(home string, owner *User, log hclog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("CODEX_HOME: %s: %w", path, err)
 		}
-		return fixOwner(path, info, uid, gid, root, false, log)
+		return fixOwner(path, info, uid, gid, root, false, foreign, log)
 	})
 	if err != nil {
 		return err
+	}
+	if foreign.count > 0 {
+		log.Warn("CODEX_HOME has entries of another user that cannot be re-owned without root; the CLI may fail to write them",
+			"entries", foreign.count, "first", foreign.first, "want_uid", uid)
 	}
 	log.Debug("CODEX_HOME prepared", "dir", home, "uid", uid, "gid", gid)
 	return nil
@@ -101,7 +106,14 @@ func makeDir(dir string) error {
 	return nil
 }
 
-func fixOwner(path string, info fs.FileInfo, uid, gid int, root, follow bool, log hclog.Logger) error {
+// foreignEntries counts what a non-root boot could not re-own, for one warning
+// instead of one per file of a large sessions tree.
+type foreignEntries struct {
+	count int
+	first string
+}
+
+func fixOwner(path string, info fs.FileInfo, uid, gid int, root, follow bool, foreign *foreignEntries, log hclog.Logger) error {
 	sys, ok := info.Sys().(*syscall.Stat_t)
 	if !ok {
 		return nil
@@ -111,8 +123,10 @@ func fixOwner(path string, info fs.FileInfo, uid, gid int, root, follow bool, lo
 	}
 	if !root {
 		if int(sys.Uid) != uid {
-			log.Warn("CODEX_HOME entry belongs to another user and cannot be re-owned without root; the CLI may fail to write it",
-				"path", path, "owner_uid", sys.Uid, "want_uid", uid)
+			if foreign.count == 0 {
+				foreign.first = path
+			}
+			foreign.count++
 		}
 		return nil
 	}

@@ -106,3 +106,20 @@ func TestPrepareHomeOwnership(t *testing.T) {
 		t.Errorf("no warning about the hard link:\n%s", logs.String())
 	}
 }
+
+func TestPrepareHomeWithoutRootWarnsOnce(t *testing.T) {
+	if os.Geteuid() == 0 {
+		// Run the check as an unprivileged user, in a child.
+		testPrepareHomeAsNobody(t)
+		return
+	}
+	home := t.TempDir()
+	var logs bytes.Buffer
+	// Owner root: every entry belongs to "another user" from our point of view.
+	if err := PrepareHome(home, &User{UID: 0, GID: 0}, testLogger(&logs)); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "[WARN]"); n != 1 || !strings.Contains(logs.String(), "entries=2") {
+		t.Errorf("want one warning counting 2 entries:\n%s", logs.String())
+	}
+}

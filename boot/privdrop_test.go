@@ -73,21 +73,7 @@ func TestDropPrivilegesNoop(t *testing.T) {
 func TestDropPrivilegesNotRoot(t *testing.T) {
 	if os.Geteuid() == 0 {
 		// Become unprivileged first, in a child, then ask for another user.
-		// The test binary lives in a root-only build directory: copy it out.
-		dir := t.TempDir()
-		for _, d := range []string{filepath.Dir(dir), dir} {
-			if err := os.Chmod(d, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-		bin := filepath.Join(dir, "boot.test")
-		data, err := os.ReadFile(os.Args[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(bin, data, 0o755); err != nil {
-			t.Fatal(err)
-		}
+		bin, dir := copyTestBinary(t)
 		cmd := exec.Command(bin, "-test.run=^TestDropPrivilegesNotRoot$", "-test.v")
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "BOOT_TEST_UNPRIVILEGED=1")
@@ -104,5 +90,42 @@ func TestDropPrivilegesNotRoot(t *testing.T) {
 	err := DropPrivileges(&User{Name: "other", UID: os.Getuid() + 1, GID: os.Getgid()})
 	if !errors.Is(err, ErrNotRoot) || !strings.Contains(err.Error(), "other") {
 		t.Fatalf("err = %v, want ErrNotRoot naming the user", err)
+	}
+}
+
+// copyTestBinary copies this test binary where an unprivileged user can run
+// it (the build directory is root-only) and returns it and its directory.
+func copyTestBinary(t *testing.T) (string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(dir, "boot.test")
+	data, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin, dir
+}
+
+// testPrepareHomeAsNobody re-runs TestPrepareHomeWithoutRootWarnsOnce as uid 65534.
+func testPrepareHomeAsNobody(t *testing.T) {
+	bin, dir := copyTestBinary(t)
+	cmd := exec.Command(bin, "-test.run=^TestPrepareHomeWithoutRootWarnsOnce$", "-test.v")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "TMPDIR="+dir)
+	cmd.SysProcAttr = unprivileged(65534, 65534)
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestPrepareHomeWithoutRootWarnsOnce") {
+		t.Fatalf("%v:\n%s", err, out)
 	}
 }
