@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -66,10 +69,17 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 		return exitLaunch
 	}
 
-	// The env directory may carry this program's own variables (start.sh
-	// sourced its secrets before starting the watchdog): read the
-	// configuration again from the child's environment, flags still first.
-	// What boot has already used (user, env dir, CODEX_HOME) stays.
+	// The process's own environment becomes the child's (start.sh sourced
+	// its secrets into the shell, so everything after saw them): the env
+	// directory's variables are visible to every package from here on, and
+	// the credential variables are gone once materialised.
+	if err := applyEnviron(res.Env); err != nil {
+		l.Error("cannot apply the environment after boot", "error", err)
+		return exitLaunch
+	}
+	// The env directory may carry this program's own variables: read the
+	// configuration again, flags still first. What boot has already used
+	// (user, env dir, CODEX_HOME, logging) stays.
 	if cfg, err = p.reconfigure(cfg, given, res.Env); err != nil {
 		l.Error("bad configuration in the env directory; the child was not started", "error", err)
 		return exitLaunch
@@ -282,4 +292,30 @@ func (p *program) reconfigure(cfg *Config, given map[string]string, environ []st
 	next.User, next.EnvDir, next.CodexHome = cfg.User, cfg.EnvDir, cfg.CodexHome
 	next.LogLevel, next.LogFormat = cfg.LogLevel, cfg.LogFormat
 	return next, nil
+}
+
+// applyEnviron makes the process environment equal to environ.
+func applyEnviron(environ []string) error {
+	want := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			want[k] = v
+		}
+	}
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); k != "" {
+			if _, keep := want[k]; !keep {
+				os.Unsetenv(k)
+			}
+		}
+	}
+	for k, v := range want {
+		if cur, ok := os.LookupEnv(k); ok && cur == v {
+			continue
+		}
+		if err := os.Setenv(k, v); err != nil {
+			return fmt.Errorf("setting %s: %w", k, err)
+		}
+	}
+	return nil
 }

@@ -478,3 +478,31 @@ func TestVersionFromLinker(t *testing.T) {
 		t.Errorf("--version: %q %v", got, err)
 	}
 }
+
+// The env directory may set codex-launch's own variables, as start.sh's
+// sourced secrets did: here CODEX_AUTH_REFRESH_OWNER=0 turns the prime into
+// a watcher that never POSTs, and the child sees the directory's variables.
+func TestEnvDirConfiguresTheLauncher(t *testing.T) {
+	r := newRig(t)
+	r.writeCred(time.Minute) // due
+	envDir := filepath.Join(r.dir, "secrets.d")
+	os.MkdirAll(envDir, 0o700)
+	os.WriteFile(filepath.Join(envDir, "CODEX_AUTH_REFRESH_OWNER"), []byte("0\n"), 0o600)
+	os.WriteFile(filepath.Join(envDir, "WORKSPACE_ID"), []byte("ws-42\n"), 0o600)
+	seen := filepath.Join(r.dir, "seen")
+	res := r.run(r.env(), "--env-dir", envDir, "--", "sh", "-c", `echo "$WORKSPACE_ID" > "$1"`, "sh", seen)
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	if n := r.srv.Posts(); n != 0 {
+		t.Errorf("%d POSTs although the env directory made this launcher a watcher", n)
+	}
+	if b, _ := os.ReadFile(seen); strings.TrimSpace(string(b)) != "ws-42" {
+		t.Errorf("the child saw WORKSPACE_ID=%q", b)
+	}
+	// A flag still wins over the env directory.
+	res = r.run(r.env(), "--env-dir", envDir, "--refresh-owner=1", "--", "true")
+	if res.code != 0 || r.srv.Posts() != 1 {
+		t.Errorf("exit %d, %d POSTs: --refresh-owner=1 must win over the env directory\n%s", res.code, r.srv.Posts(), res.stderr)
+	}
+}
