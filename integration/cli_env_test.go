@@ -50,6 +50,9 @@ type cliVersion struct {
 	// refreshes before a turn. 0.171.0 does it inside 5 minutes of exp (as
 	// the contract says); 0.130.0 only once exp has passed.
 	RefreshBelow time.Duration
+	// Window is how long before the access token's exp the CLI starts
+	// refreshing: 5 minutes for 0.171.0, none (at exp) for 0.130.0.
+	Window time.Duration
 	// Locks says whether the CLI takes auth.lock / auth.json.lock.
 	Locks bool
 }
@@ -59,9 +62,9 @@ type cliVersion struct {
 func cliKnown(version string) cliVersion {
 	switch version {
 	case "0.130.0":
-		return cliVersion{Version: version, RefreshBelow: -30 * time.Second, Locks: false}
+		return cliVersion{Version: version, RefreshBelow: -30 * time.Second, Window: 0, Locks: false}
 	default:
-		return cliVersion{Version: version, RefreshBelow: 2 * time.Minute, Locks: true}
+		return cliVersion{Version: version, RefreshBelow: 2 * time.Minute, Window: 5 * time.Minute, Locks: true}
 	}
 }
 

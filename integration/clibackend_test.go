@@ -36,6 +36,11 @@ type cliBackend struct {
 	requests []cliBackendRequest
 	reject   map[string]bool // fingerprints answered 401
 	failTurn int             // status for POST /v1/responses; 0 = the canned reply
+	hangTurn chan struct{}   // when set, POST /v1/responses waits for it to close
+	turns    int             // POST /v1/responses seen so far
+	// turnHook, when set, runs at the start of each POST /v1/responses
+	// (n counts from 1) and says how to answer it.
+	turnHook func(n int) turnAction
 }
 
 // cliBackendRequest is what the backend saw of one request, token-free.
@@ -76,6 +81,34 @@ func (b *cliBackend) FailTurns(status int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.failTurn = status
+}
+
+// HangTurns makes POST /v1/responses hang (headers sent, no events) until
+// release is closed: a turn in progress.
+func (b *cliBackend) HangTurns(release chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.hangTurn = release
+}
+
+// turnAction is how the backend answers one turn request.
+type turnAction int
+
+const (
+	turnReply turnAction = iota // the canned assistant message
+	// turnDrop aborts the connection without an answer, as a network
+	// failure would: the CLI retries the same request.
+	turnDrop
+	// turnToolCall answers with a call of the update_plan tool: the CLI
+	// runs it and sends a new request with its output in the same turn.
+	turnToolCall
+)
+
+// OnTurn sets the turn hook (see cliBackend.turnHook).
+func (b *cliBackend) OnTurn(hook func(n int) turnAction) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.turnHook = hook
 }
 
 // Requests returns every recorded request in arrival order.
@@ -134,17 +167,22 @@ func (b *cliBackend) serve(w http.ResponseWriter, r *http.Request) {
 		AuthFP:  cliFingerprint(bearer),
 		Account: r.Header.Get("ChatGPT-Account-Id"),
 	}
-	status := b.answer(w, r, bearer)
-	req.Status = status
+	// Recorded on arrival (a hanging or dropped request counts too); the
+	// status is filled in when the answer is known.
 	b.mu.Lock()
+	idx := len(b.requests)
 	b.requests = append(b.requests, req)
+	b.mu.Unlock()
+	status := b.answer(w, r, bearer)
+	b.mu.Lock()
+	b.requests[idx].Status = status
 	b.mu.Unlock()
 }
 
 func (b *cliBackend) answer(w http.ResponseWriter, r *http.Request, bearer string) int {
 	b.mu.Lock()
 	rejected := bearer != "" && b.reject[cliFingerprint(bearer)]
-	failTurn := b.failTurn
+	failTurn, hang := b.failTurn, b.hangTurn
 	b.mu.Unlock()
 	if bearer != "" && (rejected || cliExpired(bearer)) {
 		w.Header().Set("Content-Type", "application/json")
@@ -159,11 +197,26 @@ func (b *cliBackend) answer(w http.ResponseWriter, r *http.Request, bearer strin
 		// (other statuses make it retry the upgrade five times first).
 		w.WriteHeader(http.StatusUpgradeRequired)
 		return http.StatusUpgradeRequired
+	case isResponses && r.Method == http.MethodPost && b.runTurnHook() == turnToolCall:
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, cliSSEToolCall)
+		return http.StatusOK
 	case isResponses && r.Method == http.MethodPost && failTurn != 0:
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(failTurn)
 		_, _ = fmt.Fprintf(w, `{"error":{"code":"invalid_request_error","message":"cli mock: turn refused with %d"}}`, failTurn)
 		return failTurn
+	case isResponses && r.Method == http.MethodPost && hang != nil:
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "event: response.created\n"+`data: {"type":"response.created","response":{"id":"resp_mock"}}`+"\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+		return http.StatusOK
 	case isResponses && r.Method == http.MethodPost:
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.WriteHeader(http.StatusOK)
@@ -172,6 +225,23 @@ func (b *cliBackend) answer(w http.ResponseWriter, r *http.Request, bearer strin
 	}
 	http.NotFound(w, r)
 	return http.StatusNotFound
+}
+
+// runTurnHook counts a turn request and runs the hook. A drop aborts the
+// handler here.
+func (b *cliBackend) runTurnHook() turnAction {
+	b.mu.Lock()
+	b.turns++
+	n, hook := b.turns, b.turnHook
+	b.mu.Unlock()
+	if hook == nil {
+		return turnReply
+	}
+	a := hook(n)
+	if a == turnDrop {
+		panic(http.ErrAbortHandler)
+	}
+	return a
 }
 
 // expired reports whether a JWT's exp has passed. Tokens that are not JWTs
@@ -191,3 +261,10 @@ const cliSSETurn = "event: response.created\n" +
 	`data: {"type":"response.output_item.done","item":{"type":"message","role":"assistant","id":"msg_mock","content":[{"type":"output_text","text":"` + cliBackendReply + `"}]}}` + "\n\n" +
 	"event: response.completed\n" +
 	`data: {"type":"response.completed","response":{"id":"resp_mock","usage":{"input_tokens":1,"input_tokens_details":null,"output_tokens":1,"output_tokens_details":null,"total_tokens":2}}}` + "\n\n"
+
+const cliSSEToolCall = "event: response.created\n" +
+	`data: {"type":"response.created","response":{"id":"resp_tool"}}` + "\n\n" +
+	"event: response.output_item.done\n" +
+	`data: {"type":"response.output_item.done","item":{"type":"function_call","id":"fc_mock","call_id":"call_mock","name":"update_plan","arguments":"{\"plan\":[{\"step\":\"say hi\",\"status\":\"completed\"}]}"}}` + "\n\n" +
+	"event: response.completed\n" +
+	`data: {"type":"response.completed","response":{"id":"resp_tool","usage":{"input_tokens":1,"input_tokens_details":null,"output_tokens":1,"output_tokens_details":null,"total_tokens":2}}}` + "\n\n"
