@@ -124,6 +124,14 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 		return exitLaunch
 	}
 	defer sup.Close()
+	// Forwarding starts before the child so that no signal falls between
+	// the child's start and the forwarder taking over: until the child
+	// exists the gate holds them (the channel buffers the rest).
+	gate := &childGate{sup: sup, started: make(chan struct{})}
+	fwdCtx, fwdCancel := context.WithCancel(context.Background())
+	defer fwdCancel()
+	fwdDone := make(chan error, 1)
+	go func() { fwdDone <- fwd.Run(fwdCtx, gate, sigOpts) }()
 	err = sup.Start(supervise.Spec{
 		Argv: argv,
 		Env:  res.Env,
@@ -131,6 +139,7 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 		ParentDeathSignal: syscall.SIGKILL,
 		Foreground:        true,
 	})
+	gate.open(err == nil)
 	if err != nil {
 		var se *supervise.StartError
 		code := exitLaunch
@@ -141,7 +150,7 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 		return code
 	}
 	l.Debug("child started", "pid", sup.Pid(), "command", argv[0])
-	return runGroup(sup, fwd, sigOpts, w, pr, pending, l)
+	return runGroup(sup, fwdCtx, fwdCancel, fwdDone, w, pr, pending, l)
 }
 
 // primeRun is the pass made before the child starts. It runs in its own
@@ -230,7 +239,7 @@ var errChildExited = errors.New("child exited")
 // child ends the group. The watchdog's interrupt cancels its context: a
 // refresh whose POST has redeemed a token still commits before Run returns
 // (authwatch's promise), one that has not started is abandoned.
-func runGroup(sup *supervise.Supervisor, fwd *signals.Forwarder, sigOpts signals.Options, w *authwatch.Watchdog, pr *primeRun, pending bool, l hclog.Logger) int {
+func runGroup(sup *supervise.Supervisor, fwdCtx context.Context, fwdCancel context.CancelFunc, fwdDone <-chan error, w *authwatch.Watchdog, pr *primeRun, pending bool, l hclog.Logger) int {
 	var g run.Group
 	code := exitLaunch
 	{
@@ -244,16 +253,19 @@ func runGroup(sup *supervise.Supervisor, fwd *signals.Forwarder, sigOpts signals
 			return errChildExited
 		}, func(error) { cancel() })
 	}
-	{
-		ctx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error {
-			if err := fwd.Run(ctx, sup, sigOpts); err != nil && ctx.Err() == nil {
+	g.Add(func() error {
+		// The forwarder already runs (started before the child).
+		select {
+		case err := <-fwdDone:
+			if fwdCtx.Err() == nil {
 				l.Error("signal forwarding stopped; the child runs on", "error", err)
-				<-ctx.Done()
+				<-fwdCtx.Done()
 			}
-			return nil
-		}, func(error) { cancel() })
-	}
+		case <-fwdCtx.Done():
+			<-fwdDone
+		}
+		return nil
+	}, func(error) { fwdCancel() })
 	{
 		ctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error {
@@ -318,4 +330,38 @@ func applyEnviron(environ []string) error {
 		}
 	}
 	return nil
+}
+
+// errNoChild: the child could not be started, so a held signal has nowhere
+// to go.
+var errNoChild = errors.New("no child: it could not be started")
+
+// childGate is the forwarder's target from before the child's start: each
+// signal waits until the child exists (or failed to start), then goes to
+// the supervisor.
+type childGate struct {
+	sup     *supervise.Supervisor
+	started chan struct{}
+	ok      bool // written before started is closed
+}
+
+func (g *childGate) open(ok bool) {
+	g.ok = ok
+	close(g.started)
+}
+
+func (g *childGate) Signal(sig syscall.Signal, group bool) error {
+	<-g.started
+	if !g.ok {
+		return errNoChild
+	}
+	return g.sup.Signal(sig, group)
+}
+
+func (g *childGate) Stop(sig syscall.Signal, group bool) error {
+	<-g.started
+	if !g.ok {
+		return errNoChild
+	}
+	return g.sup.Stop(sig, group)
 }
