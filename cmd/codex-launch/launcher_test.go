@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -504,5 +505,60 @@ func TestEnvDirConfiguresTheLauncher(t *testing.T) {
 	res = r.run(r.env(), "--env-dir", envDir, "--refresh-owner=1", "--", "true")
 	if res.code != 0 || r.srv.Posts() != 1 {
 		t.Errorf("exit %d, %d POSTs: --refresh-owner=1 must win over the env directory\n%s", res.code, r.srv.Posts(), res.stderr)
+	}
+}
+
+// `refresh` alone is the loop: it refreshes a due credential and ends with 0
+// on SIGTERM.
+func TestRefreshLoopUntilTerm(t *testing.T) {
+	r := newRig(t)
+	r.writeCred(time.Minute)
+	cmd, errb, done := startLauncher(t, r.env(), "refresh")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := r.srv.WaitPosts(ctx, 1); err != nil {
+		t.Fatalf("the loop never refreshed: %v\n%s", err, errb.String())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := os.ReadFile(filepath.Join(r.home, "auth_refresh_status.json"))
+		if err == nil && bytes.Contains(st, []byte(`"watchdog_loop": true`)) && bytes.Contains(st, []byte(`"refreshed"`)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no status file from the loop: %s", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	waitExit(t, done, 5*time.Second, errb, "after TERM")
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("refresh loop: exit %d after TERM, want 0\n%s", code, errb.String())
+	}
+	r.noLeak(errb.String())
+}
+
+// --log-format json: every line on stderr is one JSON object naming its
+// sub-logger.
+func TestJSONLogs(t *testing.T) {
+	r := newRig(t)
+	r.writeCred(time.Minute)
+	res := r.run(r.env("CODEX_LAUNCH_LOG_FORMAT=json"), "--", "true")
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	modules := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(res.stderr), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not a JSON line: %q", line)
+		}
+		mod, _ := m["@module"].(string)
+		modules[mod] = true
+	}
+	for _, want := range []string{"codex-launch.boot", "codex-launch.authwatch", "codex-launch.launcher"} {
+		if !modules[want] {
+			t.Errorf("no line from %s; modules seen: %v", want, modules)
+		}
 	}
 }
