@@ -58,7 +58,7 @@ func crashChild(dir string) int {
 // hundreds of times: auth.json must always parse and hold A or B, never a
 // torn or empty file.
 func TestCommitCrashSafety(t *testing.T) {
-	runs := 300
+	runs := 200
 	if testing.Short() {
 		runs = 40
 	}
