@@ -185,6 +185,7 @@ func TestPID1(t *testing.T) {
 
 // each runs scenario fn once per init, as subtests named scenario/init.
 func (h *pid1Harness) each(t *testing.T, scenario string, parallel bool, fn func(t *testing.T, h *pid1Harness, in *pid1Init) string) {
+	h.res.register(scenario)
 	t.Run(scenario, func(t *testing.T) {
 		if parallel {
 			t.Parallel()
@@ -525,6 +526,16 @@ type pid1Results struct {
 }
 
 func newPID1Results() *pid1Results { return &pid1Results{cells: map[string]map[string]string{}} }
+
+// register fixes the table's row order: the order the scenarios are run in.
+func (r *pid1Results) register(scenario string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cells[scenario] == nil {
+		r.cells[scenario] = map[string]string{}
+		r.order = append(r.order, scenario)
+	}
+}
 
 func (r *pid1Results) note(scenario, init, cell string) {
 	r.mu.Lock()
