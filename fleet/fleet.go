@@ -510,9 +510,15 @@ func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
 		if err != nil {
 			return redactedError(err)
 		}
+		// The stamp is taken before the read: a change after it is seen
+		// at the next look.
+		seen := stampOf(f.cfg.Home.AuthPath())
 		local, _, _ := f.cfg.Home.Read()
 		if rec == nil {
 			if !usable(local) {
+				f.localMu.Lock()
+				f.stamp = seen
+				f.localMu.Unlock()
 				f.setState("ok", nil, 0)
 				f.log.Warn("credential store is empty and there is no local credential to start it with", "store", f.desc)
 				return nil
@@ -551,6 +557,11 @@ func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
 			return nil
 		}
 		f.setStored(rec.Generation, stored)
+		if local != nil && sameTokens(local, stored) {
+			f.localMu.Lock()
+			f.stamp = seen
+			f.localMu.Unlock()
+		}
 		if local == nil || !sameTokens(local, stored) {
 			if err := f.commitLocal(ctx, stored); err != nil {
 				return err

@@ -287,7 +287,15 @@ func TestLocalRefreshIsPublishedAndNobodySpendsTheOldToken(t *testing.T) {
 	r := newRig(t, 30*time.Second, shortPolicy)
 	r.add(6)
 	r.start(true)
-	r.waitAll(5 * time.Second)
+	for _, l := range r.ls {
+		deadline := time.Now().Add(10 * time.Second)
+		for st := l.fleet.State(); st.State != "ok" || st.Generation != 1; st = l.fleet.State() {
+			if time.Now().After(deadline) {
+				t.Fatalf("follower not synced: %+v", st)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	// The CLI of workspace 3 refreshes by itself (after a 401): it redeems
 	// the current token and writes the result.
 	old := localRT(r.ls[3])
