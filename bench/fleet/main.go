@@ -258,4 +258,3 @@ func pct(d []time.Duration, p int) string {
 	i = max(1, min(i, len(s)))
 	return s[i-1].Round(time.Millisecond).String()
 }
-
