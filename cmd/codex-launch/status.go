@@ -177,7 +177,7 @@ func when(iso string, now time.Time, verb string) string {
 	}
 	d := t.Sub(now).Round(time.Second)
 	rel := fmt.Sprintf("in %s", d)
-	if d < 0 {
+	if d <= 0 {
 		rel = fmt.Sprintf("%s ago", -d)
 	}
 	if verb != "" {
