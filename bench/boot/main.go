@@ -124,7 +124,8 @@ func run(n int, seed, launcher, python string) error {
 	}
 
 	fmt.Printf("boot-bench: start → the child's first instruction; %d timed runs per program and case (after 3 warm-up runs), interleaved\n", n)
-	fmt.Printf("codex-launch: %s\nseed: %s via %s (python %s)\n\n", launcher, seed, startScript, python)
+	fmt.Printf("codex-launch: %s\nseed: %s via %s (python %s)\n", launcher, seed, startScript, python)
+	fmt.Printf("load average at start: %s\n\n", loadavg())
 	fmt.Println("| case | program | mean | median | min | max |")
 	fmt.Println("|---|---|---:|---:|---:|---:|")
 	var ratios []string
@@ -171,6 +172,7 @@ func run(n int, seed, launcher, python string) error {
 	fmt.Println("| case | seed ÷ codex-launch, mean | seed ÷ codex-launch, median |")
 	fmt.Println("|---|---:|---:|")
 	fmt.Println(strings.Join(ratios, "\n"))
+	fmt.Printf("\nload average at the end: %s\n", loadavg())
 	return nil
 }
 
@@ -205,6 +207,19 @@ func stats(s []time.Duration) (mean, median, lo, hi time.Duration) {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+
+// loadavg is the machine's 1/5/15-minute load, to judge the numbers by.
+func loadavg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
 
 func isELF(p string) bool {
 	f, err := elf.Open(p)
