@@ -411,7 +411,7 @@ func TestSeedDefectSleepsIntervalAfterTransient(t *testing.T) {
 	t.Parallel()
 	const (
 		window   = 15 * time.Second
-		deadWait = 5 * time.Second // after the 401's re-read window, before the new login
+		deadWait = 3 * time.Second // after the credential is declared dead, before the new login
 	)
 	type loop struct {
 		name string
@@ -478,13 +478,19 @@ func TestSeedDefectSleepsIntervalAfterTransient(t *testing.T) {
 	var deadPostsBeforeLogin int
 	var deadStatus map[string]any
 	relogin := dead.h.Srv.IssueWithExpiry("acct-1", time.Now().Add(-time.Minute))
-	select {
-	case <-time.After(time.Until(began.Add(3*time.Second + deadWait))):
+	dead.h.t = t
+	for deadStatus == nil || deadStatus["credential"] != "dead" {
+		if wctx.Err() != nil || time.Since(began) > window/2 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+		deadStatus = dead.h.status()
+	}
+	select { // the dead token must stay unspent meanwhile
+	case <-time.After(deadWait):
 	case <-wctx.Done():
 	}
 	deadPostsBeforeLogin = dead.h.Srv.Posts()
-	dead.h.t = t
-	deadStatus = dead.h.status()
 	if err := (cliWriter{dir: dead.h.Dir, mutate: func([]byte) []byte { return dead.h.Srv.AuthJSON(relogin, time.Now()) }}).write(); err != nil {
 		t.Fatalf("new login: %v", err)
 	}
