@@ -177,6 +177,7 @@ func TestPID1(t *testing.T) {
 		h.each(t, "burst-then-term", true, pid1BurstThenTerm)
 		h.each(t, "stop-default-term", true, pid1StopDefaultTerm)
 		h.each(t, "leftovers-after-child-exit", true, pid1Leftovers)
+		h.each(t, "left-the-group-setsid", true, pid1LeftTheGroup)
 		h.each(t, "not-pid1-subreaper", true, pid1NotPID1Subreaper)
 		h.each(t, "not-pid1-parent-death", true, pid1ParentDeath)
 		h.each(t, "tty-ctrl-c-and-job-control", true, pid1TTY)

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -183,4 +184,55 @@ func pid1ParentDeath(t *testing.T, h *pid1Harness, in *pid1Init) string {
 		t.Errorf("child exited on USR1, init still running")
 	}
 	return "child got USR1"
+}
+
+// pid1LeftTheGroup: the child starts two processes in sessions of their own
+// (setsid: they leave its process group) and exits. No init signals them:
+// not PID 1 they outlive it (reparented upwards); as PID 1 of a namespace
+// (a container) the kernel kills them when the init exits.
+func pid1LeftTheGroup(t *testing.T, h *pid1Harness, in *pid1Init) string {
+	var cells []string
+	for _, ns := range []bool{false, true} {
+		tag := fmt.Sprintf("left-the-group-%d-%s-%v", os.Getpid(), in.name, ns)
+		r, _ := h.start(t, in, pid1Opts{stopTimeout: time.Second, subreaper: true}, ns,
+			h.child, "spawn", "-n", "2", "-setsid", "-d", "20s", "-tag", tag)
+		code := r.mustExit(10 * time.Second)
+		if code != 0 {
+			t.Errorf("init exited %d, want 0", code)
+		}
+		// Found by their tag, with host pids, whether or not in a namespace.
+		alive := pid1Tagged(tag)
+		for _, p := range alive {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+		if ns {
+			if len(alive) > 0 {
+				t.Errorf("PID 1: %d processes outlived the namespace's init", len(alive))
+			}
+			cells = append(cells, "PID 1: gone with the namespace")
+			continue
+		}
+		if len(alive) != 2 {
+			t.Errorf("not PID 1: %d of 2 setsid'd processes outlived the init, want 2 (no init signals another session)", len(alive))
+		}
+		cells = append(cells, fmt.Sprintf("not PID 1: %d of 2 outlive the init", len(alive)))
+	}
+	return strings.Join(cells, "; ")
+}
+
+// pid1Tagged lists live processes whose command line holds tag.
+func pid1Tagged(tag string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && strings.Contains(string(b), tag) && pid1Alive(p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }

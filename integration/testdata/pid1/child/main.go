@@ -186,6 +186,7 @@ func sleepMode(args []string) {
 	d := fs.Duration("d", time.Hour, "how long to sleep")
 	ignoreTerm := fs.Bool("ignore-term", false, "ignore SIGTERM")
 	orphanedFrom := fs.Int("orphaned-from", 0, "start the sleep only once this parent has exited")
+	_ = fs.String("tag", "", "a mark on the command line, to find the process from outside")
 	_ = fs.Parse(args)
 	if *ignoreTerm {
 		signal.Ignore(syscall.SIGTERM)
@@ -208,6 +209,7 @@ func spawn(args []string) {
 	d := fs.Duration("d", 300*time.Millisecond, "how long each sleeps")
 	setsid := fs.Bool("setsid", false, "put each in its own session (leave the group)")
 	ignoreTerm := fs.Bool("ignore-term", false, "the sleepers ignore SIGTERM")
+	tag := fs.String("tag", "", "passed to the sleepers' command line")
 	_ = fs.Parse(args)
 	self, err := os.Executable()
 	if err != nil {
@@ -216,6 +218,9 @@ func spawn(args []string) {
 	argv := []string{"child", "sleep", "-orphaned-from", strconv.Itoa(os.Getpid()), "-d", d.String()}
 	if *ignoreTerm {
 		argv = append(argv, "-ignore-term")
+	}
+	if *tag != "" {
+		argv = append(argv, "-tag", *tag)
 	}
 	w := bufio.NewWriter(os.Stdout)
 	for i := 0; i < *n; i++ {
