@@ -27,12 +27,7 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 	log := newLogger(cfg, p.stderr)
 	// main caught the signals already; now they know which ones mean stop.
 	fwd := p.fwd
-	sigOpts := signals.Options{
-		Rewrite:     cfg.Rewrite,
-		Group:       cfg.SignalGroup,
-		StopSignals: cfg.StopSignals,
-		Logger:      log.Named("signals"),
-	}
+	sigOpts := signalOptions(cfg, log)
 	fwd.Configure(sigOpts)
 	l := log.Named("launcher")
 	if err := supervise.BecomeSubreaper(); err != nil {
@@ -84,6 +79,8 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 		l.Error("bad configuration in the env directory; the child was not started", "error", err)
 		return exitLaunch
 	}
+	sigOpts = signalOptions(cfg, log)
+	fwd.Configure(sigOpts)
 
 	// The drop to --user cleared any parent-death setting; ask for it now.
 	if err := supervise.SetParentDeathSignal(cfg.PDeathSig); err != nil {
@@ -364,4 +361,14 @@ func (g *childGate) Stop(sig syscall.Signal, group bool) error {
 		return errNoChild
 	}
 	return g.sup.Stop(sig, group)
+}
+
+// signalOptions is the forwarder's part of the configuration.
+func signalOptions(cfg *Config, log hclog.Logger) signals.Options {
+	return signals.Options{
+		Rewrite:     cfg.Rewrite,
+		Group:       cfg.SignalGroup,
+		StopSignals: cfg.StopSignals,
+		Logger:      log.Named("signals"),
+	}
 }
