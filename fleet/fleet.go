@@ -62,6 +62,11 @@ type Config struct {
 	ReconnectMin, ReconnectMax time.Duration
 	// LockTimeout bounds a wait for another launcher's refresh lock.
 	LockTimeout time.Duration
+	// IdleTxTimeout ends the session of a refresher that holds the lock
+	// but stops talking to the database (hung, or cut off) for this long,
+	// so the lock cannot be held forever. It must exceed the token
+	// endpoint's timeout (a POST runs while the lock is held). Default 2 min.
+	IdleTxTimeout time.Duration
 	// ConnectTimeout bounds one connection attempt (default 10 s).
 	ConnectTimeout time.Duration
 	// By names this launcher in the store (who refreshed a generation).
@@ -273,7 +278,8 @@ func (f *Fleet) connect(ctx context.Context) (*pgstore.Conn, error) {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	conn, err := pgstore.Connect(cctx, f.cfg.URL, pgstore.Options{
-		Keys: f.cfg.Keys, By: f.cfg.By, LockTimeout: f.cfg.LockTimeout, ConnectTimeout: timeout,
+		Keys: f.cfg.Keys, By: f.cfg.By, LockTimeout: f.cfg.LockTimeout, IdleTxTimeout: f.cfg.IdleTxTimeout,
+		ConnectTimeout: timeout,
 	})
 	if err != nil {
 		return nil, err

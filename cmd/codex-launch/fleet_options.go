@@ -211,7 +211,8 @@ func buildStore(ctx context.Context, cfg *Config, home authwatch.Home, log hclog
 		f, err := fleet.New(fleet.Config{
 			URL: fc.Store, Name: fc.Name, Keys: keys, Home: home, Fallback: fc.Fallback,
 			PollInterval: fc.PollInterval, LockTimeout: max(2*cfg.RefreshTimeout, 30*time.Second),
-			Logger: log.Named("fleet"),
+			IdleTxTimeout: max(2*time.Minute, 2*cfg.RefreshTimeout+30*time.Second),
+			Logger:        log.Named("fleet"),
 		})
 		if err != nil {
 			return nil, &UsageError{Msg: "--credential-store (CODEX_LAUNCH_CREDENTIAL_STORE): " + err.Error()}
