@@ -65,10 +65,10 @@ func procState(pid int) string {
 	return s[i+2 : i+3]
 }
 
-// zombieChildren counts zombies whose parent is ppid.
-func zombieChildren(ppid int) int {
+// zombieChildren lists the zombies whose parent is ppid.
+func zombieChildren(ppid int) map[int]bool {
 	ents, _ := os.ReadDir("/proc")
-	n := 0
+	out := map[int]bool{}
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -82,10 +82,10 @@ func zombieChildren(ppid int) int {
 		i := strings.LastIndexByte(s, ')')
 		f := strings.Fields(s[i+1:])
 		if len(f) > 1 && f[0] == "Z" && f[1] == strconv.Itoa(ppid) {
-			n++
+			out[pid] = true
 		}
 	}
-	return n
+	return out
 }
 
 func isSubreaper() bool {

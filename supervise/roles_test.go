@@ -77,19 +77,24 @@ func helperReaper() int {
 		c, err := sup.Wait(context.Background())
 		done <- res{c, err}
 	}()
-	zombies := 0
+	stuck := 0
 	for {
 		select {
 		case r := <-done:
-			fmt.Printf("code=%d err=%v orphans=%d zombies=%d left=%d\n", r.code, r.err, sup.Orphans(), zombies, zombieChildren(os.Getpid()))
+			fmt.Printf("code=%d err=%v orphans=%d zombies=%d left=%d\n", r.code, r.err, sup.Orphans(), stuck, len(zombieChildren(os.Getpid())))
 			return 0
 		case <-time.After(50 * time.Millisecond):
-			// A zombie may exist for the instant between its exit and the
-			// SIGCHLD pass; one that survives two looks is a reaping failure.
-			if zombieChildren(os.Getpid()) > 0 {
-				time.Sleep(50 * time.Millisecond)
-				if z := zombieChildren(os.Getpid()); z > zombies {
-					zombies = z
+			// A zombie exists for the instant between its exit and the
+			// SIGCHLD pass; the same zombie still there 200 ms later is a
+			// reaping failure (new ones keep coming during the storm).
+			first := zombieChildren(os.Getpid())
+			if len(first) == 0 {
+				continue
+			}
+			time.Sleep(200 * time.Millisecond)
+			for pid := range zombieChildren(os.Getpid()) {
+				if first[pid] {
+					stuck++
 				}
 			}
 		}
@@ -130,11 +135,19 @@ func helperPdeath() int {
 // forwarder saw.
 func helperSelfPdeath() int {
 	fwd := signals.Listen(0)
-	if err := SetParentDeathSignal(unix.SIGTERM); err != nil {
+	parent := os.Getppid()
+	out := os.Getenv("OUT")
+	if os.Getenv("LATE") != "" {
+		// The parent dies before the setting is made: it must be noticed.
+		_ = os.WriteFile(out+".early", []byte("ready"), 0o600)
+		for os.Getppid() == parent {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if err := SetParentDeathSignalFor(unix.SIGTERM, parent); err != nil {
 		fmt.Println(err)
 		return 1
 	}
-	out := os.Getenv("OUT")
 	if err := os.WriteFile(out+".ready", []byte("ready"), 0o600); err != nil {
 		return 1
 	}

@@ -586,13 +586,23 @@ func BecomeSubreaper() error {
 // parent dies (tini -p), so the signal flows through ordinary forwarding to
 // the child. As PID 1 it does nothing: the parent is outside the container.
 // The setting belongs to a thread, so it is made from a goroutine that keeps
-// its OS thread for the life of the process. If the parent died before the
-// setting took effect, sig is raised at once.
+// its OS thread for the life of the process. If the parent has died already,
+// sig is raised at once. It is SetParentDeathSignalFor with the current
+// parent: prefer that form when the setting is made late (after a privilege
+// drop, which clears it), with the parent read at program start, so that a
+// parent that died in between is noticed.
 func SetParentDeathSignal(sig syscall.Signal) error {
+	return SetParentDeathSignalFor(sig, os.Getppid())
+}
+
+// SetParentDeathSignalFor is SetParentDeathSignal for a launcher whose
+// parent was parent (os.Getppid() read first thing in main): if the parent
+// is no longer that process once the setting is in place, it died before the
+// kernel could tell, and sig is raised at once.
+func SetParentDeathSignalFor(sig syscall.Signal, parent int) error {
 	if sig == 0 || os.Getpid() == 1 {
 		return nil
 	}
-	ppid := os.Getppid()
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread must live as long as the process
@@ -606,7 +616,7 @@ func SetParentDeathSignal(sig syscall.Signal) error {
 	if err := <-errc; err != nil {
 		return err
 	}
-	if os.Getppid() != ppid {
+	if os.Getppid() != parent {
 		return unix.Kill(os.Getpid(), sig)
 	}
 	return nil

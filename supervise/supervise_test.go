@@ -409,6 +409,19 @@ func TestSetParentDeathSignalFlowsToForwarder(t *testing.T) {
 	waitFile(t, out, "stop TERM", 5*time.Second)
 }
 
+func TestSetParentDeathSignalAfterParentDied(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "got")
+	cmd := helperCmd("self-pdeath-middle", "OUT="+out, "LATE=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFile(t, out+".early", "ready", 10*time.Second)
+	cmd.Process.Kill()
+	cmd.Wait()
+	waitFile(t, out, "stop TERM", 5*time.Second)
+}
+
 func TestBecomeSubreaperNotInTestProcess(t *testing.T) {
 	// The test process itself must stay unchanged; the helper checks the
 	// effect. Here: it is a no-op only as PID 1.
