@@ -159,6 +159,11 @@ var badValues = map[string]string{
 	"pdeathsig":        "SIGFOO",
 	"log-level":        "loud",
 	"log-format":       "xml",
+	// The fleet area's options (fleet_options.go).
+	"credential-store":         "ftp://store.example",
+	"fleet-fallback-refresh":   "sometimes",
+	"fleet-poll-interval":      "soon",
+	"credential-sync-interval": "-5",
 }
 
 func TestBadValueNamesFlagAndVariable(t *testing.T) {
@@ -267,5 +272,25 @@ func TestTableIsWellFormed(t *testing.T) {
 		if o.Set == nil && o.Flag != "" {
 			t.Errorf("--%s has no parser", o.Flag)
 		}
+	}
+}
+
+// A secret's value (a database URL with its password) is never quoted back.
+func TestSecretValueNotQuoted(t *testing.T) {
+	const pw = "s3cretPASSWORD"
+	for _, args := range [][]string{
+		{"--credential-store", "ftp://user:" + pw + "@db.example/x", "--", "true"},
+	} {
+		code, _, _, _, stderr := runCaptured(t, nil, args...)
+		if code != exitLaunch {
+			t.Fatalf("%q: exit %d", args, code)
+		}
+		if strings.Contains(stderr, pw) || !strings.Contains(stderr, "(value hidden)") {
+			t.Errorf("a secret option's value was echoed: %s", stderr)
+		}
+	}
+	code, _, _, _, stderr := runCaptured(t, map[string]string{"CODEX_LAUNCH_CREDENTIAL_STORE": "ftp://u:" + pw + "@h/x"}, "true")
+	if code != exitLaunch || strings.Contains(stderr, pw) {
+		t.Errorf("exit %d, message %s", code, stderr)
 	}
 }
