@@ -45,6 +45,12 @@ var refreshBuild struct {
 func refreshLauncher(t testing.TB) string {
 	t.Helper()
 	refreshBuild.once.Do(func() {
+		// A binary under study (an older commit, a variant) instead of
+		// a fresh build: shows what the proofs catch.
+		if p := os.Getenv("CODEX_LAUNCH_REFRESH_TEST_BINARY"); p != "" {
+			refreshBuild.path = p
+			return
+		}
 		dir, err := os.MkdirTemp("", "codex-launch-refresh-bin-")
 		if err != nil {
 			refreshBuild.err = err

@@ -406,7 +406,9 @@ func TestSeedDefectNoReRead(t *testing.T) {
 //     refreshes auth.json;
 //   - codex-launch after a permanent answer (401) stops spending the dead
 //     token, then refreshes the new credential as soon as someone logs in
-//     again (auth.json rewritten under the CLI's lock protocol).
+//     again (auth.json rewritten under the CLI's lock protocol);
+//   - codex-launch with tokens that live shorter than the safety margin
+//     (1 h against the default 4 h) refreshes once, not back to back.
 func TestSeedDefectSleepsIntervalAfterTransient(t *testing.T) {
 	t.Parallel()
 	const (
@@ -422,13 +424,18 @@ func TestSeedDefectSleepsIntervalAfterTransient(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), window+20*time.Second)
 	defer cancel()
-	start := func(name string, seed bool, first tokenmock.Answer) *loop {
+	start := func(name string, seed bool, first *tokenmock.Answer, env map[string]string) *loop {
 		srv := tokenmock.Start(tokenmock.Options{AccessTTL: time.Hour})
 		t.Cleanup(srv.Close)
 		h := newHome(t, srv)
 		h.expired("acct-1")
-		srv.Script(first)
+		if first != nil {
+			srv.Script(*first)
+		}
 		h.Env["CODEX_AUTH_REFRESH_INTERVAL_SECONDS"] = "3600"
+		for k, v := range env {
+			h.Env[k] = v
+		}
 		l := &loop{name: name, seed: seed, h: h, out: &bytes.Buffer{}}
 		if seed {
 			l.cmd = h.seedCmd(ctx)
@@ -445,14 +452,18 @@ func TestSeedDefectSleepsIntervalAfterTransient(t *testing.T) {
 		})
 		return l
 	}
+	e503, e401 := tokenmock.Error(503, "unavailable"), tokenmock.Error(401, "refresh_token_expired")
 	var seedLoop *loop
 	if seedAvailable() {
-		seedLoop = start("seed", true, tokenmock.Error(503, "unavailable"))
+		seedLoop = start("seed", true, &e503, nil)
 	} else {
 		t.Logf("seed side not run: the seed script or its python3/curl is not available")
 	}
-	transient := start("codex-launch 503", false, tokenmock.Error(503, "unavailable"))
-	dead := start("codex-launch 401", false, tokenmock.Error(401, "refresh_token_expired"))
+	transient := start("codex-launch 503", false, &e503, nil)
+	dead := start("codex-launch 401", false, &e401, nil)
+	// The default 4 h margin with tokens that live 1 h: every new token is
+	// "due" at once; the loop must not refresh back to back.
+	short := start("codex-launch short-lived tokens", false, nil, map[string]string{"CODEX_AUTH_SAFETY_MARGIN_SECONDS": unset})
 	began := time.Now()
 	wctx, wcancel := context.WithTimeout(ctx, window)
 	defer wcancel()
@@ -530,7 +541,14 @@ func TestSeedDefectSleepsIntervalAfterTransient(t *testing.T) {
 			t.Errorf("the new login's refresh token was POSTed %d times, want 1", n)
 		}
 	})
-	for _, l := range []*loop{transient, dead} {
+	t.Run("codex-launch does not refresh back to back when tokens live shorter than the margin", func(t *testing.T) {
+		<-wctx.Done()
+		if n := short.h.Srv.Posts(); n != 1 {
+			t.Errorf("%d POSTs in %s with 1 h tokens and the default 4 h margin, want 1", n, window)
+		}
+		waitForTokens(t, short.h)
+	})
+	for _, l := range []*loop{transient, dead, short} {
 		_ = syscall.Kill(l.cmd.Process.Pid, syscall.SIGTERM)
 		_ = l.cmd.Wait()
 		l.h.t = t
