@@ -35,7 +35,7 @@ var ErrConfigSyntax = errors.New("config.toml syntax")
 // it. start.sh appended the line to the end of the file, where a trailing
 // [table] swallowed it and the CLI never saw it. The line is inserted at the
 // top of the file and every other byte is kept; the write is atomic (temp
-// file, fsync, rename, directory fsync).
+// file, renamed; see writeFileAtomic for when it is fsynced).
 //
 // When the key is set at the top level to another store the file is left as
 // the operator wrote it and a warning explains the consequence: "auto" still
@@ -58,7 +58,7 @@ func EnsureFileStore(home string, owner *User, log hclog.Logger) (StoreAction, e
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		content := []byte(storeLine("\n"))
-		if err := writeFileAtomic(path, content, 0o600, owner); err != nil {
+		if err := writeFileAtomic(path, content, 0o600, owner, false); err != nil {
 			return "", fmt.Errorf("write %s: %w", path, err)
 		}
 		log.Info("config.toml created so that the CLI reads auth.json", "path", path, "key", StoreKey)
@@ -113,7 +113,7 @@ func EnsureFileStore(home string, owner *User, log hclog.Logger) (StoreAction, e
 	if keep == nil {
 		keep = owner
 	}
-	if err := writeFileAtomic(path, out, mode, keep); err != nil {
+	if err := writeFileAtomic(path, out, mode, keep, true); err != nil {
 		return "", fmt.Errorf("write %s: %w", path, err)
 	}
 	log.Info("config.toml: added the file credential store at the top level", "path", path, "key", StoreKey)
@@ -125,11 +125,16 @@ func storeLine(nl string) string {
 		StoreKey + ` = "file"` + nl
 }
 
-// writeFileAtomic replaces path with data: a temporary file in the same
-// directory, owned and moded before any byte of the new content is visible,
-// fsynced, renamed over path, then the directory fsynced so the rename
-// survives a crash.
-func writeFileAtomic(path string, data []byte, mode fs.FileMode, owner *User) error {
+// writeFileAtomic replaces path with data through a temporary file in the
+// same directory, owned and moded before any byte of the new content is
+// visible, then renamed over path: a reader sees the old file or the new one.
+//
+// sync (an existing file is replaced) fsyncs the temporary file before the
+// rename, so a crash can never leave the operator's config empty. A new file
+// needs no fsync, nor does the rename need a directory fsync: whatever a crash
+// leaves (nothing, or an empty file, or the old one) the next boot repairs, as
+// the edit is idempotent; the boot saves the disk flushes.
+func writeFileAtomic(path string, data []byte, mode fs.FileMode, owner *User, sync bool) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
@@ -154,8 +159,10 @@ func writeFileAtomic(path string, data []byte, mode fs.FileMode, owner *User) er
 	if _, err := tmp.Write(data); err != nil {
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		return err
+	if sync {
+		if err := tmp.Sync(); err != nil {
+			return err
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return err
@@ -164,12 +171,7 @@ func writeFileAtomic(path string, data []byte, mode fs.FileMode, owner *User) er
 		return err
 	}
 	done = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return nil
 }
 
 // topLevel is what scanTopLevel learnt about the store key.
