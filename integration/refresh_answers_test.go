@@ -274,3 +274,56 @@ func TestRefreshWritesTheCLIFormat(t *testing.T) {
 		t.Errorf("auth.json mode %v, want 0600", st.Mode().Perm())
 	}
 }
+
+// TestRefreshEndpointSettings: the client id override reaches the endpoint
+// (CODEX_APP_SERVER_LOGIN_CLIENT_ID, as the CLI honours it), the request
+// carries a refresh_reason the CLI would send, and a plain-http endpoint off
+// loopback is refused before anything happens (the body carries the token).
+func TestRefreshEndpointSettings(t *testing.T) {
+	t.Parallel()
+	t.Run("client id override", func(t *testing.T) {
+		t.Parallel()
+		srv := tokenmock.Start(tokenmock.Options{ClientID: "app_custom_client"})
+		defer srv.Close()
+		h := newHome(t, srv)
+		h.Env["CODEX_APP_SERVER_LOGIN_CLIENT_ID"] = "app_custom_client"
+		h.expired("acct-1")
+		if r := h.once(); r.Code != exitRefreshed {
+			t.Fatalf("exit %d; output:\n%s", r.Code, lines(r.output()))
+		}
+		reqs := srv.Requests()
+		if len(reqs) != 1 {
+			t.Fatalf("%d requests", len(reqs))
+		}
+		q := reqs[0]
+		if len(q.Problems) > 0 {
+			t.Errorf("request problems: %v", q.Problems)
+		}
+		switch reason := q.Fields["refresh_reason"]; reason {
+		case "scheduled", "proactive_expiry", "unauthorized_recovery", "forced":
+		default:
+			t.Errorf("refresh_reason %v is not one the CLI sends", reason)
+		}
+	})
+	t.Run("plain http off loopback", func(t *testing.T) {
+		t.Parallel()
+		h := newHome(t, nil)
+		h.Env["CODEX_REFRESH_TOKEN_URL_OVERRIDE"] = "http://auth.example.invalid/oauth/token"
+		h.write(tokenmock.FormatAuthJSON(tokenmock.Credential{
+			IDToken:      tokenmock.MintJWT(tokenmock.Claims("a", "e", time.Now().Add(-time.Minute))),
+			AccessToken:  tokenmock.MintJWT(tokenmock.Claims("a", "e", time.Now().Add(-time.Minute))),
+			RefreshToken: "rt_" + tokenmock.Sentinel, AccountID: "a",
+		}, time.Now().Add(-time.Hour), tokenmock.FileOptions{}))
+		before := h.read()
+		r := h.once()
+		if r.Code != 125 {
+			t.Errorf("exit %d, want 125 (a usage error); output:\n%s", r.Code, lines(r.output()))
+		}
+		if !strings.Contains(r.output(), "CODEX_REFRESH_TOKEN_URL_OVERRIDE") {
+			t.Errorf("the error does not name the variable:\n%s", lines(r.output()))
+		}
+		if !bytes.Equal(before, h.read()) {
+			t.Errorf("auth.json changed")
+		}
+	})
+}
