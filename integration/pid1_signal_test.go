@@ -69,21 +69,31 @@ func (p pid1Report) deliver(t *testing.T, r *pid1Run, sig syscall.Signal, want b
 	r.signal(sig)
 	time.Sleep(2 * time.Millisecond) // keep sig ahead of the sentinel
 	r.signal(pid1Sentinel)
-	if !pid1WaitFor(time.Second, func() bool { return p.count(pid1Sentinel) > before || !r.running() }) {
-		stopped := func(pid int) bool { st, ok := pid1ReadStat(pid); return ok && st.state == 'T' }
-		kids := pid1ChildrenOf(r.initPID())
-		switch {
-		case stopped(r.initPID()):
-			note = "init stopped itself"
-		case len(kids) > 0 && stopped(kids[0]):
-			note = "child stopped"
-		default:
-			t.Errorf("sentinel after %s never reached the child", pid1ShortName(sig))
-			return false, ""
-		}
+	arrived := pid1WaitFor(time.Second, func() bool { return p.count(pid1Sentinel) > before || !r.running() })
+	if !r.running() {
+		return false, fmt.Sprintf("init died (exit %d)", r.code)
+	}
+	// A stop may land just after the sentinel (dumb-init forwards pending
+	// signals lowest number first): look again a moment later.
+	time.Sleep(20 * time.Millisecond)
+	stopped := func(pid int) bool { st, ok := pid1ReadStat(pid); return ok && st.state == 'T' }
+	child := 0
+	if kids := pid1ChildrenOf(r.initPID()); len(kids) > 0 {
+		child = kids[0]
+	}
+	switch {
+	case stopped(r.initPID()):
+		note = "init stopped itself"
+	case stopped(child):
+		note = "child stopped"
+	case !arrived:
+		t.Errorf("sentinel after %s never reached the child", pid1ShortName(sig))
+		return false, ""
+	}
+	if note != "" {
 		_ = syscall.Kill(r.initPID(), syscall.SIGCONT)
-		if !pid1WaitFor(2*time.Second, func() bool { return p.count(pid1Sentinel) > before }) {
-			t.Errorf("after %s (%s), CONT to the init did not bring the sentinel through", pid1ShortName(sig), note)
+		if !pid1WaitFor(2*time.Second, func() bool { return p.count(pid1Sentinel) > before && !stopped(child) }) {
+			t.Errorf("after %s (%s), CONT to the init did not bring the child back", pid1ShortName(sig), note)
 		}
 	}
 	if !r.running() {
