@@ -1,9 +1,13 @@
 package integration
 
 import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -30,6 +34,8 @@ func TestFleet(t *testing.T) {
 	t.Run("DatabaseAway", func(t *testing.T) { fleetDatabaseAway(t, pg) })
 	t.Run("LocalRefreshPublished", func(t *testing.T) { fleetLocalRefresh(t, pg) })
 	t.Run("ConcurrentFirstStart", func(t *testing.T) { fleetFirstStart(t, pg) })
+	t.Run("SealedAtRest", func(t *testing.T) { fleetSealed(t, pg) })
+	t.Run("RefreshOnce", func(t *testing.T) { fleetRefreshOnce(t, pg) })
 }
 
 // 20 launchers, access tokens living 5 s (refreshed 3 s before expiry), five
@@ -218,5 +224,69 @@ func waitFor(t *testing.T, within time.Duration, ok func() bool) {
 			t.Fatalf("condition not met within %s", within)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// With sealing keys the stored credential is AES-GCM ciphertext under the
+// first key's id, and the fleet works as before.
+func fleetSealed(t *testing.T, pg *testenv.Postgres) {
+	r := newFleetRig(t, pg, 5*time.Second)
+	key := make([]byte, 32)
+	rand.Read(key)
+	r.env["CODEX_LAUNCH_CREDENTIAL_KEYS"] = "k1:" + base64.StdEncoding.EncodeToString(key)
+	r.start(3)
+	r.waitPosts(1, 20*time.Second)
+	r.waitConverged(4 * time.Second)
+	latest, _ := r.mock.Latest(fleetAccount)
+	var keyID string
+	var payload []byte
+	r.query(`SELECT key_id, payload FROM codex_launch_credential WHERE name = 'default'`, &keyID, &payload)
+	if keyID != "k1" || bytes.Contains(payload, []byte(latest.RefreshToken)) || bytes.Contains(payload, []byte("refresh_token")) {
+		t.Fatalf("stored credential not sealed (key id %q)", keyID)
+	}
+	for _, w := range r.ws {
+		if strings.Contains(w.out.String(), base64.StdEncoding.EncodeToString(key)) {
+			t.Errorf("%s logged the sealing key", w.name)
+		}
+	}
+	r.stopAll()
+	r.checkOneRedemptionPerGeneration()
+}
+
+// `refresh --once` on a shared store: one pass through the database, the
+// seed's exit codes (0 refreshed, then 1 nothing to do).
+func fleetRefreshOnce(t *testing.T, pg *testenv.Postgres) {
+	r := newFleetRig(t, pg, 2*time.Second)
+	dir := t.TempDir()
+	home := filepath.Join(dir, "codex")
+	os.MkdirAll(home, 0o700)
+	os.WriteFile(filepath.Join(home, "auth.json"), r.seed, 0o600)
+	run := func(margin string) (int, string) {
+		cmd := exec.Command(builtLauncher(t), "refresh", "--once")
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "CODEX_HOME=" + home, "NO_PROXY=*",
+			"CODEX_REFRESH_TOKEN_URL_OVERRIDE=" + r.mock.URL, "CODEX_LAUNCH_CREDENTIAL_STORE=" + r.url,
+			"CODEX_AUTH_SAFETY_MARGIN_SECONDS=" + margin}
+		out, _ := cmd.CombinedOutput()
+		if strings.Contains(string(out), r.pg.Password) || len(r.mock.Leaks(out)) > 0 {
+			t.Errorf("refresh --once output holds a secret:\n%s", out)
+		}
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	// The 2 s access token is inside a 60 s margin: due.
+	if code, out := run("60"); code != 0 {
+		t.Fatalf("first refresh --once: exit %d, want 0 (refreshed)\n%s", code, out)
+	}
+	var gen int64
+	r.query(`SELECT generation FROM codex_launch_credential WHERE name = 'default'`, &gen)
+	latest, _ := r.mock.Latest(fleetAccount)
+	w := &fleetWS{home: home}
+	if gen != 2 || w.refreshToken() != latest.RefreshToken {
+		t.Fatalf("stored generation %d, local holds the newest: %v", gen, w.refreshToken() == latest.RefreshToken)
+	}
+	if code, out := run("0"); code != 1 {
+		t.Fatalf("second refresh --once: exit %d, want 1 (nothing to do)\n%s", code, out)
+	}
+	if r.mock.Posts() != 1 {
+		t.Fatalf("%d POSTs, want 1", r.mock.Posts())
 	}
 }
