@@ -256,7 +256,7 @@ func fleetSealed(t *testing.T, pg *testenv.Postgres) {
 // `refresh --once` on a shared store: one pass through the database, the
 // seed's exit codes (0 refreshed, then 1 nothing to do).
 func fleetRefreshOnce(t *testing.T, pg *testenv.Postgres) {
-	r := newFleetRig(t, pg, 2*time.Second)
+	r := newFleetRig(t, pg, 30*time.Second)
 	dir := t.TempDir()
 	home := filepath.Join(dir, "codex")
 	os.MkdirAll(home, 0o700)
@@ -272,7 +272,7 @@ func fleetRefreshOnce(t *testing.T, pg *testenv.Postgres) {
 		}
 		return cmd.ProcessState.ExitCode(), string(out)
 	}
-	// The 2 s access token is inside a 60 s margin: due.
+	// The 30 s access token is inside a 60 s margin: due.
 	if code, out := run("60"); code != 0 {
 		t.Fatalf("first refresh --once: exit %d, want 0 (refreshed)\n%s", code, out)
 	}
