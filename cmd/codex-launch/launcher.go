@@ -24,9 +24,13 @@ import (
 // codex-launch failed before the child ran, or 128+N when stop signal N came
 // before the child existed.
 func (p *program) launcher(cfg *Config, given map[string]string, argv []string) int {
+	// Catch every forwardable signal first, so a TERM during boot or prime
+	// is seen and honoured, not lost (PID 1 ignores a signal it has no
+	// handler for). Only the pure, microsecond parse of the arguments came
+	// before: Listen's ~55 registrations are a cost the subcommands, which
+	// supervise no child, do not pay.
+	fwd := signals.Listen(0)
 	log := newLogger(cfg, p.stderr)
-	// main caught the signals already; now they know which ones mean stop.
-	fwd := p.fwd
 	sigOpts := signalOptions(cfg, log)
 	fwd.Configure(sigOpts)
 	l := log.Named("launcher")

@@ -562,3 +562,22 @@ func TestJSONLogs(t *testing.T) {
 		}
 	}
 }
+
+// With a shared store configured, health and status say what the store's
+// follower last recorded; its absence is said but does not fail health.
+func TestHealthNotesTheSharedStore(t *testing.T) {
+	r := newRig(t)
+	r.writeCred(10 * time.Hour)
+	if res := r.run(r.env(), "refresh", "--once"); res.code != 1 {
+		t.Fatalf("refresh --once: exit %d\n%s", res.code, res.stderr)
+	}
+	store := "CODEX_LAUNCH_CREDENTIAL_STORE=postgres://agent@127.0.0.1:1/codex"
+	res := r.run(r.env(store), "health")
+	if res.code != 0 || !strings.Contains(res.stdout, "credential store unknown") {
+		t.Errorf("health with a shared store: exit %d %q", res.code, res.stdout)
+	}
+	res = r.run(r.env(store), "status")
+	if res.code != 0 || !strings.Contains(res.stdout, "store ") {
+		t.Errorf("status with a shared store: exit %d %q", res.code, res.stdout)
+	}
+}

@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-
-	"github.com/molecule-ai/codex-launch/signals"
 )
 
 // version is set at build time: -ldflags "-X main.version=v1.2.3".
@@ -46,18 +44,10 @@ type program struct {
 	// stop short of booting and starting a child. given holds the flags as
 	// typed, for re-reading the configuration after the env directory.
 	launch func(cfg *Config, given map[string]string, argv []string) int
-	// fwd caught every forwardable signal at the first instant.
-	fwd *signals.Forwarder
 }
 
 func main() {
-	// Catch every forwardable signal before anything else, configuration
-	// included, so a TERM during start-up, boot or prime is seen and
-	// honoured rather than lost (PID 1 ignores signals it has no handler
-	// for).
-	fwd := signals.Listen(0)
 	p := &program{
-		fwd:     fwd,
 		stdout:  os.Stdout,
 		stderr:  os.Stderr,
 		getenv:  os.Getenv,
@@ -98,11 +88,6 @@ func (p *program) run(args []string) int {
 	if len(rest) > 0 && !afterDashes {
 		switch rest[0] {
 		case cmdRefresh, cmdStatus, cmdHealth:
-			// No child to forward to: signals get their default handling
-			// again (refresh installs its own for TERM and INT).
-			if p.fwd != nil {
-				p.fwd.Close()
-			}
 			return p.subcommand(rest[0], rest[1:], given)
 		}
 	}

@@ -22,6 +22,8 @@ type snapshot struct {
 	Status    *authwatch.Status `json:"status"`
 	StatusErr string            `json:"status_error,omitempty"`
 	Health    healthSummary     `json:"health"`
+	// Store is the shared credential store's state; nil for the file store.
+	Store *storeSummary `json:"store,omitempty"`
 }
 
 type authSummary struct {
@@ -79,6 +81,13 @@ func readSnapshot(cfg *Config, dir string, now time.Time) snapshot {
 	}
 	h := authwatch.JudgeHealth(in)
 	snap.Health = healthSummary{OK: h.OK, State: string(h.State), Reason: h.Reason}
+	// A shared store that is away does not change the verdict (the child
+	// runs on the local credential; a restart would not bring the database
+	// back), but the line says so.
+	snap.Store = readStoreSummary(cfg, dir)
+	if note := snap.Store.healthNote(); note != "" {
+		snap.Health.Reason += "; " + note
+	}
 	return snap
 }
 
@@ -158,6 +167,19 @@ func writeStatus(w io.Writer, s snapshot, now time.Time) {
 			owner = "no (watch and report only)"
 		}
 		row("refresh owner", "%s, pid %d", owner, st.PID)
+	}
+	if st := s.Store; st != nil {
+		line := fmt.Sprintf("%s: %s", st.Store, st.State)
+		if st.Since != "" {
+			line += " since " + st.Since
+		}
+		if st.Generation != 0 {
+			line += fmt.Sprintf(", generation %d", st.Generation)
+		}
+		if st.Error != "" {
+			line += " (" + st.Error + ")"
+		}
+		row("store", "%s", line)
 	}
 	verdict := "healthy"
 	if !s.Health.OK {
