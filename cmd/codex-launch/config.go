@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/molecule-ai/codex-launch/authwatch"
 	"github.com/molecule-ai/codex-launch/signals"
 )
 
@@ -28,6 +29,10 @@ type Config struct {
 	RefreshOwner   bool
 	RefreshTimeout time.Duration
 	LockTimeout    time.Duration
+	MinBackoff     time.Duration
+	MaxBackoff     time.Duration
+	RecheckWindow  time.Duration // 0: declare a permanent failure at once
+	PollInterval   time.Duration
 
 	// Boot and prime.
 	User         string
@@ -139,6 +144,26 @@ func credentialOptions() []option {
 			Flag: "lock-timeout", Env: "CODEX_LAUNCH_LOCK_TIMEOUT", Default: "10s",
 			Usage: "longest wait for the CLI's auth.json locks before giving up (a transient failure)",
 			Set:   func(c *Config, raw string) error { return setDuration(&c.LockTimeout, raw, false) },
+		},
+		{
+			Flag: "min-backoff", Env: "CODEX_LAUNCH_MIN_BACKOFF", Default: shortDur(authwatch.DefaultMinBackoff),
+			Usage: "first retry delay after a transient failure; it doubles up to --max-backoff (Retry-After is honoured)",
+			Set:   func(c *Config, raw string) error { return setDuration(&c.MinBackoff, raw, false) },
+		},
+		{
+			Flag: "max-backoff", Env: "CODEX_LAUNCH_MAX_BACKOFF", Default: shortDur(authwatch.DefaultMaxBackoff),
+			Usage: "longest retry delay after transient failures (never so late that the token expires first)",
+			Set:   func(c *Config, raw string) error { return setDuration(&c.MaxBackoff, raw, false) },
+		},
+		{
+			Flag: "recheck-window", Env: "CODEX_LAUNCH_RECHECK_WINDOW", Default: shortDur(authwatch.DefaultRecheckWindow),
+			Usage: "after a permanent answer, watch auth.json this long for a token rotated by the CLI before declaring the credential dead (0: at once)",
+			Set:   func(c *Config, raw string) error { return setDuration(&c.RecheckWindow, raw, true) },
+		},
+		{
+			Flag: "poll-interval", Env: "CODEX_LAUNCH_POLL_INTERVAL", Default: shortDur(authwatch.DefaultPollInterval),
+			Usage: "while the watchdog waits, how often it looks whether auth.json changed (a new login, the CLI's refresh)",
+			Set:   func(c *Config, raw string) error { return setDuration(&c.PollInterval, raw, false) },
 		},
 	}
 }
@@ -283,6 +308,18 @@ func logOptions() []option {
 			},
 		},
 	}
+}
+
+// shortDur shows a default duration as a person writes it: 10m, not 10m0s.
+func shortDur(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // checkTokenURL refuses what the endpoint client would refuse later, so the

@@ -79,6 +79,7 @@ func (r *rig) env(extra ...string) []string {
 		"CODEX_HOME=" + r.home,
 		"CODEX_REFRESH_TOKEN_URL_OVERRIDE=" + r.srv.URL,
 		"CODEX_LAUNCH_STOP_TIMEOUT=2s",
+		"CODEX_LAUNCH_RECHECK_WINDOW=200ms", // a permanent answer is final sooner
 	}, extra...)
 }
 
@@ -322,7 +323,7 @@ func TestDeadCredential(t *testing.T) {
 
 	// With --require-auth: exit 125, no child.
 	r.srv.Script(tokenmock.Error(401, "refresh_token_invalidated"))
-	res := r.run(r.env("CODEX_LAUNCH_REQUIRE_AUTH=1"), "--", "touch", marker)
+	res := r.run(r.env("CODEX_LAUNCH_REQUIRE_AUTH=1", "CODEX_LAUNCH_RECHECK_WINDOW=0"), "--", "touch", marker)
 	if res.code != exitLaunch {
 		t.Errorf("dead credential with --require-auth: exit %d, want 125\n%s", res.code, res.stderr)
 	}

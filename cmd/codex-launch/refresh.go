@@ -24,6 +24,14 @@ func newWatchdog(ctx context.Context, cfg *Config, dir string, log hclog.Logger)
 		Policy: authwatch.Policy{Interval: cfg.Interval, SafetyMargin: cfg.SafetyMargin, StaleAfter: cfg.StaleAfter},
 		Owner:  cfg.RefreshOwner,
 		Logger: log,
+
+		MinBackoff:    cfg.MinBackoff,
+		MaxBackoff:    cfg.MaxBackoff,
+		RecheckWindow: cfg.RecheckWindow,
+		PollInterval:  cfg.PollInterval,
+	}
+	if wc.RecheckWindow == 0 {
+		wc.RecheckWindow = -1 // authwatch reads 0 as "default", negative as none
 	}
 	if wc.Owner {
 		var err error
