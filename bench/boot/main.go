@@ -25,6 +25,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"debug/elf"
@@ -126,12 +127,13 @@ func run(n int, seed, launcher, python string) error {
 	fmt.Printf("boot-bench: start → the child's first instruction; %d timed runs per program and case (after 3 warm-up runs), interleaved\n", n)
 	fmt.Printf("codex-launch: %s\nseed: %s via %s (python %s)\n", launcher, seed, startScript, python)
 	fmt.Printf("load average at start: %s\n\n", loadavg())
-	fmt.Println("| case | program | mean | median | min | max |")
-	fmt.Println("|---|---|---:|---:|---:|---:|")
+	fmt.Println("| case | program | mean | median | min | max | CPU mean | CPU median |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|")
 	var ratios []string
 	runID := 0
 	for _, bc := range cases {
 		samples := make([][]time.Duration, len(progs))
+		cpus := make([][]time.Duration, len(progs))
 		for iter := 0; iter < n+3; iter++ {
 			for i, p := range progs {
 				runID++
@@ -146,7 +148,7 @@ func run(n int, seed, launcher, python string) error {
 					"BOOT_BENCH_MARK=" + mark,
 				}
 				before := srv.Posts()
-				d, out, err := measure(append(append([]string{}, p.argv...), self), env, mark)
+				d, cpu, out, err := measure(append(append([]string{}, p.argv...), self), env, mark)
 				if err != nil {
 					return fmt.Errorf("%s, %s: %w\n%s", p.name, bc.name, err, out)
 				}
@@ -155,46 +157,59 @@ func run(n int, seed, launcher, python string) error {
 				}
 				if iter >= 3 {
 					samples[i] = append(samples[i], d)
+					cpus[i] = append(cpus[i], cpu)
 				}
 				os.RemoveAll(home)
 			}
 		}
-		var means, medians []time.Duration
+		var means, medians, cpuMeans []time.Duration
 		for i, p := range progs {
 			mean, med, lo, hi := stats(samples[i])
+			cpuMean, cpuMed, _, _ := stats(cpus[i])
 			means, medians = append(means, mean), append(medians, med)
-			fmt.Printf("| %s | %s | %s | %s | %s | %s |\n", bc.name, p.name, ms(mean), ms(med), ms(lo), ms(hi))
+			cpuMeans = append(cpuMeans, cpuMean)
+			fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s |\n", bc.name, p.name, ms(mean), ms(med), ms(lo), ms(hi), ms(cpuMean), ms(cpuMed))
 		}
-		ratios = append(ratios, fmt.Sprintf("| %s | %.0f× | %.0f× |", bc.name,
-			float64(means[1])/float64(means[0]), float64(medians[1])/float64(medians[0])))
+		ratios = append(ratios, fmt.Sprintf("| %s | %.0f× | %.0f× | %.0f× |", bc.name,
+			float64(means[1])/float64(means[0]), float64(medians[1])/float64(medians[0]),
+			float64(cpuMeans[1])/float64(cpuMeans[0])))
 	}
 	fmt.Println()
-	fmt.Println("| case | seed ÷ codex-launch, mean | seed ÷ codex-launch, median |")
-	fmt.Println("|---|---:|---:|")
+	fmt.Println("| case | seed ÷ codex-launch, mean | seed ÷ codex-launch, median | CPU, mean |")
+	fmt.Println("|---|---:|---:|---:|")
 	fmt.Println(strings.Join(ratios, "\n"))
 	fmt.Printf("\nload average at the end: %s\n", loadavg())
 	return nil
 }
 
-// measure starts argv and returns the time until the child wrote mark.
-func measure(argv, env []string, mark string) (time.Duration, string, error) {
+// measure starts argv and returns the time until the child wrote mark, and
+// the CPU time (user + system) of the whole run: the entrypoint and every
+// process it waited for, the child included (wait4's rusage). CPU time hardly
+// depends on how busy the machine is, so it keeps the comparison honest
+// where wall time is dominated by waiting for a core.
+func measure(argv, env []string, mark string) (time.Duration, time.Duration, string, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
-		return 0, out.String(), err
+		return 0, 0, out.String(), err
 	}
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return 0, 0, out.String(), errors.New("no rusage")
+	}
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	data, err := os.ReadFile(mark)
 	if err != nil {
-		return 0, out.String(), fmt.Errorf("the child never ran: %w", err)
+		return 0, 0, out.String(), fmt.Errorf("the child never ran: %w", err)
 	}
 	ns, err := strconv.ParseInt(string(data), 10, 64)
 	if err != nil {
-		return 0, out.String(), err
+		return 0, 0, out.String(), err
 	}
-	return time.Unix(0, ns).Sub(start), out.String(), nil
+	return time.Unix(0, ns).Sub(start), cpu, out.String(), nil
 }
 
 func stats(s []time.Duration) (mean, median, lo, hi time.Duration) {
