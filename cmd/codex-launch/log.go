@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -16,5 +17,7 @@ func newLogger(cfg *Config, w io.Writer) hclog.Logger {
 		JSONFormat: cfg.LogFormat == "json",
 		Output:     w,
 		TimeFormat: "2006-01-02T15:04:05.000Z07:00",
+		// UTC, as containers log: also spares loading the local zone.
+		TimeFn: func() time.Time { return time.Now().UTC() },
 	})
 }
