@@ -57,10 +57,13 @@ func TestLauncherFreshCredentialMakesNoPost(t *testing.T) {
 }
 
 func TestLauncherWatchdogRefreshesWhileChildRuns(t *testing.T) {
-	l := newLaunch(t, tokenmock.Options{AccessTTL: time.Hour})
-	old := l.Mock.IssueWithExpiry("acct-dog", time.Now().Add(time.Hour))
+	// Short margins through the variables: tokens live 3s and are refreshed
+	// 2s before they expire, so the prime refreshes and the watchdog again
+	// about a second later, while the child waits for it.
+	l := newLaunch(t, tokenmock.Options{AccessTTL: 3 * time.Second})
+	old := l.Mock.IssueWithExpiry("acct-dog", time.Now().Add(time.Second))
 	l.writeAuth(authJSON(old, time.Now().Add(-time.Hour)))
-	// Every pass finds the access token inside the 4h margin; one pass a second.
+	l.Env["CODEX_AUTH_SAFETY_MARGIN_SECONDS"] = "2"
 	l.Env["CODEX_AUTH_REFRESH_INTERVAL_SECONDS"] = "1"
 	l.Child = []string{l.script("child.sh", `cp "$CODEX_HOME/auth.json" "$OUT/first.json" || exit 90
 i=0

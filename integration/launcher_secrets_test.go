@@ -29,9 +29,12 @@ func descendants(pid int) []int {
 // given to (unshare and codex-launch: /proc/PID/environ is the environment a
 // process started with); the child must not have it at all.
 func TestLauncherNoTokenInProcessesOrOutput(t *testing.T) {
-	l := newLaunch(t, tokenmock.Options{AccessTTL: time.Hour})
-	cred := l.Mock.IssueWithExpiry("acct-secret", time.Now().Add(time.Hour))
+	// Tokens live 3s and are refreshed 2s before they expire: the prime
+	// refreshes, then the watchdog about once a second during the scan.
+	l := newLaunch(t, tokenmock.Options{AccessTTL: 3 * time.Second})
+	cred := l.Mock.IssueWithExpiry("acct-secret", time.Now().Add(time.Second))
 	l.Env["CODEX_AUTH_JSON"] = string(authJSON(cred, time.Now().Add(-time.Hour)))
+	l.Env["CODEX_AUTH_SAFETY_MARGIN_SECONDS"] = "2"
 	l.Env["CODEX_AUTH_REFRESH_INTERVAL_SECONDS"] = "1"
 	l.Child = []string{l.script("child.sh", `echo ready > "$OUT/ready"
 if env | grep -q '^CODEX_AUTH_JSON='; then echo present > "$OUT/authvar"; fi
