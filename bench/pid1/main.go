@@ -159,14 +159,14 @@ func storm(args []string) error {
 			if time.Now().After(deadline) {
 				return fmt.Errorf("orphan %d not reaped after 30 s", p)
 			}
-			runtimeYield()
+			// Sleep rather than spin: a spinning measurer would take CPU
+			// from the init it measures on a small machine.
+			time.Sleep(50 * time.Microsecond)
 		}
 	}
 	fmt.Printf("reap_ns %d\n", monoNow()-t0)
 	return nil
 }
-
-func runtimeYield() { _, _, _ = syscall.RawSyscall(syscall.SYS_SCHED_YIELD, 0, 0, 0) }
 
 // ---- the driver -------------------------------------------------------
 
@@ -227,22 +227,18 @@ func runAll(args []string) error {
 			r.size = st.Size()
 		}
 	}
+	loadBefore := loadavg()
 	fmt.Fprintln(os.Stderr, "start-up (hyperfine)...")
 	bare, err := startup(inits, res, *runs)
 	if err != nil {
 		return err
 	}
-	for _, in := range inits {
-		r := res[in.name]
-		fmt.Fprintf(os.Stderr, "signal latency: %s...\n", in.name)
-		if r.latMedian, r.latP99, err = latency(in, self, *signals); err != nil {
-			r.err = append(r.err, "latency: "+err.Error())
-		}
-		fmt.Fprintf(os.Stderr, "orphan storm: %s...\n", in.name)
-		if r.reapMedian, err = reap(in, self, *orphans, *reapRounds); err != nil {
-			r.err = append(r.err, "reap: "+err.Error())
-		}
+	fmt.Fprintln(os.Stderr, "signal latency, the inits in turn...")
+	if err := latencies(inits, res, self, *signals); err != nil {
+		return err
 	}
+	fmt.Fprintln(os.Stderr, "orphan storms, the inits in turn...")
+	reaps(inits, res, self, *orphans, *reapRounds)
 	fmt.Fprintf(os.Stderr, "idle CPU and peak RSS over %s, all four at once...\n", *idle)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -262,6 +258,7 @@ func runAll(args []string) error {
 	}
 	wg.Wait()
 	report(os.Stdout, inits, res, bare, *runs, *signals, *orphans, *reapRounds, *idle)
+	fmt.Fprintf(os.Stdout, "\nLoad average before the run: %s; after: %s (2 cores: above 2, other work was competing).\n", loadBefore, loadavg())
 	return nil
 }
 
@@ -322,67 +319,122 @@ func startup(inits []initDef, res map[string]*result, runs int) (bare float64, e
 	return bare, nil
 }
 
-// latency starts the init with sigchild and sends n SIGUSR1 to the init, one
-// at a time, each time waiting for the child's timestamp.
-func latency(in initDef, self string, n int) (median, p99 float64, err error) {
+// sigInit is one init running sigchild, ready to be signalled.
+type sigInit struct {
+	cmd     *exec.Cmd
+	out     io.Reader
+	initPid int
+	lat     []float64
+}
+
+func startSigInit(in initDef, self string) (*sigInit, error) {
 	argv := nsArgv(in, self, "sigchild")
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = withEnv(in.env)
 	cmd.Stderr = os.Stderr
 	pr, err := cmd.StdoutPipe()
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return 0, 0, err
+		return nil, err
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	s := &sigInit{cmd: cmd, out: pr}
 	var b [8]byte
 	if _, err := io.ReadFull(pr, b[:]); err != nil {
-		return 0, 0, fmt.Errorf("child never ready: %w", err)
+		s.stop()
+		return nil, fmt.Errorf("child never ready: %w", err)
 	}
-	initPid, err := childOf(cmd.Process.Pid)
-	if err != nil {
-		return 0, 0, err
+	if s.initPid, err = childOf(cmd.Process.Pid); err != nil {
+		s.stop()
+		return nil, err
 	}
-	lat := make([]float64, 0, n)
-	for i := 0; i < n; i++ {
-		t0 := monoNow()
-		if err := unix.Kill(initPid, unix.SIGUSR1); err != nil {
-			return 0, 0, err
-		}
-		if _, err := io.ReadFull(pr, b[:]); err != nil {
-			return 0, 0, fmt.Errorf("signal %d: %w", i, err)
-		}
-		t1 := int64(binary.LittleEndian.Uint64(b[:]))
-		lat = append(lat, float64(t1-t0)/1000)
-		time.Sleep(200 * time.Microsecond)
-	}
-	sort.Float64s(lat)
-	return lat[len(lat)/2], lat[len(lat)*99/100], nil
+	return s, nil
 }
 
-// reap runs the orphan storm rounds times and returns the median in ms.
-func reap(in initDef, self string, n, rounds int) (float64, error) {
-	var ms []float64
-	for i := 0; i < rounds; i++ {
-		argv := nsArgv(in, self, "storm", "-n", strconv.Itoa(n))
-		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Env = withEnv(in.env)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return 0, fmt.Errorf("round %d: %w: %s", i, err, out.String())
-		}
-		f := strings.Fields(out.String())
-		if len(f) < 2 || f[len(f)-2] != "reap_ns" {
-			return 0, fmt.Errorf("round %d: output %q", i, out.String())
-		}
-		ns, _ := strconv.ParseFloat(f[len(f)-1], 64)
-		ms = append(ms, ns/1e6)
+func (s *sigInit) stop() { _ = s.cmd.Process.Kill(); _ = s.cmd.Wait() }
+
+// once sends one SIGUSR1 to the init and waits for the child's timestamp.
+func (s *sigInit) once() error {
+	var b [8]byte
+	t0 := monoNow()
+	if err := unix.Kill(s.initPid, unix.SIGUSR1); err != nil {
+		return err
 	}
-	sort.Float64s(ms)
-	return ms[len(ms)/2], nil
+	if _, err := io.ReadFull(s.out, b[:]); err != nil {
+		return err
+	}
+	s.lat = append(s.lat, float64(int64(binary.LittleEndian.Uint64(b[:]))-t0)/1000)
+	return nil
+}
+
+// latencies runs all inits with sigchild at once and signals them in turn,
+// n times each, so that the machine's changing load falls on all alike.
+func latencies(inits []initDef, res map[string]*result, self string, n int) error {
+	var live []*sigInit
+	var names []string
+	for _, in := range inits {
+		s, err := startSigInit(in, self)
+		if err != nil {
+			res[in.name].err = append(res[in.name].err, "latency: "+err.Error())
+			continue
+		}
+		defer s.stop()
+		live = append(live, s)
+		names = append(names, in.name)
+	}
+	for i := 0; i < n; i++ {
+		for j, s := range live {
+			if err := s.once(); err != nil {
+				return fmt.Errorf("%s: signal %d: %w", names[j], i, err)
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
+	for j, s := range live {
+		sort.Float64s(s.lat)
+		r := res[names[j]]
+		r.latMedian, r.latP99 = s.lat[len(s.lat)/2], s.lat[len(s.lat)*99/100]
+	}
+	return nil
+}
+
+// reapOnce runs one orphan storm under the init and returns its time in ms.
+func reapOnce(in initDef, self string, n int) (float64, error) {
+	argv := nsArgv(in, self, "storm", "-n", strconv.Itoa(n))
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = withEnv(in.env)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return 0, fmt.Errorf("%w: %s", err, out.String())
+	}
+	f := strings.Fields(out.String())
+	if len(f) < 2 || f[len(f)-2] != "reap_ns" {
+		return 0, fmt.Errorf("output %q", out.String())
+	}
+	ns, _ := strconv.ParseFloat(f[len(f)-1], 64)
+	return ns / 1e6, nil
+}
+
+// reaps runs the storm rounds times per init, the inits in turn within each
+// round, and keeps each init's median.
+func reaps(inits []initDef, res map[string]*result, self string, n, rounds int) {
+	ms := map[string][]float64{}
+	for i := 0; i < rounds; i++ {
+		for _, in := range inits {
+			v, err := reapOnce(in, self, n)
+			if err != nil {
+				res[in.name].err = append(res[in.name].err, fmt.Sprintf("reap round %d: %v", i, err))
+				continue
+			}
+			ms[in.name] = append(ms[in.name], v)
+		}
+	}
+	for name, v := range ms {
+		sort.Float64s(v)
+		res[name].reapMedian = v[len(v)/2]
+	}
 }
 
 // idleRun starts the init with an idle child, lets it settle, and measures
@@ -512,3 +564,15 @@ func names(inits []initDef, sep string) string {
 	return strings.Join(n, sep)
 }
 
+// loadavg is the 1, 5 and 15 minute load averages, for judging the numbers.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
