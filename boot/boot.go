@@ -159,6 +159,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.Store = store
 	res.Env = env
 	warnNoCredential(log, home, env)
+	log.Debug("boot done", "codex_home", home, "user", target.String(), "seed", string(seed.Action), "config_store", string(store))
 	return res, nil
 }
 
