@@ -4,13 +4,20 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 )
 
+// Compiled on first use, not at start: the launcher and every health check
+// link this package.
 var (
 	// password=... in a key/value connection string, quoted or not.
-	kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]+)`)
+	kvPassword = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]+)`)
+	})
 	// user:password@ inside any URL-looking text (also inside error messages).
-	urlPassword = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)([^@\s]*)@`)
+	urlPassword = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)([^@\s]*)@`)
+	})
 )
 
 // Redact removes passwords from a connection string (URL or key/value form)
@@ -27,8 +34,8 @@ func Redact(s string) string {
 		}
 		return u.String()
 	}
-	s = urlPassword.ReplaceAllString(s, "${1}xxxxx@")
-	return kvPassword.ReplaceAllString(s, "${1}xxxxx")
+	s = urlPassword().ReplaceAllString(s, "${1}xxxxx@")
+	return kvPassword().ReplaceAllString(s, "${1}xxxxx")
 }
 
 func replaceAll(s, secret, with string) string {
