@@ -127,7 +127,7 @@ func fleetDatabaseAway(t *testing.T, pg *testenv.Postgres) {
 		}
 	}()
 	before := r.mock.Posts()
-	time.Sleep(7 * time.Second) // past the next refresh point and the expiry
+	time.Sleep(5 * time.Second) // past the next refresh point (2 s) and the expiry (5 s)
 	if n := r.mock.Posts() - before; n != 0 {
 		t.Fatalf("%d POSTs while the database was away", n)
 	}
