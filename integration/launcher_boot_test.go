@@ -210,3 +210,33 @@ func TestLauncherConfigToml(t *testing.T) {
 		t.Errorf("created config.toml = %q", got)
 	}
 }
+
+// TestLauncherSeedAlias: CODEX_CHATGPT_AUTH_JSON works alone, loses to
+// CODEX_AUTH_JSON, and leaves the child's environment like it.
+func TestLauncherSeedAlias(t *testing.T) {
+	for _, both := range []bool{false, true} {
+		l := newLaunch(t, tokenmock.Options{})
+		alias := l.Mock.IssueWithExpiry("acct-alias", time.Now().Add(240*time.Hour))
+		main := l.Mock.IssueWithExpiry("acct-main", time.Now().Add(240*time.Hour))
+		l.Env["CODEX_CHATGPT_AUTH_JSON"] = string(authJSON(alias, time.Now()))
+		want := alias
+		if both {
+			l.Env["CODEX_AUTH_JSON"] = string(authJSON(main, time.Now()))
+			want = main
+		}
+		l.Child = []string{l.script("child.sh", `cp "$CODEX_HOME/auth.json" "$OUT/first.json"
+if env | grep -q -e '^CODEX_AUTH_JSON=' -e '^CODEX_CHATGPT_AUTH_JSON='; then echo present > "$OUT/authvar"; fi
+exit 0
+`)}
+		if code := l.run(30 * time.Second); code != 0 {
+			t.Fatalf("exit %d; output:\n%s", code, l.output.String())
+		}
+		if !holds([]byte(l.outFile("first.json")), want) {
+			t.Errorf("both=%v: auth.json does not hold the winning variable's credential", both)
+		}
+		if l.outFile("authvar") != "" {
+			t.Errorf("both=%v: a credential variable reached the child", both)
+		}
+		l.checkNoLeak("output", l.output.Bytes())
+	}
+}
