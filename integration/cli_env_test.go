@@ -83,6 +83,9 @@ func cliSetup(t *testing.T) *cliEnv {
 	if os.Getenv(cliNetnsEnv) == "1" {
 		return cliInside(t)
 	}
+	// The real-CLI tests wait on the CLI far more than they compute: run
+	// them side by side, each in its own namespace.
+	t.Parallel()
 	testenv.RequireNetNamespace(t)
 	ip := testenv.RequireCommand(t, "ip", "iproute2")
 	unshare := testenv.RequireCommand(t, "unshare", "util-linux")
@@ -153,7 +156,7 @@ func cliCleanEnv(env []string) []string {
 		case "http_proxy", "https_proxy", "all_proxy", "no_proxy", "ftp_proxy":
 			continue
 		}
-		if strings.HasPrefix(k, "CODEX_") {
+		if strings.HasPrefix(k, "CODEX_") && k != cliRoundsEnv {
 			continue
 		}
 		out = append(out, kv)
