@@ -555,6 +555,9 @@ func (r *pid1Results) markdown() string {
 	fmt.Fprintf(&b, "| scenario | %s | %s | %s |\n|---|---|---|---|\n", pid1Launcher, pid1Tini, pid1Dumb)
 	for _, s := range r.order {
 		c := r.cells[s]
+		if len(c) == 0 {
+			continue // not run (a -run filter)
+		}
 		esc := func(v string) string { return strings.ReplaceAll(v, "|", "\\|") }
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", s, esc(c[pid1Launcher]), esc(c[pid1Tini]), esc(c[pid1Dumb]))
 	}

@@ -22,9 +22,31 @@ import (
 // until someone sends SIGCONT (here to the init, as `docker kill -s CONT`
 // would); codex-launch continues it at once. Then the child echoes a line,
 // and "exit" ends it with 0.
+//
+// The same follows not as PID 1, under a parent playing the interactive
+// shell (session leader on the terminal): there codex-launch and dumb-init
+// stop themselves like a job after Ctrl-Z, and SIGCONT (what `fg` sends)
+// resumes the init and, through it, the child.
 func pid1TTY(t *testing.T, h *pid1Harness, in *pid1Init) string {
-	argv, _ := in.argv(pid1Opts{})
-	argv = append([]string{"unshare", "--pid", "--fork", "--mount-proc", "--kill-child"}, append(argv, h.child, "interactive")...)
+	var cells []string
+	for _, ns := range []bool{true, false} {
+		where := "PID 1: "
+		if !ns {
+			where = "not PID 1: "
+		}
+		cells = append(cells, where+pid1TTYRun(t, h, in, ns))
+	}
+	return strings.Join(cells, " / ")
+}
+
+func pid1TTYRun(t *testing.T, h *pid1Harness, in *pid1Init, ns bool) string {
+	argv, _ := in.argv(pid1Opts{subreaper: true})
+	argv = append(argv, h.child, "interactive")
+	if ns {
+		argv = append([]string{"unshare", "--pid", "--fork", "--mount-proc", "--kill-child"}, argv...)
+	} else {
+		argv = append([]string{h.child, "shim", "-job", "--"}, argv...)
+	}
 	ptmx, tty, err := pty.Open()
 	if err != nil {
 		t.Fatalf("open a pseudo-terminal: %v", err)
@@ -102,7 +124,7 @@ func pid1TTY(t *testing.T, h *pid1Harness, in *pid1Init) string {
 		cells = append(cells, "Ctrl-C reaches it")
 	}
 
-	// Host pids: unshare → init → child.
+	// Host pids: unshare (or the shim) → init → child.
 	var initPid, childPid int
 	pid1WaitFor(5*time.Second, func() bool {
 		if k := pid1ChildrenOf(cmd.Process.Pid); len(k) > 0 {
@@ -118,31 +140,37 @@ func pid1TTY(t *testing.T, h *pid1Harness, in *pid1Init) string {
 	}
 	state := func(pid int) byte { st, _ := pid1ReadStat(pid); return st.state }
 	typeIn("\x1a")
-	if in.name == pid1Launcher {
-		// codex-launch as PID 1 has no shell above it to resume a stopped
-		// job, so it continues the child at once (a frozen container is
-		// worse); not PID 1 it stops itself as a job would.
+	// Who stops on Ctrl-Z: the child always; the init too when it behaves as
+	// a job under a shell (not PID 1: codex-launch and dumb-init). As PID 1,
+	// codex-launch continues the child at once, having no shell above it.
+	autoResume := in.name == pid1Launcher && ns
+	initStops := !ns && in.name != pid1Tini
+	if autoResume {
 		if !expect("got CONT", 3*time.Second) {
 			t.Errorf("child after Ctrl-Z: %s", pid1Diag(childPid))
 		}
 		if state(initPid) == 'T' {
 			t.Errorf("Ctrl-Z: the init (PID 1) stopped")
 		}
-		cells = append(cells, "Ctrl-Z: child stopped and continued at once (PID 1 has no shell to resume it)")
+		cells = append(cells, "Ctrl-Z: child stopped and continued at once (no shell above PID 1)")
 	} else {
 		if !pid1WaitFor(3*time.Second, func() bool { return state(childPid) == 'T' }) {
 			t.Errorf("Ctrl-Z: child state %c, want stopped (T)\nchild: %s\ninit: %s", state(childPid), pid1Diag(childPid), pid1Diag(initPid))
 		}
+		pid1WaitFor(time.Second, func() bool { return (state(initPid) == 'T') == initStops })
 		time.Sleep(100 * time.Millisecond)
-		// dumb-init sends itself SIGSTOP after forwarding TSTP, but the
-		// kernel ignores that for a namespace's init.
-		if state(initPid) == 'T' {
-			t.Errorf("Ctrl-Z: the init (PID 1) stopped")
+		// dumb-init's SIGSTOP to itself is ignored for a namespace's init.
+		if got := state(initPid) == 'T'; got != initStops {
+			t.Errorf("Ctrl-Z: init stopped %v, want %v", got, initStops)
 		}
 		if state(childPid) != 'T' {
 			t.Errorf("Ctrl-Z: the child did not stay stopped")
 		}
-		cells = append(cells, "Ctrl-Z: child stays stopped, init runs")
+		if initStops {
+			cells = append(cells, "Ctrl-Z: child and init stop like a job")
+		} else {
+			cells = append(cells, "Ctrl-Z: child stays stopped, init runs")
+		}
 		if err := syscall.Kill(initPid, syscall.SIGCONT); err != nil {
 			t.Fatal(err)
 		}

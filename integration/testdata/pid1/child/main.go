@@ -478,7 +478,15 @@ func interactive(args []string) {
 // runtime): it becomes a child subreaper so that orphans the init fails to
 // adopt end up here and are reaped here, never leaking onto the machine, then
 // runs its arguments and exits with their status.
+//
+// With -job it also does what an interactive shell does for a foreground
+// job: the command gets a process group of its own, made the terminal's
+// foreground group (the shim's stdin must be its controlling terminal).
 func shim(args []string) {
+	job := false
+	if len(args) > 0 && args[0] == "-job" {
+		job, args = true, args[1:]
+	}
 	if len(args) > 0 && args[0] == "--" {
 		args = args[1:]
 	}
@@ -492,7 +500,11 @@ func shim(args []string) {
 	if err != nil {
 		fatalf("shim: %v", err)
 	}
-	pid, err := syscall.ForkExec(path, args, &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{0, 1, 2}})
+	sys := &syscall.SysProcAttr{}
+	if job {
+		sys.Setpgid, sys.Foreground, sys.Ctty = true, true, 0
+	}
+	pid, err := syscall.ForkExec(path, args, &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{0, 1, 2}, Sys: sys})
 	if err != nil {
 		fatalf("shim: %v", err)
 	}
