@@ -201,13 +201,16 @@ func (r run) output() string { return string(r.Stdout) + string(r.Stderr) }
 // a program needs, no proxy, the mock's URL, and h.Env.
 func (h *home) baseEnv(path string) []string {
 	env := map[string]string{
-		"PATH":                             path,
-		"HOME":                             filepath.Dir(h.Dir),
-		"LANG":                             "C.UTF-8",
-		"NO_PROXY":                         "*",
-		"CODEX_HOME":                       h.Dir,
-		"CODEX_LAUNCH_REFRESH_TIMEOUT":     "5s",
-		"CODEX_LAUNCH_LOCK_TIMEOUT":        "5s",
+		"PATH":                         path,
+		"HOME":                         filepath.Dir(h.Dir),
+		"LANG":                         "C.UTF-8",
+		"NO_PROXY":                     "*",
+		"CODEX_HOME":                   h.Dir,
+		"CODEX_LAUNCH_REFRESH_TIMEOUT": "5s",
+		"CODEX_LAUNCH_LOCK_TIMEOUT":    "5s",
+		// A permanent answer is re-read for a rotation by someone else
+		// this long (3 s by default) before the credential is dead.
+		"CODEX_LAUNCH_RECHECK_WINDOW":      "300ms",
 		"CODEX_AUTH_SAFETY_MARGIN_SECONDS": "600",
 		"CODEX_AUTH_STALE_AFTER_SECONDS":   "604800",
 	}

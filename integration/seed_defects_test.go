@@ -399,11 +399,12 @@ func TestSeedDefectNoReRead(t *testing.T) {
 }
 
 // TestSeedDefectSleepsIntervalAfterTransient runs watchdog loops side by side
-// (one time window for all; each with a 1 h interval and its own endpoint):
+// (one 6 s window for all; each with a 1 h interval and its own endpoint;
+// codex-launch with a 2 s minimum backoff and auth.json polled every 200 ms):
 //   - seed defect: after a transient failure (a 503) the seed sleeps a whole
 //     interval (6 h by default) before it tries again: no retry in the window;
-//   - codex-launch retries the 503 within seconds (backoff), and the retry
-//     refreshes auth.json;
+//   - codex-launch retries the 503 after its backoff (seconds, not sooner),
+//     and the retry refreshes auth.json;
 //   - codex-launch after a permanent answer (401) stops spending the dead
 //     token, then refreshes the new credential as soon as someone logs in
 //     again (auth.json rewritten under the CLI's lock protocol);
@@ -412,8 +413,9 @@ func TestSeedDefectNoReRead(t *testing.T) {
 func TestSeedDefectSleepsIntervalAfterTransient(t *testing.T) {
 	t.Parallel()
 	const (
-		window   = 15 * time.Second
-		deadWait = 3 * time.Second // after the credential is declared dead, before the new login
+		window     = 6 * time.Second
+		minBackoff = 2 * time.Second
+		deadWait   = 1500 * time.Millisecond // after the credential is declared dead, before the new login
 	)
 	type loop struct {
 		name string
@@ -433,6 +435,8 @@ func TestSeedDefectSleepsIntervalAfterTransient(t *testing.T) {
 			srv.Script(*first)
 		}
 		h.Env["CODEX_AUTH_REFRESH_INTERVAL_SECONDS"] = "3600"
+		h.Env["CODEX_LAUNCH_MIN_BACKOFF"] = minBackoff.String()
+		h.Env["CODEX_LAUNCH_POLL_INTERVAL"] = "200ms"
 		for k, v := range env {
 			h.Env[k] = v
 		}
@@ -520,7 +524,10 @@ func TestSeedDefectSleepsIntervalAfterTransient(t *testing.T) {
 		if !ok {
 			t.Fatalf("no retry within %s", window)
 		}
-		t.Logf("retried after %s", took.Round(time.Millisecond))
+		t.Logf("retried after %s (minimum backoff %s)", took.Round(time.Millisecond), minBackoff)
+		if took < minBackoff*3/4 {
+			t.Errorf("retried after %s: sooner than the %s backoff", took, minBackoff)
+		}
 		waitForTokens(t, transient.h)
 	})
 	t.Run("codex-launch stops spending a dead token until a new login", func(t *testing.T) {

@@ -193,6 +193,7 @@ type Server struct {
 	script   []Answer
 	serial   int
 	closed   bool
+	active   int // requests being handled
 }
 
 // Start starts a mock on 127.0.0.1 with an ephemeral port.
@@ -362,6 +363,16 @@ func (s *Server) Leaks(out []byte) []string {
 	return found
 }
 
+// Spent reports whether refreshToken has been redeemed (a second
+// redemption would answer refresh_token_reused). Unknown tokens are not
+// spent.
+func (s *Server) Spent(refreshToken string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.tokens[refreshToken]
+	return ok && st.spent
+}
+
 // Posts is the number of POST requests received, on any path.
 func (s *Server) Posts() int {
 	s.mu.Lock()
@@ -407,6 +418,42 @@ func (s *Server) WaitPosts(ctx context.Context, n int) error {
 		case <-ch:
 		case <-ctx.Done():
 			return fmt.Errorf("tokenmock: %d of %d POSTs arrived: %w", got, n, ctx.Err())
+		}
+	}
+}
+
+// WaitIdle blocks until no request has been in the handler for quiet (a
+// request whose client was killed may still be read and redeemed after the
+// client died: a test that then looks at Latest must wait for it), or ctx
+// ends.
+func (s *Server) WaitIdle(ctx context.Context, quiet time.Duration) error {
+	for {
+		s.mu.Lock()
+		active, ch := s.active, s.changed
+		s.mu.Unlock()
+		if active == 0 {
+			t := time.NewTimer(quiet)
+			select {
+			case <-t.C:
+				s.mu.Lock()
+				still := s.active == 0 && s.changed == ch
+				s.mu.Unlock()
+				if still {
+					return nil
+				}
+				continue
+			case <-ch:
+				t.Stop()
+				continue
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("tokenmock: waiting for idle: %w", ctx.Err())
+			}
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("tokenmock: %d requests still in flight: %w", active, ctx.Err())
 		}
 	}
 }
@@ -463,6 +510,15 @@ func (s *Server) Delay(n int, d time.Duration) {
 const redirectedPath = "/redirected"
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.active++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.active--
+		s.notifyLocked()
+		s.mu.Unlock()
+	}()
 	req := Request{
 		Time:       time.Now(),
 		Method:     r.Method,

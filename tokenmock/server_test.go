@@ -56,9 +56,15 @@ func TestRotationAndReuse(t *testing.T) {
 	defer s.Close()
 	c0 := s.Issue("acct-1")
 
+	if s.Spent(c0.RefreshToken) {
+		t.Fatal("a fresh token is spent")
+	}
 	r := post(t, s.URL, refreshBody(c0.RefreshToken))
 	if r.status != 200 {
 		t.Fatalf("first redemption: status %d %s", r.status, r.raw)
+	}
+	if !s.Spent(c0.RefreshToken) {
+		t.Fatal("a redeemed token is not spent")
 	}
 	c1, ok := s.Latest("acct-1")
 	if !ok || c1.Generation != 1 {
@@ -325,4 +331,29 @@ func TestListenAndServeRefusesNonLoopback(t *testing.T) {
 	if r := post(t, s.URL, refreshBody(c.RefreshToken)); r.status != 200 {
 		t.Errorf("standalone server: %d", r.status)
 	}
+}
+
+func TestWaitIdle(t *testing.T) {
+	s := Start(Options{})
+	defer s.Close()
+	c := s.Issue("a")
+	g := s.Hold(1)
+	done := make(chan reply, 1)
+	go func() { done <- post(t, s.URL, refreshBody(c.RefreshToken)) }()
+	<-g.Arrived()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := s.WaitIdle(ctx, 10*time.Millisecond); err == nil {
+		t.Fatal("WaitIdle returned with a request held")
+	}
+	g.Release()
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	if err := s.WaitIdle(ctx2, 10*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := s.Latest("a"); l.Generation != 1 {
+		t.Errorf("idle before the held request was redeemed")
+	}
+	<-done
 }
