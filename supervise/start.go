@@ -90,7 +90,10 @@ func resolve(prog string, env []string, dir string) (string, error) {
 		if err == nil {
 			return filepath.Join(d, prog), nil
 		}
-		if !errors.Is(err, os.ErrNotExist) && firstDenied == nil {
+		// Only a file that exists counts as found-but-not-executable; a
+		// directory on PATH that cannot be searched hides nothing we could
+		// run (bash says "not found" there too).
+		if !errors.Is(err, os.ErrNotExist) && !isStatError(err) && firstDenied == nil {
 			firstDenied, deniedPath = err, p
 		}
 	}
@@ -99,6 +102,13 @@ func resolve(prog string, env []string, dir string) (string, error) {
 		return "", classify(prog, deniedPath, firstDenied)
 	}
 	return "", &StartError{Program: prog, Code: CodeNotFound, Err: fmt.Errorf("command not found in PATH %s", pathList)}
+}
+
+// isStatError reports an error from stat itself (the file could not even be
+// looked at), as opposed to checkExecutable's verdict on a file it saw.
+func isStatError(err error) bool {
+	var pe *os.PathError
+	return errors.As(err, &pe)
 }
 
 // checkExecutable rejects what execve would, with a clearer reason.

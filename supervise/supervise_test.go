@@ -122,6 +122,8 @@ func TestStartErrors(t *testing.T) {
 		{[]string{"onlyhere"}, []string{"PATH=" + pathDir}, CodeCannotExecute, "onlyhere"},
 		// The child's PATH, not the launcher's: sh is not on this one.
 		{[]string{"sh"}, []string{"PATH=" + pathDir}, CodeNotFound, "sh"},
+		// A PATH entry that is not a directory hides nothing.
+		{[]string{"sh"}, []string{"PATH=" + noexec}, CodeNotFound, "sh"},
 		{nil, nil, CodeNotFound, "no command"},
 	}
 	for _, c := range cases {
