@@ -129,7 +129,8 @@ func (f *Forwarder) pump() {
 		case s := <-f.ch:
 			sig := s.(syscall.Signal)
 			f.mu.Lock()
-			stop, log := f.isStop[sig], f.log
+			_, kept := f.opts.Rewrite.Apply(sig) // a stop signal rewritten to 0 is ignored
+			stop, log := f.isStop[sig] && kept, f.log
 			if !stop {
 				f.mu.Unlock()
 				log.Debug("signal before the child exists: dropped", "signal", Name(sig))

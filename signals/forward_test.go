@@ -131,6 +131,23 @@ func TestConsumedEarlyStopIsNotDeliveredAgain(t *testing.T) {
 	}
 }
 
+func TestDroppedStopSignalDoesNotStopThePrime(t *testing.T) {
+	f := Listen(0)
+	defer f.Close()
+	f.Configure(Options{Rewrite: Rewrite{unix.SIGINT: 0}})
+	stops := f.Stops()
+	raise(t, unix.SIGINT) // a stop signal, but the table drops it
+	raise(t, unix.SIGQUIT)
+	select {
+	case sig := <-stops:
+		if sig != unix.SIGQUIT {
+			t.Fatalf("Stops gave %s, want QUIT (INT is dropped by the rewrite)", Name(sig))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("QUIT not reported")
+	}
+}
+
 func TestRunRewritesDropsAndStops(t *testing.T) {
 	f := Listen(0)
 	tg := newFake()
