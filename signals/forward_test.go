@@ -50,22 +50,41 @@ func raise(t *testing.T, sig syscall.Signal) {
 	}
 }
 
-// runForwarder starts Run and returns a function that ends it and closes f.
+// runForwarder starts Run until the test ends, then closes f.
 func runForwarder(t *testing.T, f *Forwarder, tg Target, opts Options) {
 	t.Helper()
+	stop := startRun(f, tg, opts)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+func runForwarderB(b *testing.B, f *Forwarder, tg Target) func() {
+	stop := startRun(f, tg, Options{})
+	return func() {
+		if err := stop(); err != nil {
+			b.Error(err)
+		}
+	}
+}
+
+// startRun starts Run, waits until it has taken over from the pump, and
+// returns a function that ends it and closes f.
+func startRun(f *Forwarder, tg Target, opts Options) func() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx, tg, opts) }()
 	for !f.running.Load() {
 		time.Sleep(time.Millisecond)
 	}
-	t.Cleanup(func() {
+	return func() error {
 		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
+		err := <-done
 		f.Close()
-	})
+		return err
+	}
 }
 
 func TestStopBeforeRunIsReportedAndDeliveredLater(t *testing.T) {
