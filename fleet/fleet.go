@@ -426,12 +426,28 @@ func (f *Fleet) handle(conn *pgstore.Conn, r *request) error {
 				return nil, fmt.Errorf("stored credential %q generation %d: %w", f.cfg.Name, cur.Generation, err)
 			}
 		}
+		rejected := cur != nil && !cur.RejectedAt.IsZero()
 		base, publish := stored, false
-		if localNewer(local, stored) || (stored == nil && usable(local)) {
+		if supersedes(local, stored, rejected) {
 			base, publish = local, true
+		}
+		if rejected && !publish {
+			// Another launcher's refresh of this generation got a permanent
+			// answer: its refresh token is dead, and spending a POST on it
+			// again (from every launcher) would only repeat that.
+			return nil, &authwatch.RefreshError{Class: authwatch.ClassPermanent, Kind: "rejected", Code: cur.RejectedCode,
+				Err: fmt.Errorf("stored generation %d was rejected by the token endpoint for another launcher; waiting for a new login", cur.Generation)}
 		}
 		next, err := r.fn(ctx, base)
 		if err != nil {
+			var re *authwatch.RefreshError
+			if !publish && cur != nil && errors.As(err, &re) && re.Class == authwatch.ClassPermanent {
+				code := re.Code
+				if code == "" {
+					code = fmt.Sprintf("http_%d", re.Status)
+				}
+				return nil, &pgstore.Rejection{Code: code, Err: err}
+			}
 			return nil, err
 		}
 		if next == nil {
@@ -547,7 +563,7 @@ func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
 		} else if ok {
 			f.log.Info("stored credential resealed with the current key", "key_id", f.cfg.Keys.WriteKeyID())
 		}
-		if localNewer(local, stored) {
+		if supersedes(local, stored, !rec.RejectedAt.IsZero()) {
 			gen, err := conn.CompareAndSet(ctx, f.cfg.Name, rec.Generation, *newGeneration(local))
 			if errors.Is(err, pgstore.ErrSuperseded) {
 				continue
@@ -602,6 +618,38 @@ func usable(a *authwatch.AuthFile) bool {
 	}
 	ok, _ := a.Refreshable()
 	return ok
+}
+
+// supersedes: the local credential should become the next generation. It
+// is strictly newer, or the store is empty, or the stored generation was
+// rejected for good and the local one is another login that is not older
+// (an operator's new login; a spent older copy is not).
+func supersedes(local, stored *authwatch.AuthFile, rejected bool) bool {
+	switch {
+	case !usable(local):
+		return false
+	case stored == nil:
+		return true
+	case localNewer(local, stored):
+		return true
+	case !rejected || sameTokens(local, stored):
+		return false
+	case local.AccountID() != stored.AccountID():
+		return true
+	}
+	return !olderThan(local, stored)
+}
+
+// olderThan: a is strictly older than b (last_refresh, else access expiry).
+func olderThan(a, b *authwatch.AuthFile) bool {
+	la, oka := a.LastRefresh()
+	lb, okb := b.LastRefresh()
+	if oka && okb && !la.Equal(lb) {
+		return la.Before(lb)
+	}
+	ea, okea := a.AccessExpiry()
+	eb, okeb := b.AccessExpiry()
+	return okea && okeb && ea.Before(eb)
 }
 
 func sameTokens(a, b *authwatch.AuthFile) bool {

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/molecule-ai/codex-launch/authwatch"
+	"github.com/molecule-ai/codex-launch/fleet/pgstore"
 	"github.com/molecule-ai/codex-launch/internal/testenv"
 	"github.com/molecule-ai/codex-launch/tokenmock"
 )
@@ -270,8 +271,8 @@ func TestConcurrentFirstStartMakesOneGenerationOne(t *testing.T) {
 	defer conn.Close(context.Background())
 	var versions, rows int
 	conn.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM codex_launch_schema), (SELECT count(*) FROM codex_launch_credential)`).Scan(&versions, &rows)
-	if versions != 1 || rows != 1 {
-		t.Fatalf("schema versions %d, credential rows %d; want 1 and 1", versions, rows)
+	if versions != pgstore.SchemaVersion || rows != 1 {
+		t.Fatalf("schema versions %d, credential rows %d; want %d and 1", versions, rows, pgstore.SchemaVersion)
 	}
 	for i, l := range r.ls {
 		if st := l.fleet.State(); st.State != "ok" || st.Generation != 1 {
@@ -402,5 +403,40 @@ func TestFallbackRefreshesAloneWhenAsked(t *testing.T) {
 			t.Fatal("the fallback refresh was not published after the database returned")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestRejectedGenerationIsPostedOnceThenANewLoginTakesOver(t *testing.T) {
+	r := newRig(t, 4*time.Second, shortPolicy)
+	r.add(6)
+	dead := r.cred.RefreshToken
+	r.mock.Script(tokenmock.Error(400, "refresh_token_invalidated"))
+	r.start(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := r.mock.WaitPosts(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	// Well past the point where every launcher found the credential due.
+	time.Sleep(4 * time.Second)
+	if n := r.mock.PostsFor(dead); n != 1 {
+		t.Fatalf("the rejected refresh token was posted %d times, want 1", n)
+	}
+	// An operator logs in again in one workspace: the new login replaces
+	// the dead generation everywhere and the fleet refreshes it as usual.
+	fresh := r.mock.IssueWithExpiry("acct-fleet", time.Now().Add(4*time.Second))
+	if err := os.WriteFile(filepath.Join(r.ls[4].home.Dir, "auth.json"), r.mock.AuthJSON(fresh, time.Now()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.mock.WaitPosts(ctx, 2); err != nil {
+		t.Fatalf("the new login was never refreshed: %v", err)
+	}
+	r.waitAll(4 * time.Second)
+	r.stop()
+	if n := r.mock.PostsFor(fresh.RefreshToken); n != 1 {
+		t.Fatalf("the new login's refresh token was posted %d times", n)
+	}
+	if n := r.mock.PostsFor(dead); n != 1 {
+		t.Fatalf("the rejected refresh token was posted %d times in all", n)
 	}
 }

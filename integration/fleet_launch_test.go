@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/molecule-ai/codex-launch/fleet/pgstore"
 	"github.com/molecule-ai/codex-launch/internal/testenv"
 	"github.com/molecule-ai/codex-launch/tokenmock"
 )
@@ -207,8 +208,8 @@ func fleetFirstStart(t *testing.T, pg *testenv.Postgres) {
 	var gen int64
 	r.query(`SELECT (SELECT count(*) FROM codex_launch_schema), (SELECT count(*) FROM codex_launch_credential),
 		(SELECT max(generation) FROM codex_launch_credential)`, &versions, &rows, &gen)
-	if versions != 1 || rows != 1 || gen != 1 {
-		t.Fatalf("schema versions %d, rows %d, generation %d; want 1, 1, 1", versions, rows, gen)
+	if versions != pgstore.SchemaVersion || rows != 1 || gen != 1 {
+		t.Fatalf("schema versions %d, rows %d, generation %d; want %d, 1, 1", versions, rows, gen, pgstore.SchemaVersion)
 	}
 	if n := r.mock.Posts(); n != 0 {
 		t.Fatalf("%d POSTs at first start", n)

@@ -25,7 +25,7 @@ import (
 const Channel = "codex_launch_credential"
 
 // SchemaVersion is the newest schema this code knows.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // migrations[i] brings the schema from version i to i+1. Append only.
 var migrations = []string{
@@ -39,6 +39,11 @@ var migrations = []string{
 		updated_at   timestamptz NOT NULL DEFAULT now(),
 		updated_by   text NOT NULL DEFAULT ''
 	)`,
+	// v2: a generation whose refresh token the endpoint rejected for good is
+	// marked, so the other launchers do not each spend a POST on it.
+	`ALTER TABLE codex_launch_credential
+		ADD COLUMN IF NOT EXISTS rejected_at timestamptz,
+		ADD COLUMN IF NOT EXISTS rejected_code text NOT NULL DEFAULT ''`,
 }
 
 // migrationLock is the advisory lock key that serialises migrations of all
@@ -62,6 +67,11 @@ type Record struct {
 	Data        []byte    // the credential, opened
 	UpdatedAt   time.Time
 	UpdatedBy   string
+	// RejectedAt is set when a launcher's refresh of this generation got a
+	// permanent answer (RejectedCode, e.g. refresh_token_reused); zero
+	// otherwise. The next generation clears it.
+	RejectedAt   time.Time
+	RejectedCode string
 }
 
 // Options configure a connection.
@@ -232,8 +242,8 @@ func (c *Conn) WaitNotice(ctx context.Context) (string, error) {
 	return n.Payload, nil
 }
 
-const selectRow = `SELECT generation, account_id, last_refresh, key_id, payload, updated_at, updated_by
-	FROM codex_launch_credential WHERE name = $1`
+const selectRow = `SELECT generation, account_id, last_refresh, key_id, payload, updated_at, updated_by,
+	rejected_at, rejected_code FROM codex_launch_credential WHERE name = $1`
 
 type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
@@ -242,10 +252,11 @@ type querier interface {
 func (c *Conn) get(ctx context.Context, q querier, sql, name string) (*Record, error) {
 	var (
 		r       = Record{Name: name}
-		lr      *time.Time
+		lr, rej *time.Time
 		payload []byte
 	)
-	err := q.QueryRow(ctx, sql, name).Scan(&r.Generation, &r.AccountID, &lr, &r.KeyID, &payload, &r.UpdatedAt, &r.UpdatedBy)
+	err := q.QueryRow(ctx, sql, name).Scan(&r.Generation, &r.AccountID, &lr, &r.KeyID, &payload, &r.UpdatedAt, &r.UpdatedBy,
+		&rej, &r.RejectedCode)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -254,6 +265,9 @@ func (c *Conn) get(ctx context.Context, q querier, sql, name string) (*Record, e
 	}
 	if lr != nil {
 		r.LastRefresh = *lr
+	}
+	if rej != nil {
+		r.RejectedAt = *rej
 	}
 	if r.Data, err = c.open(name, r.KeyID, payload); err != nil {
 		return nil, err
@@ -351,7 +365,7 @@ func (c *Conn) cas(ctx context.Context, tx pgx.Tx, name string, expectGen int64,
 	var gen int64
 	err = tx.QueryRow(ctx, `UPDATE codex_launch_credential
 		SET generation = generation + 1, account_id = $3, last_refresh = $4, key_id = $5, payload = $6,
-		    updated_at = now(), updated_by = $7
+		    updated_at = now(), updated_by = $7, rejected_at = NULL, rejected_code = ''
 		WHERE name = $1 AND generation = $2 RETURNING generation`,
 		name, expectGen, n.AccountID, nullTime(n.LastRefresh), keyID, payload, c.opts.By).Scan(&gen)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -365,6 +379,16 @@ func (c *Conn) cas(ctx context.Context, tx pgx.Tx, name string, expectGen int64,
 	}
 	return gen, nil
 }
+
+// Rejection, returned (wrapped) by a Locked fn, marks the generation it saw
+// as rejected for good (in the same transaction) before Err is returned.
+type Rejection struct {
+	Code string // token-free, e.g. "refresh_token_reused"
+	Err  error
+}
+
+func (r *Rejection) Error() string { return r.Err.Error() }
+func (r *Rejection) Unwrap() error { return r.Err }
 
 // ErrLockTimeout means another launcher held the refresh lock longer than
 // Options.LockTimeout.
@@ -405,6 +429,20 @@ func (c *Conn) Locked(ctx context.Context, name string, fn func(ctx context.Cont
 		return nil, err
 	}
 	next, err := fn(ctx, cur)
+	var rej *Rejection
+	if err != nil && errors.As(err, &rej) && cur != nil {
+		code := rej.Code
+		if len(code) > 100 {
+			code = code[:100]
+		}
+		if _, merr := tx.Exec(wctx, `UPDATE codex_launch_credential SET rejected_at = now(), rejected_code = $3
+			WHERE name = $1 AND generation = $2`, name, cur.Generation, code); merr == nil {
+			if cerr := tx.Commit(wctx); cerr == nil {
+				committed = true
+			}
+		}
+		return nil, rej.Err
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -109,7 +109,7 @@ func TestNewerSchemaIsAClearErrorAndChangesNothing(t *testing.T) {
 	}
 	var n int
 	c.c.QueryRow(ctx, `SELECT count(*) FROM codex_launch_schema`).Scan(&n)
-	if n != 2 {
+	if n != SchemaVersion+1 {
 		t.Fatalf("schema table changed: %d rows", n)
 	}
 }
@@ -351,5 +351,65 @@ func TestConnectErrorsNeverHoldThePassword(t *testing.T) {
 	_, err = Connect(context.Background(), "postgres://u:Pa55word@127.0.0.1:1/x", Options{ConnectTimeout: 2 * time.Second})
 	if err == nil || strings.Contains(err.Error(), "Pa55word") {
 		t.Fatalf("refused connection error: %v", err)
+	}
+}
+
+func TestMigratesAVersion1Database(t *testing.T) {
+	url := freshDB(t)
+	ctx := context.Background()
+	raw, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close(ctx)
+	// What a launcher that knew only version 1 left behind, with a credential.
+	for _, q := range []string{
+		`CREATE TABLE codex_launch_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
+		migrations[0],
+		`INSERT INTO codex_launch_schema (version) VALUES (1)`,
+		`INSERT INTO codex_launch_credential (name, generation, account_id, payload) VALUES ('default', 7, 'acct', 'g7')`,
+	} {
+		if _, err := raw.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := connect(t, url, Options{})
+	if v, err := c.Version(ctx); err != nil || v != SchemaVersion {
+		t.Fatalf("version %d %v, want %d", v, err, SchemaVersion)
+	}
+	r, err := c.Get(ctx, "default")
+	if err != nil || r.Generation != 7 || string(r.Data) != "g7" || !r.RejectedAt.IsZero() {
+		t.Fatalf("row after migration: %+v %v", r, err)
+	}
+	// A second start changes nothing.
+	connect(t, url, Options{})
+	var n int
+	raw.QueryRow(ctx, `SELECT count(*) FROM codex_launch_schema`).Scan(&n)
+	if n != SchemaVersion {
+		t.Fatalf("%d version rows", n)
+	}
+}
+
+func TestRejectionMarksTheGenerationUntilTheNext(t *testing.T) {
+	c := connect(t, freshDB(t), Options{})
+	ctx := context.Background()
+	c.Create(ctx, "default", New{Data: []byte("g1")})
+	dead := errors.New("token refresh failed (permanent)")
+	_, err := c.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+		return nil, &Rejection{Code: "refresh_token_reused", Err: dead}
+	})
+	if !errors.Is(err, dead) {
+		t.Fatalf("Locked returned %v", err)
+	}
+	r, _ := c.Get(ctx, "default")
+	if r.RejectedAt.IsZero() || r.RejectedCode != "refresh_token_reused" || r.Generation != 1 {
+		t.Fatalf("not marked: %+v", r)
+	}
+	// An ordinary error marks nothing.
+	c.CompareAndSet(ctx, "default", 1, New{Data: []byte("g2")})
+	c.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) { return nil, dead })
+	r, _ = c.Get(ctx, "default")
+	if !r.RejectedAt.IsZero() || r.RejectedCode != "" || r.Generation != 2 {
+		t.Fatalf("the next generation did not clear the mark, or a plain error set it: %+v", r)
 	}
 }
