@@ -49,6 +49,8 @@ func main() {
 		err = stormfork(os.Args[2:])
 	case "idle":
 		time.Sleep(time.Hour)
+	case "noop":
+		// the floor of any Go program's start: the runtime alone
 	default:
 		err = fmt.Errorf("unknown mode %q", os.Args[1])
 	}
@@ -229,7 +231,7 @@ func runAll(args []string) error {
 	}
 	loadBefore := loadavg()
 	fmt.Fprintln(os.Stderr, "start-up (hyperfine)...")
-	bare, err := startup(inits, res, *runs)
+	bare, floor, err := startup(inits, res, self, *runs)
 	if err != nil {
 		return err
 	}
@@ -258,6 +260,8 @@ func runAll(args []string) error {
 	}
 	wg.Wait()
 	report(os.Stdout, inits, res, bare, *runs, *signals, *orphans, *reapRounds, *idle)
+	fmt.Fprintf(os.Stdout, "\nStart-up references (medians): an empty static Go program %.2f ms; `codex-launch --version` %.2f ms.\n",
+		floor["go-noop"], floor["codex-launch-version"])
 	fmt.Fprintf(os.Stdout, "\nLoad average before the run: %s; after: %s (2 cores: above 2, other work was competing).\n", loadBefore, loadavg())
 	return nil
 }
@@ -270,17 +274,21 @@ func nsArgv(in initDef, child ...string) []string {
 	return append(a, child...)
 }
 
-// startup runs hyperfine over the bare /bin/true and each init's plain start.
-func startup(inits []initDef, res map[string]*result, runs int) (bare float64, err error) {
+// startup runs hyperfine over the bare /bin/true and each init's plain start,
+// plus two references that explain codex-launch's share: an empty Go program
+// (the runtime's floor) and `codex-launch --version` (the binary's own
+// initialisation, no boot).
+func startup(inits []initDef, res map[string]*result, self string, runs int) (bare float64, floor map[string]float64, err error) {
+	floor = map[string]float64{}
 	tmp, err := os.MkdirTemp("", "pid1bench-hf")
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer os.RemoveAll(tmp)
 	out := filepath.Join(tmp, "hf.json")
 	// One hyperfine run with all commands, so they share the machine's state.
 	args := []string{"-N", "--warmup", "30", "--runs", strconv.Itoa(runs), "--export-json", out, "--style", "none",
-		"-n", "bare", "/bin/true"}
+		"-n", "bare", "/bin/true", "-n", "go-noop", self + " noop", "-n", "codex-launch-version", inits[0].path + " --version"}
 	for _, in := range inits {
 		args = append(args, "-n", in.name, strings.Join(append(append([]string{}, in.plain...), "/bin/true"), " "))
 	}
@@ -289,11 +297,11 @@ func startup(inits []initDef, res map[string]*result, runs int) (bare float64, e
 	cmd.Env = withEnv(inits[0].env)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("hyperfine: %w", err)
+		return 0, nil, fmt.Errorf("hyperfine: %w", err)
 	}
 	b, err := os.ReadFile(out)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	var hf struct {
 		Results []struct {
@@ -303,11 +311,14 @@ func startup(inits []initDef, res map[string]*result, runs int) (bare float64, e
 		} `json:"results"`
 	}
 	if err := json.Unmarshal(b, &hf); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	for _, r := range hf.Results {
-		if r.Command == "bare" {
+		switch r.Command {
+		case "bare":
 			bare = r.Median * 1000
+		case "go-noop", "codex-launch-version":
+			floor[r.Command] = r.Median * 1000
 		}
 	}
 	for _, r := range hf.Results {
@@ -316,7 +327,7 @@ func startup(inits []initDef, res map[string]*result, runs int) (bare float64, e
 			x.startOver = x.startMedian - bare
 		}
 	}
-	return bare, nil
+	return bare, floor, nil
 }
 
 // sigInit is one init running sigchild, ready to be signalled.
