@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -289,5 +292,70 @@ func fleetRefreshOnce(t *testing.T, pg *testenv.Postgres) {
 	}
 	if r.mock.Posts() != 1 {
 		t.Fatalf("%d POSTs, want 1", r.mock.Posts())
+	}
+}
+
+// An https (here loopback http) store follows a central refresher: the
+// launcher adopts the platform's credential, keeps following it, and never
+// POSTs to the token endpoint even when the credential is due.
+func TestFleetPlatformFollower(t *testing.T) {
+	mock := tokenmock.Start(tokenmock.Options{AccessTTL: 3 * time.Second})
+	defer mock.Close()
+	var current atomic.Value
+	var authorized atomic.Int64
+	serve := func(c tokenmock.Credential) {
+		b, _ := json.Marshal(map[string]string{"CODEX_AUTH_JSON": string(mock.AuthJSON(c, time.Now()))})
+		current.Store(b)
+	}
+	serve(mock.Issue(fleetAccount))
+	platform := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/workspaces/ws-7/secrets/values" || r.Header.Get("Authorization") != "Bearer tok-123" ||
+			r.Header.Get("X-Molecule-Org-Id") != "org-1" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		authorized.Add(1)
+		w.Write(current.Load().([]byte))
+	}))
+	defer platform.Close()
+
+	dir := t.TempDir()
+	home := filepath.Join(dir, "codex")
+	tokenFile := filepath.Join(dir, "auth_token")
+	os.WriteFile(tokenFile, []byte("tok-123\n"), 0o600)
+	w := &fleetWS{name: "follower", dir: dir, home: home, done: make(chan struct{})}
+	w.cmd = exec.Command(builtLauncher(t), "--", "sleep", "600")
+	w.cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "CODEX_HOME=" + home, "NO_PROXY=*",
+		"CODEX_REFRESH_TOKEN_URL_OVERRIDE=" + mock.URL, "CODEX_LAUNCH_CREDENTIAL_STORE=" + platform.URL,
+		"CODEX_LAUNCH_CREDENTIAL_TOKEN_FILE=" + tokenFile, "CODEX_AUTH_SYNC_INTERVAL_SECONDS=1",
+		"WORKSPACE_ID=ws-7", "MOLECULE_ORG_ID=org-1",
+		"CODEX_AUTH_REFRESH_INTERVAL_SECONDS=1", "CODEX_AUTH_SAFETY_MARGIN_SECONDS=60"}
+	w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.out
+	w.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { w.cmd.Wait(); w.ended.Store(true); close(w.done) }()
+	defer func() {
+		syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
+		<-w.done
+		if t.Failed() {
+			t.Logf("launcher output:\n%s", fleetTail(w.out.Bytes(), 4000))
+		}
+	}()
+	first, _ := mock.Latest(fleetAccount)
+	waitFor(t, 10*time.Second, func() bool { return w.refreshToken() == first.RefreshToken })
+	// The central refresher rotates; the follower adopts the new copy.
+	next := mock.IssueWithExpiry(fleetAccount, time.Now().Add(time.Hour))
+	serve(next)
+	waitFor(t, 10*time.Second, func() bool { return w.refreshToken() == next.RefreshToken })
+	if n := mock.Posts(); n != 0 {
+		t.Fatalf("a follower-only launcher POSTed %d times to the token endpoint", n)
+	}
+	if authorized.Load() < 2 {
+		t.Fatalf("%d authorized platform requests", authorized.Load())
+	}
+	if leaks := mock.Leaks(w.out.Bytes()); len(leaks) > 0 || strings.Contains(w.out.String(), "tok-123") {
+		t.Fatalf("the launcher logged a secret: %v", leaks)
 	}
 }
