@@ -37,8 +37,9 @@ func TestCLIRunning(t *testing.T) {
 	for _, v := range env.Versions {
 		t.Run(v.Version, func(t *testing.T) {
 			t.Parallel()
-			t.Run("control", func(t *testing.T) { cliRunningRetry(t, env, v, false) })
-			t.Run("adopt", func(t *testing.T) { cliRunningRetry(t, env, v, true) })
+			t.Run("control", func(t *testing.T) { t.Parallel(); cliRunningRetry(t, env, v, false) })
+			t.Run("adopt", func(t *testing.T) { t.Parallel(); cliRunningRetry(t, env, v, true) })
+			t.Run("launcher-loop", func(t *testing.T) { t.Parallel(); cliRunningLoopRetry(t, env, v) })
 		})
 	}
 }
@@ -132,5 +133,73 @@ func cliRunning(t *testing.T, env *cliEnv, v cliVersion, lead time.Duration, wit
 	if rt, _ := s.FileTokens(); rt != latest.RefreshToken {
 		t.Errorf("auth.json does not hold the newest refresh token after the turn")
 	}
+	return true
+}
+
+// cliRunningLoopRetry is the same steady state end to end, with the
+// watchdog loop instead of a one-off pass: `codex-launch -- codex exec`, the
+// credential not yet due for codex-launch's prime (its safety margin is set
+// just beyond the CLI's window), so the CLI starts with generation 0; the
+// watchdog refreshes a moment later while the turn is in flight; the CLI's
+// follow-up request, its token now due, must adopt the watchdog's tokens.
+func cliRunningLoopRetry(t *testing.T, env *cliEnv, v cliVersion) {
+	for _, lead := range cliRunningLeads {
+		if cliRunningLoop(t, env, v, lead) {
+			return
+		}
+		t.Logf("the watchdog refreshed before the CLI's first turn request (it started later than %v): again with a longer lead", lead)
+	}
+	t.Fatalf("the CLI never reached its first turn before the watchdog's refresh")
+}
+
+func cliRunningLoop(t *testing.T, env *cliEnv, v cliVersion, lead time.Duration) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	s := newCLIScenario(t, env, tokenmock.Options{}, nil)
+	margin := v.Window + time.Second
+	// The watchdog's refresh is due lead from now, the CLI's a second later.
+	refreshAt := time.Now().Add(lead)
+	gen0 := s.TM.IssueWithExpiry(s.Account, refreshAt.Add(margin))
+	dueAt := refreshAt.Add(time.Second)
+	s.WriteAuth(gen0, nil)
+
+	var late atomic.Bool
+	s.BE.OnTurn(func(n int) turnAction {
+		if n != 1 {
+			return turnReply
+		}
+		if s.tokenPosts() != 0 {
+			late.Store(true)
+			return turnReply
+		}
+		wctx, wcancel := context.WithTimeout(ctx, lead+10*time.Second)
+		defer wcancel()
+		_ = s.TM.WaitPosts(wctx, 1)
+		time.Sleep(time.Until(dueAt.Add(500 * time.Millisecond)))
+		return turnToolCall
+	})
+	r := s.Launch(ctx, "--safety-margin", margin.String(), "--", v.Bin, "exec", "--skip-git-repo-check", "say hi")
+	if late.Load() {
+		return false
+	}
+	if r.Code != 0 || !strings.Contains(r.Stdout, cliBackendReply) {
+		t.Fatalf("codex-launch -- codex exec: %s", r)
+	}
+	reqs := s.TM.Requests()
+	if len(reqs) != 1 || cliRequester(reqs[0]) != "launcher" || reqs[0].Generation != 0 {
+		t.Fatalf("token requests %s: want exactly the watchdog's refresh of generation 0\n%s", s.postsSummary(), r)
+	}
+	latest, _ := s.TM.Latest(s.Account)
+	turns := s.BE.Turns()
+	if len(turns) < 2 || turns[0].AuthFP != cliFingerprint(gen0.AccessToken) {
+		t.Fatalf("want a first turn request with generation 0 and a follow-up (%d turn requests)", len(turns))
+	}
+	if last := turns[len(turns)-1]; last.AuthFP != cliFingerprint(latest.AccessToken) {
+		t.Errorf("the follow-up request carried %s, want the watchdog's new access token %s", last.AuthFP, cliFingerprint(latest.AccessToken))
+	}
+	if rt, _ := s.FileTokens(); rt != latest.RefreshToken {
+		t.Errorf("auth.json does not hold the watchdog's refresh token")
+	}
+	t.Logf("CLI %s under codex-launch, watchdog refreshed mid-turn: exit %d, token requests %s", v.Version, r.Code, s.postsSummary())
 	return true
 }
