@@ -17,6 +17,8 @@ func runHelper(role string) int {
 	switch role {
 	case "reaper":
 		return helperReaper()
+	case "subreaper-run":
+		return helperSubreaperRun()
 	case "pdeath":
 		return helperPdeath()
 	case "self-pdeath-middle":
@@ -99,6 +101,29 @@ func helperReaper() int {
 			}
 		}
 	}
+}
+
+// helperSubreaperRun runs ARGV (a shell script) as a subreaper with a 5 s
+// grace and reports its code and how long Wait took.
+func helperSubreaperRun() int {
+	if err := BecomeSubreaper(); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	sup, err := New(Options{StopTimeout: 5 * time.Second})
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	defer sup.Close()
+	start := time.Now()
+	if err := sup.Start(Spec{Argv: []string{"/bin/sh", "-c", os.Getenv("ARGV")}}); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	code, err := sup.Wait(context.Background())
+	fmt.Printf("code=%d err=%v ms=%d\n", code, err, time.Since(start).Milliseconds())
+	return 0
 }
 
 // helperPdeath starts a child with a parent-death signal, reports its pid

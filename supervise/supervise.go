@@ -19,7 +19,8 @@
 // signal and arms a grace timer (Options.StopTimeout); when it fires, the
 // whole group gets SIGKILL. When the main child exits, by itself or after a
 // stop, Wait looks at its group: if any process is left in it, the group gets
-// SIGTERM, and SIGKILL when the grace ends (the stop's deadline if one was
+// SIGTERM (and SIGCONT, so that a stopped leftover can act on it), and
+// SIGKILL when the grace ends (the stop's deadline if one was
 // already armed, so the total never exceeds one grace period), and Wait
 // returns once the group is empty, or Options.KillTimeout after the SIGKILL
 // at the latest (a process in uninterruptible sleep cannot be hurried).
@@ -530,6 +531,9 @@ func (s *Supervisor) finishGroup() {
 	} else {
 		s.log.Info("child exited; terminating what is left of its process group", "pgid", pgid, "grace", time.Until(deadline).Round(time.Millisecond))
 		_ = unix.Kill(-pgid, unix.SIGTERM)
+		// A stopped process would hold TERM pending until the SIGKILL;
+		// continue it so it can act on TERM now (as systemd does).
+		_ = unix.Kill(-pgid, unix.SIGCONT)
 		t := time.NewTimer(time.Until(deadline))
 		defer t.Stop()
 		killC = t.C

@@ -302,6 +302,28 @@ func TestLeftoversAreTerminated(t *testing.T) {
 	}
 }
 
+func TestStoppedLeftoversAreTerminatedAtOnce(t *testing.T) {
+	// As a subreaper the launcher becomes the stopped leftover's parent, so
+	// its group is not orphaned and the kernel does not continue it: TERM
+	// alone would stay pending until the SIGKILL at the end of the grace.
+	cmd := helperCmd("subreaper-run", "ARGV="+`sh -c 'kill -STOP $$; sleep 30' & sleep 0.1; exit 4`)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper: %v: %s", err, out)
+	}
+	var code, ms int
+	var werr string
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "code=%d err=%s ms=%d", &code, &werr, &ms); err != nil {
+		t.Fatalf("helper output %q: %v", out, err)
+	}
+	if code != 4 || werr != "<nil>" {
+		t.Fatalf("code %d, err %s; want 4", code, werr)
+	}
+	if ms > 2000 {
+		t.Fatalf("took %d ms of a 5 s grace: a stopped leftover must be continued to act on TERM", ms)
+	}
+}
+
 func TestLeftoversIgnoringTermAreKilled(t *testing.T) {
 	const grace = 300 * time.Millisecond
 	sup, err := New(Options{StopTimeout: grace})
