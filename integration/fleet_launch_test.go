@@ -143,6 +143,14 @@ func fleetDatabaseAway(t *testing.T, pg *testenv.Postgres) {
 			t.Errorf("%s store status %q %q, want unavailable with a reason", w.name, st, msg)
 		}
 	}
+	// health says so (whatever its verdict), without the password.
+	health := exec.Command(builtLauncher(t), "health")
+	health.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + r.ws[0].dir, "CODEX_HOME=" + r.ws[0].home,
+		"CODEX_LAUNCH_CREDENTIAL_STORE=" + r.url}
+	out, _ := health.CombinedOutput()
+	if !strings.Contains(string(out), "credential store unavailable") || strings.Contains(string(out), r.pg.Password) {
+		t.Errorf("health while the database is away: %s", out)
+	}
 	if err := pg.Start(); err != nil {
 		t.Fatal(err)
 	}
