@@ -191,6 +191,20 @@ func TestRefreshAnswerClasses(t *testing.T) {
 					t.Errorf("last_refresh_age_seconds = %d right after a refresh", age)
 				}
 			}
+			// What `status` shows an operator after this answer: never a
+			// token either.
+			for _, args := range [][]string{{"status"}, {"status", "--json"}} {
+				sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+				sr := finish(t, h.launcherCmd(sctx, args...))
+				scancel()
+				h.noLeak(strings.Join(args, " ")+" output", []byte(sr.output()))
+				if len(args) == 2 {
+					var v map[string]any
+					if err := json.Unmarshal(sr.Stdout, &v); err != nil {
+						t.Errorf("status --json is not a JSON object: %v", err)
+					}
+				}
+			}
 			for _, q := range srv.Requests() {
 				if len(q.Problems) > 0 {
 					t.Errorf("request broke the endpoint contract: %v", q.Problems)
