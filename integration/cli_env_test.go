@@ -393,7 +393,13 @@ func (s *cliScenario) Turn(ctx context.Context, v cliVersion, cred *syscall.Cred
 // Launch runs codex-launch and checks that its output holds no token.
 func (s *cliScenario) Launch(ctx context.Context, args ...string) cliResult {
 	s.t.Helper()
-	r := s.run(ctx, nil, []string{"CODEX_LAUNCH_LOG_LEVEL=debug"}, append([]string{s.env.Launcher}, args...)...)
+	return s.LaunchEnv(ctx, nil, args...)
+}
+
+// LaunchEnv is Launch with extra environment variables.
+func (s *cliScenario) LaunchEnv(ctx context.Context, extraEnv []string, args ...string) cliResult {
+	s.t.Helper()
+	r := s.run(ctx, nil, append([]string{"CODEX_LAUNCH_LOG_LEVEL=debug"}, extraEnv...), append([]string{s.env.Launcher}, args...)...)
 	s.checkNoLeak("codex-launch output", r.Stdout+r.Stderr)
 	return r
 }
