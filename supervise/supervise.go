@@ -143,16 +143,15 @@ type Spec struct {
 
 // Supervisor owns one child and every wait in the process.
 type Supervisor struct {
-	opts     Options
-	log      hclog.Logger
-	sigchld  chan os.Signal
-	zero     [256]bool
-	waiting  atomic.Bool
-	orphans  atomic.Uint64
-	pid1     bool
-	ownPgrp  int
-	done     chan struct{} // closed when the main child is reaped
-	doneOnce sync.Once
+	opts    Options
+	log     hclog.Logger
+	sigchld chan os.Signal
+	zero    [256]bool
+	waiting atomic.Bool
+	orphans atomic.Uint64
+	pid1    bool
+	ownPgrp int
+	done    chan struct{} // closed when the main child is reaped
 
 	mu          sync.Mutex // guards the fields below and every wait4 and kill
 	pid         int
@@ -449,7 +448,7 @@ func (s *Supervisor) reapAll() bool {
 				continue
 			}
 			s.exited, s.status = true, ws
-			s.doneOnce.Do(func() { close(s.done) })
+			close(s.done) // once: exited guards it
 			s.mu.Unlock()
 			continue
 		}
