@@ -30,6 +30,7 @@ func TestCLIOwnership(t *testing.T) {
 			t.Parallel()
 			t.Run("root-lock-files", func(t *testing.T) { cliRootLocks(t, env, v) })
 			t.Run("launcher-user", func(t *testing.T) { cliOwnership(t, env, v) })
+			t.Run("root-refresh-once", func(t *testing.T) { cliRootRefreshOnce(t, env, v) })
 		})
 	}
 }
@@ -143,4 +144,50 @@ func cliRootLocks(t *testing.T, env *cliEnv, v cliVersion) {
 	if lost != v.Locks {
 		t.Errorf("CLI %s: login lost %v, want %v (a CLI that locks cannot commit past root-owned lock files): %s", v.Version, lost, v.Locks, turn)
 	}
+}
+
+// cliRootRefreshOnce: an operator's `docker exec ... codex-launch refresh
+// --once` (then status, health) runs as root, without --user, in a
+// CODEX_HOME that belongs to the CLI's uid. Nothing root-owned may be left
+// behind (auth.json, the lock files, the status file): afterwards the CLI as
+// the uid refreshes (after a 401) and commits on its own.
+func cliRootRefreshOnce(t *testing.T, env *cliEnv, v cliVersion) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	uid := cliUIDCred()
+	s := newCLIScenario(t, env, tokenmock.Options{}, uid)
+	gen0 := s.TM.IssueWithExpiry(s.Account, time.Now().Add(v.RefreshBelow))
+	s.WriteAuth(gen0, uid)
+
+	r := s.Launch(ctx, "refresh", "--once")
+	if r.Code != 0 {
+		t.Fatalf("codex-launch refresh --once as root: %s", r)
+	}
+	// The other operator commands, also as root, also write nothing root's.
+	for _, cmd := range [][]string{{"status"}, {"status", "--json"}, {"health"}} {
+		if r := s.Launch(ctx, cmd...); r.Code > 1 {
+			t.Errorf("codex-launch %v as root: %s", cmd, r)
+		}
+	}
+	g1, _ := s.TM.Latest(s.Account)
+	entries, err := os.ReadDir(s.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if u, _, _ := cliOwnerOf(t, filepath.Join(s.Dir, e.Name())); u != cliUID {
+			t.Errorf("after a root refresh --once, %s belongs to uid %d, want %d", e.Name(), u, cliUID)
+		}
+	}
+
+	s.BE.Reject(g1.AccessToken)
+	turn := s.Turn(ctx, v, uid)
+	if turn.Code != 0 || !strings.Contains(turn.Stdout, cliBackendReply) {
+		t.Fatalf("the CLI's turn as uid %d failed: %s", cliUID, turn)
+	}
+	g2, _ := s.TM.Latest(s.Account)
+	if rt, _ := s.FileTokens(); s.tokenPosts() != 2 || rt != g2.RefreshToken {
+		t.Fatalf("the CLI as uid %d did not refresh and commit after a root refresh --once: token requests %s", cliUID, s.postsSummary())
+	}
+	t.Logf("CLI %s as uid %d refreshed and committed after a root refresh --once: %s", v.Version, cliUID, s.postsSummary())
 }
