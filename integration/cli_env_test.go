@@ -188,8 +188,16 @@ func pinnedCLIVersions(t *testing.T) []string {
 func installCLIs(t *testing.T) string {
 	t.Helper()
 	script := filepath.Join(testenv.ModuleRoot(), "scripts", "install-codex-cli.sh")
+	cache := os.Getenv("CODEX_CLI_CACHE")
+	if cache == "" {
+		cache = filepath.Join(testenv.ModuleRoot(), ".cache", "codex-cli")
+	}
 	var parts []string
 	for _, v := range pinnedCLIVersions(t) {
+		if _, err := os.Stat(filepath.Join(cache, v, ".installed")); err != nil {
+			// Not cached: the script needs npm (Debian's npm brings node).
+			testenv.RequireCommand(t, "npm", "npm")
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 		cmd := exec.CommandContext(ctx, script, v)
 		var stderr bytes.Buffer

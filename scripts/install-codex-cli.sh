@@ -32,6 +32,14 @@ aarch64 | arm64) triple=aarch64-unknown-linux-musl ;;
 *) echo "install-codex-cli: unsupported machine $(uname -m)" >&2; exit 2 ;;
 esac
 
+# One install at a time per cache: the test suites call this script from
+# parallel tests and processes, and CI calls it before them.
+mkdir -p "$cache"
+if command -v flock >/dev/null 2>&1; then
+	exec 9>"$cache/.lock"
+	flock 9
+fi
+
 for v in "$@"; do
 	case "$v" in
 	*[!0-9A-Za-z.-]* | "") echo "install-codex-cli: bad version '$v'" >&2; exit 2 ;;
