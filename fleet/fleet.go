@@ -416,9 +416,11 @@ func (f *Fleet) handle(conn *pgstore.Conn, r *request) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	local, _, _ := f.cfg.Home.Read()
 	var produced *authwatch.AuthFile
 	rec, err := conn.Locked(ctx, f.cfg.Name, func(ctx context.Context, cur *pgstore.Record) (*pgstore.New, error) {
+		// Read under the lock: the wait for it may have been long, and the
+		// CLI may have refreshed meanwhile.
+		local, _, _ := f.cfg.Home.Read()
 		var stored *authwatch.AuthFile
 		if cur != nil {
 			var err error
