@@ -13,8 +13,9 @@ import (
 	"github.com/molecule-ai/codex-launch/tokenmock"
 )
 
-// cliRaceHold is how long the token endpoint holds the first refresh request of
-// a round: long enough for the other side to start, decide and send its own.
+// cliRaceHold bounds how long the token endpoint holds the first refresh
+// request of a round: long enough for the other side to start, decide and
+// send its own, which is answered first.
 const cliRaceHold = 1200 * time.Millisecond
 
 // cliRaceOrders are the interleavings of TestCLIRace.
@@ -153,9 +154,10 @@ func cliRaceRound(t *testing.T, env *cliEnv, v cliVersion, order string, round i
 		wg.Add(1)
 		go func() { defer wg.Done(); defer close(launcherDone); lRes = s.Launch(ctx, "refresh", "--once") }()
 	}
-	// waitOther waits until the second side has sent its request or
-	// finished, at most cliRaceHold.
-	waitOther := func(done <-chan struct{}) {
+	// waitOther holds the first request until the second side's request
+	// has been answered (it redeems first), or the second side finished
+	// without one, at most cliRaceHold.
+	waitOther := func(other string, done <-chan struct{}) {
 		wctx, wcancel := context.WithTimeout(ctx, cliRaceHold)
 		defer wcancel()
 		go func() {
@@ -165,7 +167,12 @@ func cliRaceRound(t *testing.T, env *cliEnv, v cliVersion, order string, round i
 			case <-wctx.Done():
 			}
 		}()
-		_ = s.TM.WaitPosts(wctx, 2)
+		if s.TM.WaitPosts(wctx, 2) != nil {
+			return
+		}
+		for wctx.Err() == nil && cliOutcomeOf(s.TM, other) == "" {
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 
 	switch order {
@@ -178,7 +185,7 @@ func cliRaceRound(t *testing.T, env *cliEnv, v cliVersion, order string, round i
 			t.Fatalf("round %d: the CLI never asked for a token: %s", round, cliRes)
 		}
 		startLauncher()
-		waitOther(launcherDone)
+		waitOther("launcher", launcherDone)
 		gate.Release()
 	case "launcher-first":
 		gate := s.TM.Hold(1)
@@ -189,7 +196,7 @@ func cliRaceRound(t *testing.T, env *cliEnv, v cliVersion, order string, round i
 			t.Fatalf("round %d: codex-launch never asked for a token: %s", round, lRes)
 		}
 		startCLI()
-		waitOther(cliDone)
+		waitOther("cli", cliDone)
 		gate.Release()
 	case "both":
 		// Both requests in flight at once; the winner alternates by round:
@@ -255,8 +262,8 @@ func cliRaceRound(t *testing.T, env *cliEnv, v cliVersion, order string, round i
 	}
 	latest, _ := s.TM.Latest(s.Account)
 	res.TurnToken = cliTurnToken(s.BE.Turns(), old.AccessToken, latest.AccessToken)
-	desc := fmt.Sprintf("%s %s round %d: token requests [%s], CLI exit %d (turn with %s token), codex-launch exit %d",
-		v.Version, order, round, s.postsSummary(), cliRes.Code, res.TurnToken, lRes.Code)
+	desc := fmt.Sprintf("%s %s round %d: token requests [%s], CLI exit %d in %v (turn with %s token), codex-launch exit %d in %v",
+		v.Version, order, round, s.postsSummary(), cliRes.Code, cliRes.Took.Round(10*time.Millisecond), res.TurnToken, lRes.Code, lRes.Took.Round(10*time.Millisecond))
 	t.Log(desc)
 
 	// No generation is redeemed more than twice (one per side), and never
