@@ -267,8 +267,9 @@ func readStat(pid int) (procStat, bool) {
 
 // reap is the main child of the grandchildren scenario: it runs "spawn" (its
 // child, which starts N grandchildren and exits), then watches every
-// grandchild until it is gone. It fails when a grandchild stays a zombie
-// longer than -max-zombie (the init is not reaping), or is not gone by
+// grandchild until it is gone, and every 5 ms scans /proc for any zombie
+// whose parent is the init. It fails when a zombie of the init lives longer
+// than -max-zombie (the init is not reaping), or a grandchild is not gone by
 // -deadline. It prints one summary line: how many were reparented to its own
 // parent (the init) and the longest zombie life seen.
 func reap(args []string) {
@@ -316,15 +317,28 @@ func reap(args []string) {
 			if st.ppid == initPid {
 				reparented[p] = true
 			}
-			if st.state == 'Z' {
-				t0, seen := firstZombie[p]
-				if !seen {
-					firstZombie[p] = now
-					t0 = now
-				}
-				if age := now.Sub(t0); age > longest {
-					longest = age
-				}
+		}
+		// Any zombie of the init, not only the grandchildren: the whole of
+		// /proc (small inside a PID namespace).
+		ents, err := os.ReadDir("/proc")
+		if err != nil {
+			fatalf("reap: %v", err)
+		}
+		for _, e := range ents {
+			p, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			if st, ok := readStat(p); !ok || st.state != 'Z' || st.ppid != initPid {
+				continue
+			}
+			t0, seen := firstZombie[p]
+			if !seen {
+				firstZombie[p] = now
+				t0 = now
+			}
+			if age := now.Sub(t0); age > longest {
+				longest = age
 			}
 		}
 		if longest > *maxZombie {
