@@ -269,9 +269,9 @@ func (h *pid1Harness) startArgv(t *testing.T, in *pid1Init, ns bool, attr *sysca
 	stdout.Close()
 	stderr.Close()
 	go func() {
-		err := r.cmd.Wait()
+		_ = r.cmd.Wait() // the status is read from ProcessState
 		r.ended = time.Now()
-		r.code = pid1Code(r.cmd.ProcessState, err)
+		r.code = pid1Code(r.cmd.ProcessState)
 		close(r.done)
 	}()
 	t.Cleanup(func() {
@@ -303,7 +303,7 @@ func pid1Home(t *testing.T) string {
 	return home
 }
 
-func pid1Code(ps *os.ProcessState, err error) int {
+func pid1Code(ps *os.ProcessState) int {
 	if ps == nil {
 		return -1
 	}

@@ -185,7 +185,7 @@ func pid1TTYRun(t *testing.T, h *pid1Harness, in *pid1Init, ns bool) string {
 	expect("bye", 3*time.Second)
 	select {
 	case <-done:
-		if code := pid1Code(cmd.ProcessState, nil); code != 0 {
+		if code := pid1Code(cmd.ProcessState); code != 0 {
 			t.Errorf("init exited %d, want 0", code)
 		}
 	case <-time.After(5 * time.Second):
