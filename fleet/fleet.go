@@ -58,7 +58,7 @@ type Config struct {
 	// to catch a refresh made by the CLI itself (default 1 s).
 	LocalInterval time.Duration
 	// ReconnectMin and ReconnectMax bound the reconnect backoff
-	// (defaults 250 ms and 30 s).
+	// (defaults 250 ms and 10 s: a returning database is found within seconds; a connection attempt is cheap).
 	ReconnectMin, ReconnectMax time.Duration
 	// LockTimeout bounds a wait for another launcher's refresh lock.
 	LockTimeout time.Duration
@@ -135,7 +135,7 @@ func New(cfg Config) (*Fleet, error) {
 		cfg.ReconnectMin = 250 * time.Millisecond
 	}
 	if cfg.ReconnectMax < cfg.ReconnectMin {
-		cfg.ReconnectMax = 30 * time.Second
+		cfg.ReconnectMax = 10 * time.Second
 		if cfg.ReconnectMax < cfg.ReconnectMin {
 			cfg.ReconnectMax = cfg.ReconnectMin
 		}

@@ -87,7 +87,10 @@ func (r *fleetRig) start(n int) {
 			"CODEX_AUTH_REFRESH_INTERVAL_SECONDS": "1",
 			"CODEX_AUTH_SAFETY_MARGIN_SECONDS":    "3",
 			"CODEX_LAUNCH_FLEET_POLL_INTERVAL":    "5s",
-			"CODEX_LAUNCH_LOG_LEVEL":              "debug",
+			// Retry soon after the store returns (a transient failure).
+			"CODEX_LAUNCH_MIN_BACKOFF": "500ms",
+			"CODEX_LAUNCH_MAX_BACKOFF": "2s",
+			"CODEX_LAUNCH_LOG_LEVEL":   "debug",
 		}
 		for k, v := range r.env {
 			env[k] = v
