@@ -38,9 +38,14 @@ func pid1StopDefaultTerm(t *testing.T, h *pid1Harness, in *pid1Init) string {
 // container runtime's own SIGKILL would end it). It runs as PID 1 of a
 // namespace, where the namespace's end would hide leftovers, so the same is
 // then done without a namespace to see the group gone after the init exits.
+//
+// A timing outside the bound is measured once more before it fails: on a
+// machine shared with other work one late wake-up is noise, two are not.
 func pid1StopIgnoredTerm(t *testing.T, h *pid1Harness, in *pid1Init) string {
 	var cells []string
-	for _, ns := range []bool{true, false} {
+	plan, retried := []bool{true, false}, false
+	for i := 0; i < len(plan); i++ {
+		ns := plan[i]
 		rep := h.report(t)
 		r, _ := h.start(t, in, pid1Opts{stopTimeout: pid1Grace, subreaper: true}, ns,
 			h.child, "catch", "-out", rep.path, "-group", "2", "-ignore", "15")
@@ -92,6 +97,13 @@ func pid1StopIgnoredTerm(t *testing.T, h *pid1Harness, in *pid1Init) string {
 		}
 		if ns { // the timed measurement, as PID 1
 			if lo, hi := pid1Grace*9/10, pid1Grace*11/10; killedAt < lo || killedAt > hi {
+				if !retried {
+					retried = true
+					plan = append(plan, true)
+					t.Logf("%s: child killed %s after TERM, outside 10 %% of the %s grace; measuring again", where, killedAt.Round(time.Millisecond), pid1Grace)
+					cells = append(cells, fmt.Sprintf("%s: (once %s, measured again)", where, killedAt.Round(10*time.Millisecond)))
+					continue
+				}
 				t.Errorf("%s: child killed %s after TERM, want within 10 %% of the %s grace", where, killedAt.Round(time.Millisecond), pid1Grace)
 			}
 			// The init's own exit follows; generous bound, loaded machines.
