@@ -38,6 +38,7 @@ func TestFleet(t *testing.T) {
 	t.Run("DatabaseAway", func(t *testing.T) { fleetDatabaseAway(t, pg) })
 	t.Run("LocalRefreshPublished", func(t *testing.T) { fleetLocalRefresh(t, pg) })
 	t.Run("ConcurrentFirstStart", func(t *testing.T) { fleetFirstStart(t, pg) })
+	t.Run("FallbackRefresh", func(t *testing.T) { fleetFallback(t, pg) })
 	t.Run("SealedAtRest", func(t *testing.T) { fleetSealed(t, pg) })
 	t.Run("RefreshOnce", func(t *testing.T) { fleetRefreshOnce(t, pg) })
 }
@@ -366,4 +367,38 @@ func TestFleetPlatformFollower(t *testing.T) {
 	if leaks := mock.Leaks(w.out.Bytes()); len(leaks) > 0 || strings.Contains(w.out.String(), "tok-123") {
 		t.Fatalf("the launcher logged a secret: %v", leaks)
 	}
+}
+
+// With --fleet-fallback-refresh a launcher refreshes alone while the
+// database is away, and publishes the result when it returns.
+func fleetFallback(t *testing.T, pg *testenv.Postgres) {
+	r := newFleetRig(t, pg, 5*time.Second)
+	r.env["CODEX_LAUNCH_FLEET_FALLBACK_REFRESH"] = "1"
+	r.start(1)
+	w := r.ws[0]
+	waitFor(t, 10*time.Second, func() bool { st, g, _ := w.storeState(); return st == "ok" && g == 1 })
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := false
+	defer func() {
+		if !restarted {
+			pg.Start()
+		}
+	}()
+	if n := r.mock.Posts(); n != 0 {
+		t.Fatalf("%d POSTs before the database went away; the scenario needs the refresh to fall in the outage", n)
+	}
+	r.waitPosts(1, 20*time.Second)
+	r.waitConverged(4 * time.Second)
+	if st, _, _ := w.storeState(); st != "fallback" {
+		t.Errorf("store status %q, want fallback", st)
+	}
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	waitFor(t, 20*time.Second, func() bool { st, g, _ := w.storeState(); return st == "ok" && g >= 2 })
+	r.stopAll()
+	r.checkOneRedemptionPerGeneration()
 }
