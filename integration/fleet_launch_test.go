@@ -89,17 +89,25 @@ func fleetRefresherKilled(t *testing.T, pg *testenv.Postgres) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("no refresh arrived")
 	}
+	// The holder sits "idle in transaction" while its POST is held; a
+	// waiter is idle in its transaction only for an instant between two
+	// statements, so the holder is the one idle for a while.
 	var holder string
-	r.query(`SELECT coalesce(string_agg(application_name, ','), '') FROM pg_stat_activity
-		WHERE datname = current_database() AND state = 'idle in transaction'`, &holder)
 	var victim *fleetWS
-	for _, w := range r.ws {
-		if w.name == holder {
-			victim = w
+	deadline := time.Now().Add(5 * time.Second)
+	for victim == nil {
+		r.query(`SELECT coalesce(string_agg(application_name, ','), '') FROM pg_stat_activity
+			WHERE datname = current_database() AND state = 'idle in transaction'
+			AND state_change < now() - interval '300 milliseconds'`, &holder)
+		for _, w := range r.ws {
+			if w.name == holder {
+				victim = w
+			}
 		}
-	}
-	if victim == nil {
-		t.Fatalf("cannot tell which launcher holds the lock (idle in transaction: %q)", holder)
+		if victim == nil && time.Now().After(deadline) {
+			t.Fatalf("cannot tell which launcher holds the lock (idle in transaction: %q)", holder)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	syscall.Kill(victim.cmd.Process.Pid, syscall.SIGKILL)
 	<-victim.done
