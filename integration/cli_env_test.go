@@ -35,6 +35,7 @@ const (
 	cliNetnsEnv  = "CODEX_LAUNCH_TEST_CLI_NETNS"  // "1" in the inner run
 	cliBinsEnv   = "CODEX_LAUNCH_TEST_CLI_BINS"   // "VERSION=PATH;..." of the installed CLIs
 	cliRoundsEnv = "CODEX_LAUNCH_CLI_RACE_ROUNDS" // rounds per race interleaving (default 3)
+	cliIPEnv     = "CODEX_LAUNCH_TEST_CLI_IP"     // path of ip(8), found by the outer run
 
 	// cliUID is the unprivileged user the ownership and launcher tests run
 	// the CLI as: a bare number without a passwd entry, as containers often
@@ -98,7 +99,7 @@ func cliSetup(t *testing.T) *cliEnv {
 	cmd.Env = append(cliCleanEnv(os.Environ()),
 		cliNetnsEnv+"=1",
 		cliBinsEnv+"="+bins,
-		"CODEX_LAUNCH_TEST_IP="+ip,
+		cliIPEnv+"="+ip,
 	)
 	out, err := cmd.CombinedOutput()
 	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
@@ -117,7 +118,7 @@ func cliSetup(t *testing.T) *cliEnv {
 // and read what the outer run prepared.
 func cliInside(t *testing.T) *cliEnv {
 	t.Helper()
-	ip := os.Getenv("CODEX_LAUNCH_TEST_IP")
+	ip := os.Getenv(cliIPEnv)
 	if out, err := exec.Command(ip, "link", "set", "lo", "up").CombinedOutput(); err != nil {
 		t.Fatalf("ip link set lo up: %v: %s", err, out)
 	}
