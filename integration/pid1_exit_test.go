@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -133,4 +134,29 @@ func pid1ExitZero(t *testing.T, h *pid1Harness, in *pid1Init) string {
 		t.Errorf("142 with 143 mapped: init exited %d, want 142", code)
 	}
 	return "143→0, 142 stays"
+}
+
+// pid1CwdAndEnv: the child runs in the caller's working directory with the
+// caller's environment.
+func pid1CwdAndEnv(t *testing.T, h *pid1Harness, in *pid1Init) string {
+	dir := t.TempDir()
+	argv, _ := in.argv(pid1Opts{})
+	argv = append([]string{"unshare", "--pid", "--fork", "--mount-proc", "--kill-child"}, append(argv, h.child, "whereami")...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), in.env...)
+	if in.ownHome {
+		cmd.Env = append(cmd.Env, "CODEX_HOME="+pid1Home(t))
+	}
+	cmd.Env = append(cmd.Env, "PID1_TEST_VAR=caller's value")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("init failed: %v", err)
+	}
+	want := fmt.Sprintf("cwd=%s var=caller's value", dir)
+	if got := strings.TrimSpace(string(out)); got != want {
+		t.Errorf("child saw %q, want %q", got, want)
+		return got
+	}
+	return "the caller's"
 }

@@ -169,6 +169,7 @@ func TestPID1(t *testing.T) {
 		h.each(t, "killed-by-signal", true, pid1KilledBySignal)
 		h.each(t, "exec-failure", true, pid1ExecFailure)
 		h.each(t, "exit-zero-143", true, pid1ExitZero)
+		h.each(t, "cwd-and-env", true, pid1CwdAndEnv)
 		h.each(t, "reap-grandchildren", true, pid1ReapGrandchildren)
 		h.each(t, "reap-10000-orphans", true, pid1ReapOrphans)
 		h.each(t, "forward-every-signal", true, pid1ForwardEverySignal)

@@ -43,6 +43,9 @@ func main() {
 		interactive(args)
 	case "shim":
 		shim(args)
+	case "whereami":
+		cwd, _ := os.Getwd()
+		fmt.Printf("cwd=%s var=%s\n", cwd, os.Getenv("PID1_TEST_VAR"))
 	default:
 		fatalf("unknown mode %q", mode)
 	}
