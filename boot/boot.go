@@ -126,6 +126,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	if target != nil {
+		if SameUserOtherGroup(target) {
+			log.Warn("already running as the target user, but in another group that cannot be changed without root; keeping it",
+				"user", target.String(), "gid", os.Getegid())
+		}
 		if err := DropPrivileges(target); err != nil {
 			return nil, &Error{"drop", err}
 		}

@@ -16,9 +16,12 @@ var ErrNotRoot = errors.New("not running as root")
 // are no longer allowed). On Linux Go applies each call to every thread of
 // the process, so no goroutine keeps root behind the drop.
 //
-// Running as u already is fine; asking for another user without root is an
-// error wrapping ErrNotRoot, never a silent run as the wrong user. The
-// environment (HOME) is the caller's business: see ChildEnv.
+// Running as u already is fine, even in another group: Kubernetes'
+// runAsUser without runAsGroup starts the container in group 0, and without
+// root the group cannot be changed, nor is it needed (files are checked and
+// created by uid; see SameUserOtherGroup to warn about it). Asking for
+// another user without root is an error wrapping ErrNotRoot, never a silent
+// run as the wrong user. The environment (HOME) is the caller's business.
 func DropPrivileges(u *User) error {
 	if u == nil {
 		return nil
@@ -28,6 +31,9 @@ func DropPrivileges(u *User) error {
 		return nil
 	}
 	if euid != 0 {
+		if euid == u.UID && os.Getuid() == u.UID {
+			return nil
+		}
 		return fmt.Errorf("cannot switch to user %s: %w (uid %d)", u, ErrNotRoot, euid)
 	}
 	groups := u.Groups
@@ -47,4 +53,11 @@ func DropPrivileges(u *User) error {
 		return fmt.Errorf("switch to user %s: still uid %d/%d gid %d/%d", u, os.Getuid(), os.Geteuid(), os.Getgid(), os.Getegid())
 	}
 	return nil
+}
+
+// SameUserOtherGroup reports whether the process already runs as u's uid,
+// without root, but in another group than u's: DropPrivileges then keeps the
+// group, and the caller should say so.
+func SameUserOtherGroup(u *User) bool {
+	return u != nil && os.Geteuid() != 0 && os.Geteuid() == u.UID && os.Getegid() != u.GID
 }

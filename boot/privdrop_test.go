@@ -91,6 +91,15 @@ func TestDropPrivilegesNotRoot(t *testing.T) {
 	if !errors.Is(err, ErrNotRoot) || !strings.Contains(err.Error(), "other") {
 		t.Fatalf("err = %v, want ErrNotRoot naming the user", err)
 	}
+	// The same user in another group (Kubernetes runAsUser without
+	// runAsGroup): accepted, the group kept, and reported.
+	same := &User{Name: "me", UID: os.Getuid(), GID: os.Getgid() + 1}
+	if err := DropPrivileges(same); err != nil {
+		t.Errorf("same uid, other gid: %v", err)
+	}
+	if !SameUserOtherGroup(same) || os.Getegid() == same.GID {
+		t.Error("the group mismatch is not reported, or the group changed")
+	}
 }
 
 // copyTestBinary copies this test binary where an unprivileged user can run

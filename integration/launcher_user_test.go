@@ -136,3 +136,30 @@ func TestLauncherUserWithoutRoot(t *testing.T) {
 		t.Error("the child ran")
 	}
 }
+
+// TestLauncherAlreadyTheUserInGroupZero: Kubernetes' runAsUser without
+// runAsGroup starts codex-launch as the user but in group 0; the image's
+// CODEX_LAUNCH_USER names that user. It runs, keeps the group, and says so.
+func TestLauncherAlreadyTheUserInGroupZero(t *testing.T) {
+	l := newLaunch(t, tokenmock.Options{})
+	if err := os.MkdirAll(l.CodexHome, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(l.CodexHome, nobodyID, 0); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(builtLauncher(t), "--user", "65534:65534", "--", l.script("child.sh", `id -u > "$OUT/uid"`))
+	cmd.Env = l.environ()
+	cmd.Dir = l.Dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyID, Gid: 0}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v; output:\n%s", err, out)
+	}
+	if uid := strings.TrimSpace(l.outFile("uid")); uid != "65534" {
+		t.Errorf("child uid %q", uid)
+	}
+	if !strings.Contains(string(out), "another group") {
+		t.Errorf("no warning about the group:\n%s", out)
+	}
+}
