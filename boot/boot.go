@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
 )
 
 // Config is what Run needs from the launcher's configuration.
@@ -135,6 +136,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		env = SetEnv(env, "HOME", target.Home)
 		log.Debug("running as the target user", "user", target.String())
+	}
+	// After the drop: a parent directory that only root may enter makes
+	// every later write fail with a bare EACCES; say what is wrong instead.
+	if err := unix.Access(home, unix.W_OK|unix.X_OK); err != nil {
+		return nil, &Error{"codex-home", fmt.Errorf("CODEX_HOME %s is not writable by uid %d (check it and the permissions of its parent directories): %w",
+			home, os.Geteuid(), err)}
 	}
 	env = SetEnv(env, "CODEX_HOME", home)
 

@@ -163,3 +163,25 @@ func TestLauncherAlreadyTheUserInGroupZero(t *testing.T) {
 		t.Errorf("no warning about the group:\n%s", out)
 	}
 }
+
+// TestLauncherUserCannotReachCodexHome: a CODEX_HOME below a directory only
+// root may enter is a clear exit 125 after the drop, not a bare EACCES later.
+func TestLauncherUserCannotReachCodexHome(t *testing.T) {
+	l := newLaunch(t, tokenmock.Options{})
+	private := filepath.Join(l.Dir, "private")
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	l.CodexHome = filepath.Join(private, "codex")
+	l.Args = []string{"--user", "65534:65534"}
+	l.Child = []string{l.script("child.sh", `echo started > "$OUT/started"`)}
+	if code := l.run(20 * time.Second); code != 125 {
+		t.Errorf("exit %d, want 125; output:\n%s", code, l.output.String())
+	}
+	if !strings.Contains(l.output.String(), "parent directories") {
+		t.Errorf("the error does not say what is wrong:\n%s", l.output.String())
+	}
+	if l.outFile("started") != "" {
+		t.Error("the child ran")
+	}
+}
