@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,7 +19,8 @@ import (
 // child exists, the CLI's turn reaches the backend with the new access token
 // and makes no token request, and codex-launch exits with the CLI's status:
 // 0 for a completed turn, and the CLI's own failure code when the backend
-// refuses the turn.
+// refuses the turn. The turn is also run with codex-launch as PID 1 of its
+// own PID namespace, as in a container.
 func TestCLILauncher(t *testing.T) {
 	env := cliSetup(t)
 	if env == nil {
@@ -27,7 +29,8 @@ func TestCLILauncher(t *testing.T) {
 	for _, v := range env.Versions {
 		t.Run(v.Version, func(t *testing.T) {
 			t.Parallel()
-			t.Run("turn", func(t *testing.T) { cliLauncherTurn(t, env, v) })
+			t.Run("turn", func(t *testing.T) { cliLauncherTurn(t, env, v, false) })
+			t.Run("turn-as-pid1", func(t *testing.T) { cliLauncherTurn(t, env, v, true) })
 			t.Run("exit-status", func(t *testing.T) { cliLauncherExitStatus(t, env, v) })
 		})
 	}
@@ -49,12 +52,32 @@ func cliLaunchCLI(ctx context.Context, s *cliScenario, v cliVersion) cliResult {
 	return s.Launch(ctx, "--user", user, "--", v.Bin, "exec", "--skip-git-repo-check", "say hi")
 }
 
-func cliLauncherTurn(t *testing.T, env *cliEnv, v cliVersion) {
+// cliLaunchCLIAsPID1 is cliLaunchCLI with codex-launch as PID 1 of a new PID
+// namespace (unshare --pid --fork --mount-proc), inside the test's network
+// namespace.
+func cliLaunchCLIAsPID1(ctx context.Context, t *testing.T, s *cliScenario, v cliVersion) cliResult {
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Fatalf("unshare: %v", err)
+	}
+	user := strconv.Itoa(cliUID) + ":" + strconv.Itoa(cliUID)
+	r := s.run(ctx, nil, []string{"CODEX_LAUNCH_LOG_LEVEL=debug"}, unshare, "--pid", "--fork", "--mount-proc",
+		s.env.Launcher, "--user", user, "--", v.Bin, "exec", "--skip-git-repo-check", "say hi")
+	s.checkNoLeak("codex-launch output", r.Stdout+r.Stderr)
+	return r
+}
+
+func cliLauncherTurn(t *testing.T, env *cliEnv, v cliVersion, asPID1 bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	s, old := cliLauncherScenario(t, env, v)
 
-	r := cliLaunchCLI(ctx, s, v)
+	var r cliResult
+	if asPID1 {
+		r = cliLaunchCLIAsPID1(ctx, t, s, v)
+	} else {
+		r = cliLaunchCLI(ctx, s, v)
+	}
 	if r.Code != 0 || !strings.Contains(r.Stdout, cliBackendReply) {
 		t.Fatalf("codex-launch -- codex exec: want exit 0 and the turn's reply: %s", r)
 	}
@@ -81,8 +104,8 @@ func cliLauncherTurn(t *testing.T, env *cliEnv, v cliVersion) {
 	if testing.Verbose() {
 		t.Logf("codex-launch output: %s", r)
 	}
-	t.Logf("CLI %s under codex-launch --user %d: exit %d in %v, token requests %s, %d turn(s) with the new token",
-		v.Version, cliUID, r.Code, r.Took.Round(time.Millisecond), s.postsSummary(), len(turns))
+	t.Logf("CLI %s under codex-launch --user %d (PID 1: %v): exit %d in %v, token requests %s, %d turn(s) with the new token",
+		v.Version, cliUID, asPID1, r.Code, r.Took.Round(time.Millisecond), s.postsSummary(), len(turns))
 }
 
 func cliLauncherExitStatus(t *testing.T, env *cliEnv, v cliVersion) {
