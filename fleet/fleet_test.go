@@ -3,6 +3,8 @@ package fleet
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"os"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/molecule-ai/codex-launch/authwatch"
 	"github.com/molecule-ai/codex-launch/fleet/pgstore"
+	"github.com/molecule-ai/codex-launch/fleet/seal"
 	"github.com/molecule-ai/codex-launch/internal/testenv"
 	"github.com/molecule-ai/codex-launch/tokenmock"
 )
@@ -438,5 +441,74 @@ func TestRejectedGenerationIsPostedOnceThenANewLoginTakesOver(t *testing.T) {
 	}
 	if n := r.mock.PostsFor(dead); n != 1 {
 		t.Fatalf("the rejected refresh token was posted %d times in all", n)
+	}
+}
+
+func TestKeyRotationResealsAndAMissingKeyIsAClearError(t *testing.T) {
+	r := newRig(t, time.Hour, authwatch.DefaultPolicy())
+	key := func() string {
+		b := make([]byte, 32)
+		rand.Read(b)
+		return base64.StdEncoding.EncodeToString(b)
+	}
+	k1, k2 := key(), key()
+	run := func(keys string) *Fleet {
+		t.Helper()
+		ring, err := seal.ParseKeys([]byte(keys))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), "codex")
+		os.Mkdir(dir, 0o700)
+		os.WriteFile(filepath.Join(dir, "auth.json"), r.mock.AuthJSON(r.cred, time.Now()), 0o600)
+		f, err := New(Config{URL: r.url, Home: authwatch.Home{Dir: dir}, Keys: ring, LocalInterval: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { f.Run(ctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+		<-f.Ready()
+		return f
+	}
+	keyID := func() string {
+		conn, err := pgx.Connect(context.Background(), r.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		var id string
+		conn.QueryRow(context.Background(), `SELECT key_id FROM codex_launch_credential`).Scan(&id)
+		return id
+	}
+	run("k1:" + k1)
+	if id := keyID(); id != "k1" {
+		t.Fatalf("sealed with %q", id)
+	}
+	// Step 2 of the rotation: the new key first, the old one still readable.
+	if st := run("k2:" + k2 + "\nk1:" + k1).State(); st.State != "ok" {
+		t.Fatalf("rotated ring: %+v", st)
+	}
+	if id := keyID(); id != "k2" {
+		t.Fatalf("not resealed: %q", id)
+	}
+	// A launcher that only has the old key says which key it lacks and
+	// touches nothing.
+	f := run("k1:" + k1)
+	st := f.State()
+	if st.State != "error" || !strings.Contains(st.Error, `"k2"`) || strings.Contains(st.Error, k1) {
+		t.Fatalf("old ring state %+v", st)
+	}
+	called := false
+	err := f.Update(context.Background(), func(ctx context.Context, cur *authwatch.AuthFile) (*authwatch.AuthFile, error) {
+		called = true
+		return nil, nil
+	})
+	if err == nil || called {
+		t.Fatalf("Update with an unreadable store: err %v, fn called %v", err, called)
+	}
+	if id := keyID(); id != "k2" {
+		t.Fatalf("the old-key launcher rewrote the row: %q", id)
 	}
 }
