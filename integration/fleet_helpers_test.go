@@ -35,7 +35,10 @@ type fleetRig struct {
 	mock *tokenmock.Server
 	seed []byte
 	env  map[string]string // extra launcher environment for every workspace
-	ws   []*fleetWS
+	// child is the command each launcher runs (default: sleep 600); it
+	// runs in the workspace's directory.
+	child []string
+	ws    []*fleetWS
 }
 
 type fleetWS struct {
@@ -99,7 +102,11 @@ func (r *fleetRig) start(n int) {
 		for k, v := range env {
 			envList = append(envList, k+"="+v)
 		}
-		w.cmd = exec.Command(bin, "--", "sleep", "600")
+		child := r.child
+		if len(child) == 0 {
+			child = []string{"sleep", "600"}
+		}
+		w.cmd = exec.Command(bin, append([]string{"--"}, child...)...)
 		w.cmd.Env = envList
 		w.cmd.Dir = dir
 		w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.out
