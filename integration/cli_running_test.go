@@ -2,6 +2,9 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -39,7 +42,8 @@ func TestCLIRunning(t *testing.T) {
 			t.Parallel()
 			t.Run("control", func(t *testing.T) { t.Parallel(); cliRunningRetry(t, env, v, false) })
 			t.Run("adopt", func(t *testing.T) { t.Parallel(); cliRunningRetry(t, env, v, true) })
-			t.Run("launcher-loop", func(t *testing.T) { t.Parallel(); cliRunningLoopRetry(t, env, v) })
+			t.Run("launcher-loop", func(t *testing.T) { t.Parallel(); cliRunningLoopRetry(t, env, v, false) })
+			t.Run("launcher-loop-race", func(t *testing.T) { t.Parallel(); cliRunningLoopRetry(t, env, v, true) })
 		})
 	}
 }
@@ -142,9 +146,16 @@ func cliRunning(t *testing.T, env *cliEnv, v cliVersion, lead time.Duration, wit
 // just beyond the CLI's window), so the CLI starts with generation 0; the
 // watchdog refreshes a moment later while the turn is in flight; the CLI's
 // follow-up request, its token now due, must adopt the watchdog's tokens.
-func cliRunningLoopRetry(t *testing.T, env *cliEnv, v cliVersion) {
+//
+// With race, the watchdog's request is held until the CLI's own refresh has
+// been answered: the CLI, due a second after the watchdog, finds the file
+// unchanged, redeems generation 0 first, and the watchdog's request is then
+// answered refresh_token_reused. The watchdog must take the CLI's rotation
+// (not declare the login dead), the child's turn must complete with the CLI's
+// new token, and codex-launch must exit with the child's 0.
+func cliRunningLoopRetry(t *testing.T, env *cliEnv, v cliVersion, race bool) {
 	for _, lead := range cliRunningLeads {
-		if cliRunningLoop(t, env, v, lead) {
+		if cliRunningLoop(t, env, v, lead, race) {
 			return
 		}
 		t.Logf("the watchdog refreshed before the CLI's first turn request (it started later than %v): again with a longer lead", lead)
@@ -152,7 +163,7 @@ func cliRunningLoopRetry(t *testing.T, env *cliEnv, v cliVersion) {
 	t.Fatalf("the CLI never reached its first turn before the watchdog's refresh")
 }
 
-func cliRunningLoop(t *testing.T, env *cliEnv, v cliVersion, lead time.Duration) bool {
+func cliRunningLoop(t *testing.T, env *cliEnv, v cliVersion, lead time.Duration, race bool) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	s := newCLIScenario(t, env, tokenmock.Options{}, nil)
@@ -162,6 +173,10 @@ func cliRunningLoop(t *testing.T, env *cliEnv, v cliVersion, lead time.Duration)
 	gen0 := s.TM.IssueWithExpiry(s.Account, refreshAt.Add(margin))
 	dueAt := refreshAt.Add(time.Second)
 	s.WriteAuth(gen0, nil)
+	var gate *tokenmock.Gate
+	if race {
+		gate = s.TM.Hold(1)
+	}
 
 	var late atomic.Bool
 	s.BE.OnTurn(func(n int) turnAction {
@@ -178,12 +193,34 @@ func cliRunningLoop(t *testing.T, env *cliEnv, v cliVersion, lead time.Duration)
 		time.Sleep(time.Until(dueAt.Add(500 * time.Millisecond)))
 		return turnToolCall
 	})
+	released := make(chan struct{})
+	if race {
+		// Let the watchdog's request go once the CLI's has been answered
+		// (or the CLI did not ask within a few seconds).
+		go func() {
+			defer close(released)
+			defer gate.Release()
+			deadline := time.Now().Add(lead + 15*time.Second)
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				if cliOutcomeOf(s.TM, "cli") != "" {
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
+	} else {
+		close(released)
+	}
 	r := s.Launch(ctx, "--safety-margin", margin.String(), "--", v.Bin, "exec", "--skip-git-repo-check", "say hi")
+	<-released
 	if late.Load() {
 		return false
 	}
 	if r.Code != 0 || !strings.Contains(r.Stdout, cliBackendReply) {
 		t.Fatalf("codex-launch -- codex exec: %s", r)
+	}
+	if race {
+		return cliLoopRaceCheck(t, s, v, gen0, r)
 	}
 	reqs := s.TM.Requests()
 	if len(reqs) != 1 || cliRequester(reqs[0]) != "launcher" || reqs[0].Generation != 0 {
@@ -201,5 +238,50 @@ func cliRunningLoop(t *testing.T, env *cliEnv, v cliVersion, lead time.Duration)
 		t.Errorf("auth.json does not hold the watchdog's refresh token")
 	}
 	t.Logf("CLI %s under codex-launch, watchdog refreshed mid-turn: exit %d, token requests %s", v.Version, r.Code, s.postsSummary())
+	return true
+}
+
+// cliLoopRaceCheck: the CLI redeemed generation 0, the watchdog's second
+// redemption was refused, and codex-launch took the CLI's rotation.
+func cliLoopRaceCheck(t *testing.T, s *cliScenario, v cliVersion, gen0 tokenmock.Credential, r cliResult) bool {
+	desc := s.postsSummary()
+	var cliWon, launcherLost bool
+	for _, q := range s.TM.Requests() {
+		switch {
+		case cliRequester(q) == "cli" && q.Generation == 0 && q.Outcome == "refreshed":
+			cliWon = true
+		case cliRequester(q) == "launcher" && q.Generation == 0 && q.Outcome == "reused":
+			launcherLost = true
+		}
+	}
+	if !cliWon || !launcherLost || s.tokenPosts() != 2 {
+		t.Fatalf("token requests %s: want the CLI's refresh of generation 0 and the watchdog's refused one\n%s", desc, r)
+	}
+	latest, _ := s.TM.Latest(s.Account)
+	if rt, _ := s.FileTokens(); rt != latest.RefreshToken {
+		t.Errorf("auth.json does not hold the CLI's rotated tokens")
+	}
+	turns := s.BE.Turns()
+	if last := turns[len(turns)-1]; last.AuthFP != cliFingerprint(latest.AccessToken) {
+		t.Errorf("the follow-up request did not carry the CLI's new access token")
+	}
+	data, err := os.ReadFile(filepath.Join(s.Dir, "auth_refresh_status.json"))
+	if err != nil {
+		t.Fatalf("status file: %v", err)
+	}
+	var st struct {
+		Credential     string `json:"credential"`
+		Outcome        string `json:"watchdog_last_outcome"`
+		LastErrorClass string `json:"last_error_class"`
+	}
+	if err := json.Unmarshal(data, &st); err != nil {
+		t.Fatalf("status file: %v", err)
+	}
+	if st.Credential == "dead" || st.LastErrorClass == "permanent" {
+		t.Errorf("after losing the race to the CLI the watchdog reports credential %q, outcome %q, error class %q: the login is alive",
+			st.Credential, st.Outcome, st.LastErrorClass)
+	}
+	t.Logf("CLI %s won the race against the watchdog mid-turn: exit %d, token requests %s, status %s/%s",
+		v.Version, r.Code, desc, st.Credential, st.Outcome)
 	return true
 }
