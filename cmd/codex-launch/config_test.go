@@ -302,3 +302,17 @@ func TestSecretValueNotQuoted(t *testing.T) {
 		t.Errorf("exit %d, message %s", code, stderr)
 	}
 }
+
+// The child never gets a secret option's variable: the credential variables
+// and the fleet's store URL and keys are all marked Secret.
+func TestSecretVariables(t *testing.T) {
+	got := map[string]bool{}
+	for _, n := range secretVariables(optionTable()) {
+		got[n] = true
+	}
+	for _, want := range []string{"CODEX_AUTH_JSON", "CODEX_CHATGPT_AUTH_JSON", "CODEX_LAUNCH_CREDENTIAL_STORE", "CODEX_LAUNCH_CREDENTIAL_KEYS"} {
+		if !got[want] {
+			t.Errorf("%s is not marked secret", want)
+		}
+	}
+}

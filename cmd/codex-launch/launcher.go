@@ -68,19 +68,23 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 		return exitLaunch
 	}
 
-	// The process's own environment becomes the child's (start.sh sourced
-	// its secrets into the shell, so everything after saw them): the env
-	// directory's variables are visible to every package from here on, and
-	// the credential variables are gone once materialised.
-	if err := applyEnviron(res.Env); err != nil {
-		l.Error("cannot apply the environment after boot", "error", err)
-		return exitLaunch
-	}
 	// The env directory may carry this program's own variables: read the
 	// configuration again, flags still first. What boot has already used
 	// (user, env dir, CODEX_HOME, logging) stays.
 	if cfg, err = p.reconfigure(cfg, given, res.Env); err != nil {
 		l.Error("bad configuration in the env directory; the child was not started", "error", err)
+		return exitLaunch
+	}
+	// The child's environment: boot's (env directory applied, HOME of the
+	// user) without any secret option's variable (a credential, the store
+	// URL with its password, sealing keys): the child has no use for them
+	// and its environment is readable by everything it runs. The launcher's
+	// own environment becomes the same (start.sh sourced its secrets into
+	// the shell, so everything after saw them): the env directory's
+	// variables are visible to every package from here on.
+	childEnv := boot.UnsetEnv(res.Env, secretVariables(p.table)...)
+	if err := applyEnviron(childEnv); err != nil {
+		l.Error("cannot apply the environment after boot", "error", err)
 		return exitLaunch
 	}
 	sigOpts = signalOptions(cfg, log)
@@ -135,7 +139,7 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 	go func() { fwdDone <- fwd.Run(fwdCtx, gate, sigOpts) }()
 	err = sup.Start(supervise.Spec{
 		Argv: argv,
-		Env:  res.Env,
+		Env:  childEnv,
 		// The child never outlives codex-launch, even a SIGKILLed one.
 		ParentDeathSignal: syscall.SIGKILL,
 		Foreground:        true,
@@ -375,4 +379,15 @@ func signalOptions(cfg *Config, log hclog.Logger) signals.Options {
 		StopSignals: cfg.StopSignals,
 		Logger:      log.Named("signals"),
 	}
+}
+
+// secretVariables are the variables of the options marked Secret.
+func secretVariables(table []option) []string {
+	var names []string
+	for _, o := range table {
+		if o.Secret {
+			names = append(names, o.Env)
+		}
+	}
+	return names
 }

@@ -403,7 +403,7 @@ func TestCredentialVariableLeavesTheChildEnvironment(t *testing.T) {
 	c := r.srv.Issue("acct-l") // fresh: boot writes it, the prime keeps it
 	blob := string(r.srv.AuthJSON(c, time.Now()))
 	envDump := filepath.Join(r.dir, "env.txt")
-	res := r.run(r.env("CODEX_AUTH_JSON="+blob, "CODEX_CHATGPT_AUTH_JSON="+blob),
+	res := r.run(r.env("CODEX_AUTH_JSON="+blob, "CODEX_CHATGPT_AUTH_JSON="+blob, "CODEX_LAUNCH_CREDENTIAL_KEYS=k1:"+tokenmock.Sentinel),
 		"--", "sh", "-c", `env > "$1"`, "sh", envDump)
 	if res.code != 0 {
 		t.Fatalf("exit %d: %s", res.code, res.stderr)
@@ -412,8 +412,10 @@ func TestCredentialVariableLeavesTheChildEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bytes.Contains(dump, []byte("CODEX_AUTH_JSON")) || bytes.Contains(dump, []byte("CODEX_CHATGPT_AUTH_JSON")) {
-		t.Error("a credential variable reached the child's environment")
+	for _, name := range secretVariables(optionTable()) {
+		if bytes.Contains(dump, []byte(name+"=")) {
+			t.Errorf("secret variable %s reached the child's environment", name)
+		}
 	}
 	if leaks := r.srv.Leaks(dump); len(leaks) > 0 {
 		t.Errorf("token in the child's environment: %v", leaks)
