@@ -39,6 +39,7 @@ func TestFleet(t *testing.T) {
 	t.Run("LocalRefreshPublished", func(t *testing.T) { fleetLocalRefresh(t, pg) })
 	t.Run("ConcurrentFirstStart", func(t *testing.T) { fleetFirstStart(t, pg) })
 	t.Run("FallbackRefresh", func(t *testing.T) { fleetFallback(t, pg) })
+	t.Run("SecretsStayOutOfTheChild", func(t *testing.T) { fleetChildEnvironment(t, pg) })
 	t.Run("SealedAtRest", func(t *testing.T) { fleetSealed(t, pg) })
 	t.Run("RefreshOnce", func(t *testing.T) { fleetRefreshOnce(t, pg) })
 }
