@@ -260,11 +260,3 @@ func loadKeys(fc fleetConfig) (*seal.Keyring, error) {
 	}
 	return k, nil
 }
-
-// fleetSecretVariables are the fleet's variables that hold secrets (the
-// database URL may carry its password; the sealing keys). The launcher
-// removes them from the child's environment: the child has no use for them
-// and its environment is readable by everything it runs.
-func fleetSecretVariables() []string {
-	return []string{"CODEX_LAUNCH_CREDENTIAL_STORE", "CODEX_LAUNCH_CREDENTIAL_KEYS"}
-}
