@@ -263,7 +263,7 @@ func TestNetworkErrorsNameTheFailure(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
-	e, err := NewEndpoint(url, "", time.Second)
+	e, err := NewEndpoint(url, "", 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func TestNetworkErrorsNameTheFailure(t *testing.T) {
 	// A TLS server with a certificate we do not trust.
 	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
 	defer tlsSrv.Close()
-	e, _ = NewEndpoint(tlsSrv.URL, "", time.Second)
+	e, _ = NewEndpoint(tlsSrv.URL, "", 10*time.Second)
 	_, err = e.Refresh(context.Background(), "rt-"+sentinel, ReasonScheduled)
 	if !errors.As(err, &re) || re.Kind != KindNetwork || !strings.Contains(err.Error(), "TLS certificate") {
 		t.Fatalf("got %v", err)
@@ -289,7 +289,7 @@ func TestNetworkErrorsNameTheFailure(t *testing.T) {
 		conn.Close()
 	}))
 	defer echo.Close()
-	e, _ = NewEndpoint(echo.URL, "", time.Second)
+	e, _ = NewEndpoint(echo.URL, "", 10*time.Second)
 	_, err = e.Refresh(context.Background(), "rt-"+sentinel, ReasonScheduled)
 	if !errors.As(err, &re) || re.Class != ClassTransient {
 		t.Fatalf("got %v", err)
