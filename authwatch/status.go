@@ -63,7 +63,11 @@ type Status struct {
 }
 
 // WriteStatus writes the status file atomically (temp, rename), 0600, owned
-// like auth.json. A missing CODEX_HOME returns an error for which
+// like auth.json. It does not fsync: the file is advisory and rewritten by
+// every pass, so after a crash a reader sees the old file or the new one
+// (rename is atomic), at worst an empty one, which ReadStatus reports as an
+// error; auth.json, which must never be lost, keeps every fsync. A flush here
+// would put a disk round trip before the child's start and after its exit. A missing CODEX_HOME returns an error for which
 // errors.Is(err, os.ErrNotExist) holds: callers treat it as a clean skip.
 func WriteStatus(h Home, s Status) error {
 	data, err := json.MarshalIndent(s, "", "  ")
@@ -78,25 +82,24 @@ func WriteStatus(h Home, s Status) error {
 		return fmt.Errorf("creating the status temp file: %w", err)
 	}
 	path := tmp.Name()
-	defer os.Remove(path)
 	if err := fixOwner(tmp, h.fileOwner()); err != nil && !errors.Is(err, os.ErrPermission) {
 		tmp.Close()
+		os.Remove(path)
 		return err
 	}
 	_, werr := tmp.Write(append(data, '\n'))
 	if werr == nil {
 		werr = tmp.Chmod(0o600)
 	}
-	if werr == nil {
-		werr = tmp.Sync()
-	}
 	if cerr := tmp.Close(); werr == nil {
 		werr = cerr
 	}
 	if werr != nil {
+		os.Remove(path)
 		return fmt.Errorf("writing the status file: %w", werr)
 	}
 	if err := os.Rename(path, h.StatusPath()); err != nil {
+		os.Remove(path)
 		return fmt.Errorf("renaming the status file: %w", err)
 	}
 	return nil
