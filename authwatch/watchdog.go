@@ -104,6 +104,12 @@ type Watchdog struct {
 	// for good: it is never sent again. Only a hash is kept.
 	deadToken [32]byte
 	hasDead   bool
+
+	// primed is set by Prime: Run's first step is then the wait for
+	// primedNext, compared against auth.json as it was before the prime.
+	primed     bool
+	primedNext time.Time
+	primedBase fileVersion
 }
 
 // New checks cfg and fills in the defaults.
@@ -202,6 +208,24 @@ type passResult struct {
 // The error is non-nil only for outcomes 2 and 3, and is token-free.
 func (w *Watchdog) Pass(ctx context.Context) (Outcome, error) {
 	r := w.pass(ctx)
+	return r.outcome, r.err
+}
+
+// Prime is the first pass of the loop that Run then continues, for a
+// launcher that must know the credential's state before it starts the child.
+// It writes the status file as the loop does, and Run begins by waiting for
+// the next check this pass scheduled instead of passing again at once: a
+// second read of auth.json and a second status write while the child starts
+// would learn nothing. Run still re-decides early when auth.json changes,
+// measured against the file as it was before this pass, so a write by anyone
+// (the CLI, a new login, this pass's own commit) is noticed at Run's first
+// poll. Call Prime and Run from one goroutine, or hand over with a
+// happens-before edge (the loop is single-threaded).
+func (w *Watchdog) Prime(ctx context.Context) (Outcome, error) {
+	w.loop = true
+	base := authVersion(w.cfg.Home.AuthPath())
+	r := w.pass(ctx)
+	w.primed, w.primedNext, w.primedBase = true, r.next, base
 	return r.outcome, r.err
 }
 
@@ -536,6 +560,14 @@ func (w *Watchdog) Run(ctx context.Context) error {
 	p := w.cfg.Policy
 	w.log.Info("watchdog: starting", "codex_home", w.cfg.Home.Dir, "interval", p.Interval, "safety_margin", p.SafetyMargin,
 		"stale_after", p.StaleAfter, "owner", w.cfg.Owner, "store", w.cfg.StoreName)
+	if w.primed {
+		// Prime has just passed: continue with its wait.
+		w.primed = false
+		if w.wait(ctx, w.primedNext, w.primedBase) != nil && ctx.Err() != nil {
+			w.log.Info("watchdog: stopping")
+			return nil
+		}
+	}
 	for {
 		if ctx.Err() != nil {
 			w.log.Info("watchdog: stopping")
@@ -546,16 +578,22 @@ func (w *Watchdog) Run(ctx context.Context) error {
 			w.log.Info("watchdog: stopping")
 			return nil
 		}
-		now := w.cfg.Now()
-		next := r.next
-		if next.Before(now) {
-			next = now
-		}
-		next = next.Add(w.cfg.Jitter(next.Sub(now)))
-		if w.waitUntil(ctx, next) == errChanged {
-			w.log.Info("auth.json changed (a new login or the CLI's own refresh); deciding again")
-		}
+		w.wait(ctx, r.next, authVersion(w.cfg.Home.AuthPath()))
 	}
+}
+
+// wait sleeps until next plus jitter, or until auth.json differs from base.
+func (w *Watchdog) wait(ctx context.Context, next time.Time, base fileVersion) error {
+	now := w.cfg.Now()
+	if next.Before(now) {
+		next = now
+	}
+	next = next.Add(w.cfg.Jitter(next.Sub(now)))
+	err := w.waitUntil(ctx, next, base)
+	if err == errChanged {
+		w.log.Info("auth.json changed (a new login or the CLI's own refresh); deciding again")
+	}
+	return err
 }
 
 var errChanged = errors.New("auth.json changed")
@@ -563,10 +601,9 @@ var errChanged = errors.New("auth.json changed")
 // waitUntil sleeps until t in PollInterval steps, returning errChanged early
 // when auth.json's content changed. Each poll is a stat; the file is read
 // only when the stat moved.
-func (w *Watchdog) waitUntil(ctx context.Context, t time.Time) error {
+func (w *Watchdog) waitUntil(ctx context.Context, t time.Time, base fileVersion) error {
 	path := w.cfg.Home.AuthPath()
-	stamp := statStamp(path)
-	sum := contentSum(path)
+	stamp, sum := base.stamp, base.sum
 	for {
 		d := t.Sub(w.cfg.Now())
 		if d <= 0 {
@@ -582,6 +619,16 @@ func (w *Watchdog) waitUntil(ctx context.Context, t time.Time) error {
 			}
 		}
 	}
+}
+
+// fileVersion is what a wait compares auth.json against.
+type fileVersion struct {
+	stamp fileStamp
+	sum   [32]byte
+}
+
+func authVersion(path string) fileVersion {
+	return fileVersion{stamp: statStamp(path), sum: contentSum(path)}
 }
 
 // fileStamp identifies a version of auth.json cheaply.

@@ -1,0 +1,61 @@
+package authwatch
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestPrimeThenRunWaitsForTheNextCheck: after Prime, Run does not pass again
+// at once; its first pass is at the next check Prime scheduled (expiry 8 h
+// minus the 4 h margin), and the prime's status already reads as the loop's.
+func TestPrimeThenRunWaitsForTheNextCheck(t *testing.T) {
+	c0 := newCred(0, loopStart.Add(8*time.Hour))
+	r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, nil)
+	out, err := r.w.Prime(context.Background())
+	if out != OutcomeNothingToDo || err != nil {
+		t.Fatalf("Prime: %v %v", out, err)
+	}
+	st, err := ReadStatus(r.home)
+	if err != nil || !st.WatchdogLoop || st.NextCheckAt != loopStart.Add(4*time.Hour).Format(time.RFC3339) {
+		t.Fatalf("status after Prime: %+v %v", st, err)
+	}
+	r.run(100*time.Hour, func(time.Time) bool { return len(r.postTimes()) >= 1 })
+	if got := offsets(r.postTimes(), loopStart); !equalDurs(got, []time.Duration{4 * time.Hour}) {
+		t.Fatalf("POSTs at %v, want [4h]", got)
+	}
+	if n := strings.Count(r.log.String(), "no-op: credential fresh"); n != 1 {
+		t.Fatalf("%d no-op passes, want only the prime's:\n%s", n, r.log.String())
+	}
+}
+
+// TestPrimeThenRunNoticesAChangeInBetween: auth.json rewritten after Prime
+// but before Run's wait began is still a change for Run's first poll: it
+// re-decides from the new file instead of sleeping to the old schedule.
+func TestPrimeThenRunNoticesAChangeInBetween(t *testing.T) {
+	c0 := newCred(0, loopStart.Add(20*time.Hour))
+	r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, func(c *Config) { c.PollInterval = 10 * time.Minute })
+	if out, err := r.w.Prime(context.Background()); out != OutcomeNothingToDo || err != nil {
+		t.Fatalf("Prime: %v %v", out, err)
+	}
+	c1 := newCred(1, loopStart.Add(50*time.Hour))
+	if err := cliWrite(r.home, func(m map[string]any) {
+		tk := m["tokens"].(map[string]any)
+		tk["access_token"], tk["refresh_token"] = c1.Access, c1.Refresh
+		m["last_refresh"] = FormatTimestamp(loopStart)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r.run(100*time.Hour, func(now time.Time) bool { return now.Sub(loopStart) >= time.Hour })
+	if !strings.Contains(r.log.String(), "auth.json changed") {
+		t.Fatalf("change between Prime and Run not noticed:\n%s", r.log.String())
+	}
+	st, _ := ReadStatus(r.home)
+	if st.AccessTokenExpiresAt != c1.Exp.Format(time.RFC3339) {
+		t.Fatalf("status not re-decided from the new file: %+v", st)
+	}
+	if len(r.postTimes()) != 0 {
+		t.Fatal("POSTed")
+	}
+}
