@@ -158,7 +158,9 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 	return runGroup(sup, fwdCtx, fwdCancel, fwdDone, w, pr, pending, l)
 }
 
-// primeRun is the pass made before the child starts. It runs in its own
+// primeRun is the pass made before the child starts (authwatch.Prime: the
+// watchdog loop then waits for the next check instead of passing again while
+// the child starts). It runs in its own
 // goroutine so that --prime-timeout bounds how long the child waits for it,
 // even while a POST is in flight: authwatch lets a sent POST run to its
 // answer (a redeemed token must be committed, never dropped), so such a pass
@@ -176,7 +178,7 @@ func startPrime(w *authwatch.Watchdog) *primeRun {
 	pr := &primeRun{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(pr.done)
-		pr.out, pr.err = w.Pass(ctx)
+		pr.out, pr.err = w.Prime(ctx)
 	}()
 	return pr
 }
