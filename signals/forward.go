@@ -67,6 +67,8 @@ type Forwarder struct {
 	opts   Options
 	log    hclog.Logger
 
+	registered chan struct{} // closed once every signal in Caught is registered
+
 	handoff  chan struct{} // closed by Run to end the pre-run pump
 	pumpDone chan struct{}
 	runOnce  sync.Once
@@ -83,19 +85,49 @@ type Forwarder struct {
 // otherwise). Call it first thing in main, before parsing configuration.
 // bufferSize 0 means DefaultBuffer.
 func Listen(bufferSize int) *Forwarder {
+	f := ListenStopsFirst(bufferSize)
+	f.WaitRegistered()
+	return f
+}
+
+// ListenStopsFirst is Listen for a launcher that has work to do before its
+// child exists: it registers DefaultStopSignals now and the rest of Caught
+// in the background, and returns at once. The reason is cost: the Go runtime
+// registers each signal with a round trip to its signal-mask thread (a
+// thread hand-off each way), ~150 context switches and 1-3 ms for the ~60
+// signals, which would otherwise all sit before the child's start. Until a
+// signal is registered it gets its default action; only stop signals matter
+// before the child exists (the rest are dropped then anyway), and those are
+// registered before this returns. Call WaitRegistered before starting the
+// child; Run and a Configure naming other stop signals wait for it too.
+func ListenStopsFirst(bufferSize int) *Forwarder {
 	if bufferSize <= 0 {
 		bufferSize = DefaultBuffer
 	}
 	f := &Forwarder{
-		ch:       make(chan os.Signal, bufferSize),
-		handoff:  make(chan struct{}),
-		pumpDone: make(chan struct{}),
+		ch:         make(chan os.Signal, bufferSize),
+		registered: make(chan struct{}),
+		handoff:    make(chan struct{}),
+		pumpDone:   make(chan struct{}),
 	}
 	f.Configure(Options{})
-	signal.Notify(f.ch, Caught()...)
+	stops := DefaultStopSignals()
+	first := make([]os.Signal, 0, len(stops))
+	for _, s := range stops {
+		first = append(first, s)
+	}
+	signal.Notify(f.ch, first...)
+	go func() {
+		defer close(f.registered)
+		signal.Notify(f.ch, Caught()...) // the stop signals again: a no-op
+	}()
 	go f.pump()
 	return f
 }
+
+// WaitRegistered returns once every signal in Caught is registered: from
+// then on none of them can end or bypass the launcher.
+func (f *Forwarder) WaitRegistered() { <-f.registered }
 
 // Configure sets the options once configuration has been read: the stop
 // signals and logger apply at once (to the prime phase), the rest when Run
@@ -114,9 +146,28 @@ func (f *Forwarder) Configure(opts Options) {
 			isStop[s] = true
 		}
 	}
+	if !onlyDefaultStops(opts.StopSignals) {
+		// A configured stop signal must be caught from here on.
+		f.WaitRegistered()
+	}
 	f.mu.Lock()
 	f.opts, f.log, f.isStop = opts, log, isStop
 	f.mu.Unlock()
+}
+
+// onlyDefaultStops reports whether every signal in stops is one that
+// ListenStopsFirst registers at once.
+func onlyDefaultStops(stops []syscall.Signal) bool {
+	for _, s := range stops {
+		found := false
+		for _, d := range DefaultStopSignals() {
+			found = found || s == d
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 // pump handles signals while no child exists.
@@ -221,6 +272,7 @@ func (f *Forwarder) Run(ctx context.Context, t Target, opts Options) error {
 	if !first {
 		return errors.New("signals: Forwarder.Run called twice")
 	}
+	f.WaitRegistered()
 	close(f.handoff)
 	<-f.pumpDone
 	f.Configure(opts)
