@@ -27,9 +27,11 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 	// Catch every forwardable signal first, so a TERM during boot or prime
 	// is seen and honoured, not lost (PID 1 ignores a signal it has no
 	// handler for). Only the pure, microsecond parse of the arguments came
-	// before: Listen's ~55 registrations are a cost the subcommands, which
-	// supervise no child, do not pay.
-	fwd := signals.Listen(0)
+	// before: the ~60 registrations are a cost the subcommands, which
+	// supervise no child, do not pay. The stop signals are caught at once,
+	// the rest while boot runs (each costs thread hand-offs in the Go
+	// runtime); the child starts only once all are.
+	fwd := signals.ListenStopsFirst(0)
 	log := newLogger(cfg, p.stderr)
 	sigOpts := signalOptions(cfg, log)
 	fwd.Configure(sigOpts)
@@ -132,6 +134,7 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 	// Forwarding starts before the child so that no signal falls between
 	// the child's start and the forwarder taking over: until the child
 	// exists the gate holds them (the channel buffers the rest).
+	fwd.WaitRegistered()
 	gate := &childGate{sup: sup, started: make(chan struct{})}
 	fwdCtx, fwdCancel := context.WithCancel(context.Background())
 	defer fwdCancel()
