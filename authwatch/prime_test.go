@@ -59,3 +59,22 @@ func TestPrimeThenRunNoticesAChangeInBetween(t *testing.T) {
 		t.Fatal("POSTed")
 	}
 }
+
+// PrimeThenWrite decides without touching the status file; the returned
+// function writes what Prime would have.
+func TestPrimeThenWriteDefersTheStatus(t *testing.T) {
+	c0 := newCred(0, loopStart.Add(8*time.Hour))
+	r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, nil)
+	out, write, err := r.w.PrimeThenWrite(context.Background())
+	if out != OutcomeNothingToDo || err != nil {
+		t.Fatalf("PrimeThenWrite: %v %v", out, err)
+	}
+	if _, err := ReadStatus(r.home); err == nil {
+		t.Fatal("status file written before writeStatus")
+	}
+	write()
+	st, err := ReadStatus(r.home)
+	if err != nil || !st.WatchdogLoop || st.Credential != "ok" || st.NextCheckAt != loopStart.Add(4*time.Hour).Format(time.RFC3339) {
+		t.Fatalf("status after writeStatus: %+v %v", st, err)
+	}
+}

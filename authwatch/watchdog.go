@@ -222,14 +222,42 @@ func (w *Watchdog) Pass(ctx context.Context) (Outcome, error) {
 // poll. Call Prime and Run from one goroutine, or hand over with a
 // happens-before edge (the loop is single-threaded).
 func (w *Watchdog) Prime(ctx context.Context) (Outcome, error) {
+	out, write, err := w.PrimeThenWrite(ctx)
+	write()
+	return out, err
+}
+
+// PrimeThenWrite is Prime returning before the status file is written:
+// writeStatus writes it. A launcher starts its child first and writes beside
+// it, instead of making the child wait for a file create and rename that
+// tell the child nothing. Call writeStatus exactly once, before Run.
+func (w *Watchdog) PrimeThenWrite(ctx context.Context) (out Outcome, writeStatus func(), err error) {
 	w.loop = true
 	base := authVersion(w.cfg.Home.AuthPath())
-	r := w.pass(ctx)
+	r, st := w.decidePass(ctx)
 	w.primed, w.primedNext, w.primedBase = true, r.next, base
-	return r.outcome, r.err
+	return r.outcome, func() { w.writeStatus(st) }, r.err
 }
 
 func (w *Watchdog) pass(ctx context.Context) passResult {
+	r, st := w.decidePass(ctx)
+	w.writeStatus(st)
+	return r
+}
+
+// writeStatus writes st unless it is nil (no CODEX_HOME to write into).
+func (w *Watchdog) writeStatus(st *Status) {
+	if st == nil {
+		return
+	}
+	if err := WriteStatus(w.cfg.Home, *st); err != nil {
+		w.log.Warn("status file not written", "error", errText(err))
+	}
+}
+
+// decidePass is one pass without the status write: its result, and the
+// status to write (nil when there is no CODEX_HOME).
+func (w *Watchdog) decidePass(ctx context.Context) (passResult, *Status) {
 	now := w.cfg.Now()
 	st := Status{
 		LastRefreshAgeSeconds: -1,
@@ -243,7 +271,7 @@ func (w *Watchdog) pass(ctx context.Context) passResult {
 		// No CODEX_HOME: nothing to refresh and nowhere to report. A
 		// clean skip, as the seed meant (it threw a traceback).
 		w.log.Info("skip: CODEX_HOME is not there", "codex_home", w.cfg.Home.Dir, "error", errText(err))
-		return passResult{outcome: OutcomeNothingToDo, next: now.Add(w.cfg.Policy.Interval)}
+		return passResult{outcome: OutcomeNothingToDo, next: now.Add(w.cfg.Policy.Interval)}, nil
 	}
 	res := w.decideAndRefresh(ctx, now, &st)
 	st.OutcomeCode = int(res.outcome)
@@ -260,10 +288,7 @@ func (w *Watchdog) pass(ctx context.Context) passResult {
 		st.RetryAfterSeconds = int64(w.lastErr.RetryAfter / time.Second)
 	}
 	st.LastSuccessISO = isoTime(w.lastSuccess)
-	if err := WriteStatus(w.cfg.Home, st); err != nil {
-		w.log.Warn("status file not written", "error", errText(err))
-	}
-	return res
+	return res, &st
 }
 
 // fillStatus copies the credential's token-free metadata into the status.
