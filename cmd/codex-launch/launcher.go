@@ -108,6 +108,7 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 	pr := startPrime(w)
 	code, exit, pending := p.prime(ctx, cfg, pr, l)
 	if exit {
+		pr.finish() // its status file says why
 		return code
 	}
 	if code, ok := stopped(); ok {
@@ -171,26 +172,32 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 // watchdog loop starts.
 type primeRun struct {
 	cancel context.CancelFunc
-	done   chan struct{}
-	out    authwatch.Outcome
-	err    error
+	done   chan struct{} // the outcome is known (out, err)
+	// written is closed once the pass has also written the status file,
+	// which it does after done: the child need not wait for it.
+	written chan struct{}
+	out     authwatch.Outcome
+	err     error
 }
 
 func startPrime(w *authwatch.Watchdog) *primeRun {
 	ctx, cancel := context.WithCancel(context.Background())
-	pr := &primeRun{cancel: cancel, done: make(chan struct{})}
+	pr := &primeRun{cancel: cancel, done: make(chan struct{}), written: make(chan struct{})}
 	go func() {
-		defer close(pr.done)
-		pr.out, pr.err = w.Prime(ctx)
+		defer close(pr.written)
+		out, writeStatus, err := w.PrimeThenWrite(ctx)
+		pr.out, pr.err = out, err
+		close(pr.done)
+		writeStatus()
 	}()
 	return pr
 }
 
 // finish cancels what can be abandoned (lock waits, a POST not yet sent)
-// and waits for the rest (a POST in flight, its commit).
+// and waits for the rest (a POST in flight, its commit, the status file).
 func (pr *primeRun) finish() {
 	pr.cancel()
-	<-pr.done
+	<-pr.written
 }
 
 // prime waits for the prime pass, at most --prime-timeout. It returns
@@ -289,6 +296,13 @@ func runGroup(sup *supervise.Supervisor, fwdCtx context.Context, fwdCancel conte
 					pr.finish()
 					return nil
 				}
+			}
+			// The loop continues the prime: after its status write.
+			select {
+			case <-pr.written:
+			case <-ctx.Done():
+				pr.finish()
+				return nil
 			}
 			if err := w.Run(ctx); err != nil && ctx.Err() == nil {
 				l.Error("the credential watchdog stopped; the child runs on", "error", err)
