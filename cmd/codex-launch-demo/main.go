@@ -217,6 +217,14 @@ func child() int {
 	}
 	fmt.Printf("my first instruction: auth.json's access token expires at %s (in %s) [first exp=%d]\n",
 		clock(exp), time.Until(exp).Round(time.Second), exp.Unix())
+	// The launcher writes the prime's status file beside the child's start
+	// (the child need not wait for it): give it a moment.
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(filepath.Join(home, "auth_refresh_status.json")); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	printStatus(home)
 
 	tick := time.NewTicker(200 * time.Millisecond)
