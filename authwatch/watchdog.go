@@ -233,9 +233,10 @@ func (w *Watchdog) Prime(ctx context.Context) (Outcome, error) {
 // tell the child nothing. Call writeStatus exactly once, before Run.
 func (w *Watchdog) PrimeThenWrite(ctx context.Context) (out Outcome, writeStatus func(), err error) {
 	w.loop = true
-	base := authVersion(w.cfg.Home.AuthPath())
 	r, st := w.decidePass(ctx)
-	w.primed, w.primedNext, w.primedBase = true, r.next, base
+	// The version to wait on is the one this pass leaves behind: a refresh
+	// it committed is not "auth.json changed" for the loop.
+	w.primed, w.primedNext, w.primedBase = true, r.next, authVersion(w.cfg.Home.AuthPath())
 	return r.outcome, func() { w.writeStatus(st) }, r.err
 }
 
