@@ -9,7 +9,7 @@ import (
 
 // flagsDoc is the one document whose flag table must equal --help's options.
 // The README may take over the table: point this at it.
-const flagsDoc = "../../docs/flags.md"
+const flagsDoc = "../../README.md"
 
 var update = flag.Bool("update", false, "rewrite the flag table in "+flagsDoc)
 
