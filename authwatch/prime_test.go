@@ -3,6 +3,7 @@ package authwatch
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -76,5 +77,69 @@ func TestPrimeThenWriteDefersTheStatus(t *testing.T) {
 	st, err := ReadStatus(r.home)
 	if err != nil || !st.WatchdogLoop || st.Credential != "ok" || st.NextCheckAt != loopStart.Add(4*time.Hour).Format(time.RFC3339) {
 		t.Fatalf("status after writeStatus: %+v %v", st, err)
+	}
+}
+
+// rewriteAfterLoad is a file store whose first Load is followed at once by
+// a rewrite of auth.json, as if the CLI wrote while the prime was deciding.
+type rewriteAfterLoad struct {
+	Store
+	once    sync.Once
+	rewrite func()
+}
+
+func (s *rewriteAfterLoad) Load(ctx context.Context) (*AuthFile, error) {
+	f, err := s.Store.Load(ctx)
+	s.once.Do(s.rewrite)
+	return f, err
+}
+
+// TestPrimeThenRunNoticesAChangeDuringThePrime: a rewrite of auth.json after
+// the prime read it, while the prime was still deciding, is a change for
+// Run's first poll; the prime's own verdict was made on the old file.
+func TestPrimeThenRunNoticesAChangeDuringThePrime(t *testing.T) {
+	c0 := newCred(0, loopStart.Add(20*time.Hour))
+	c1 := newCred(1, loopStart.Add(50*time.Hour))
+	var home Home
+	r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, func(c *Config) {
+		c.PollInterval = 10 * time.Minute
+		home = c.Home
+		c.Store = &rewriteAfterLoad{Store: NewFileStore(c.Home), rewrite: func() {
+			if err := cliWrite(home, func(m map[string]any) {
+				tk := m["tokens"].(map[string]any)
+				tk["access_token"], tk["refresh_token"] = c1.Access, c1.Refresh
+				m["last_refresh"] = FormatTimestamp(loopStart)
+			}); err != nil {
+				t.Error(err)
+			}
+		}}
+	})
+	if out, err := r.w.Prime(context.Background()); out != OutcomeNothingToDo || err != nil {
+		t.Fatalf("Prime: %v %v", out, err)
+	}
+	r.run(100*time.Hour, func(now time.Time) bool { return now.Sub(loopStart) >= time.Hour })
+	if !strings.Contains(r.log.String(), "auth.json changed") {
+		t.Fatalf("rewrite during the prime not noticed:\n%s", r.log.String())
+	}
+	st, _ := ReadStatus(r.home)
+	if st.AccessTokenExpiresAt != c1.Exp.Format(time.RFC3339) {
+		t.Fatalf("status not re-decided from the new file: %+v", st)
+	}
+}
+
+// TestPrimeRefreshIsNotAChangeForRun: the prime's own commit is not taken
+// for someone else's rewrite at Run's first poll.
+func TestPrimeRefreshIsNotAChangeForRun(t *testing.T) {
+	c0 := newCred(0, loopStart.Add(time.Hour))
+	r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, func(c *Config) { c.PollInterval = 10 * time.Minute })
+	if out, err := r.w.Prime(context.Background()); out != OutcomeRefreshed || err != nil {
+		t.Fatalf("Prime: %v %v", out, err)
+	}
+	r.run(100*time.Hour, func(now time.Time) bool { return now.Sub(loopStart) >= time.Hour })
+	if strings.Contains(r.log.String(), "auth.json changed") {
+		t.Fatalf("the prime's own refresh taken for a rewrite:\n%s", r.log.String())
+	}
+	if n := len(r.postTimes()); n != 1 {
+		t.Fatalf("%d POSTs, want the prime's one", n)
 	}
 }

@@ -233,10 +233,16 @@ func (w *Watchdog) Prime(ctx context.Context) (Outcome, error) {
 // tell the child nothing. Call writeStatus exactly once, before Run.
 func (w *Watchdog) PrimeThenWrite(ctx context.Context) (out Outcome, writeStatus func(), err error) {
 	w.loop = true
+	base := authVersion(w.cfg.Home.AuthPath())
 	r, st := w.decidePass(ctx)
-	// The version to wait on is the one this pass leaves behind: a refresh
-	// it committed is not "auth.json changed" for the loop.
-	w.primed, w.primedNext, w.primedBase = true, r.next, authVersion(w.cfg.Home.AuthPath())
+	// The loop waits on auth.json as this pass found it, so that a write
+	// by someone else while the pass ran (after its read) is still a
+	// change. Only a refresh this pass committed moves the base: that
+	// write is not "auth.json changed" for the loop.
+	if r.outcome == OutcomeRefreshed {
+		base = authVersion(w.cfg.Home.AuthPath())
+	}
+	w.primed, w.primedNext, w.primedBase = true, r.next, base
 	return r.outcome, func() { w.writeStatus(st) }, r.err
 }
 
