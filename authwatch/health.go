@@ -123,6 +123,8 @@ func sameLastRefresh(st *Status, f *AuthFile) bool {
 	if !ok {
 		return false
 	}
-	t, err := time.Parse(time.RFC3339Nano, st.LastRefresh)
-	return err == nil && t.Equal(lr)
+	// Parsed as auth.json's own last_refresh is: the status copies the
+	// file's text, which may be in any form the CLI or the seed wrote.
+	t, ok := parseTimestamp(st.LastRefresh)
+	return ok && t.Equal(lr)
 }

@@ -112,3 +112,26 @@ func TestJudgeHealth(t *testing.T) {
 		})
 	}
 }
+
+// The status copies auth.json's last_refresh text; a zone-less form the seed
+// wrote must still tie a permanent failure to the file that is there.
+func TestJudgeHealthDeadWithZonelessLastRefresh(t *testing.T) {
+	lr := healthNow.Add(-2 * time.Hour)
+	f := chatgptFile(t, healthNow.Add(5*time.Hour), lr)
+	zoneless := lr.Format("2006-01-02T15:04:05.999999")
+	raw := strings.Replace(string(f.Marshal()), lr.Format(time.RFC3339Nano), zoneless, 1)
+	f, err := ParseAuthFile([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := f.LastRefresh(); !ok || !got.Equal(lr) {
+		t.Fatalf("fixture: last_refresh %v %v, want %v", got, ok, lr)
+	}
+	dead := healthyStatus(lr, healthNow.Add(-time.Minute))
+	dead.LastRefresh = zoneless
+	dead.Credential, dead.OutcomeCode, dead.WatchdogLastOutcome = "dead", 3, "fail:permanent_401"
+	h := JudgeHealth(HealthInput{Auth: f, Status: dead, Now: healthNow, Interval: time.Hour})
+	if h.OK || h.State != HealthDead {
+		t.Fatalf("got %+v, want dead", h)
+	}
+}
