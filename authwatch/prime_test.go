@@ -143,3 +143,32 @@ func TestPrimeRefreshIsNotAChangeForRun(t *testing.T) {
 		t.Fatalf("%d POSTs, want the prime's one", n)
 	}
 }
+
+// TestRunNoticesAChangeDuringAPass: the same for the loop's own passes: a
+// rewrite after a pass read auth.json is a change for the wait that follows.
+func TestRunNoticesAChangeDuringAPass(t *testing.T) {
+	c0 := newCred(0, loopStart.Add(20*time.Hour))
+	c1 := newCred(1, loopStart.Add(50*time.Hour))
+	var home Home
+	r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, func(c *Config) {
+		c.PollInterval = 10 * time.Minute
+		home = c.Home
+		c.Store = &rewriteAfterLoad{Store: NewFileStore(c.Home), rewrite: func() {
+			if err := cliWrite(home, func(m map[string]any) {
+				tk := m["tokens"].(map[string]any)
+				tk["access_token"], tk["refresh_token"] = c1.Access, c1.Refresh
+				m["last_refresh"] = FormatTimestamp(loopStart)
+			}); err != nil {
+				t.Error(err)
+			}
+		}}
+	})
+	r.run(100*time.Hour, func(now time.Time) bool { return now.Sub(loopStart) >= time.Hour })
+	if !strings.Contains(r.log.String(), "auth.json changed") {
+		t.Fatalf("rewrite during a pass not noticed:\n%s", r.log.String())
+	}
+	st, _ := ReadStatus(r.home)
+	if st.AccessTokenExpiresAt != c1.Exp.Format(time.RFC3339) {
+		t.Fatalf("status not re-decided from the new file: %+v", st)
+	}
+}

@@ -106,7 +106,8 @@ type Watchdog struct {
 	hasDead   bool
 
 	// primed is set by Prime: Run's first step is then the wait for
-	// primedNext, compared against auth.json as it was before the prime.
+	// primedNext, against the auth.json version the prime's pass left
+	// as its base (see decideWithBase).
 	primed     bool
 	primedNext time.Time
 	primedBase fileVersion
@@ -207,7 +208,7 @@ type passResult struct {
 // Pass runs one watchdog pass (the seed's --once) and writes the status file.
 // The error is non-nil only for outcomes 2 and 3, and is token-free.
 func (w *Watchdog) Pass(ctx context.Context) (Outcome, error) {
-	r := w.pass(ctx)
+	r, _ := w.pass(ctx)
 	return r.outcome, r.err
 }
 
@@ -216,11 +217,10 @@ func (w *Watchdog) Pass(ctx context.Context) (Outcome, error) {
 // It writes the status file as the loop does, and Run begins by waiting for
 // the next check this pass scheduled instead of passing again at once: a
 // second read of auth.json and a second status write while the child starts
-// would learn nothing. Run still re-decides early when auth.json changes,
-// measured against the file as it was before this pass, so a write by anyone
-// (the CLI, a new login, this pass's own commit) is noticed at Run's first
-// poll. Call Prime and Run from one goroutine, or hand over with a
-// happens-before edge (the loop is single-threaded).
+// would learn nothing. Run still re-decides early when someone else (the
+// CLI, a new login) rewrites auth.json, even while this pass was deciding.
+// Call Prime and Run from one goroutine, or hand over with a happens-before
+// edge (the loop is single-threaded).
 func (w *Watchdog) Prime(ctx context.Context) (Outcome, error) {
 	out, write, err := w.PrimeThenWrite(ctx)
 	write()
@@ -233,23 +233,28 @@ func (w *Watchdog) Prime(ctx context.Context) (Outcome, error) {
 // tell the child nothing. Call writeStatus exactly once, before Run.
 func (w *Watchdog) PrimeThenWrite(ctx context.Context) (out Outcome, writeStatus func(), err error) {
 	w.loop = true
-	base := authVersion(w.cfg.Home.AuthPath())
-	r, st := w.decidePass(ctx)
-	// The loop waits on auth.json as this pass found it, so that a write
-	// by someone else while the pass ran (after its read) is still a
-	// change. Only a refresh this pass committed moves the base: that
-	// write is not "auth.json changed" for the loop.
-	if r.outcome == OutcomeRefreshed {
-		base = authVersion(w.cfg.Home.AuthPath())
-	}
+	r, st, base := w.decideWithBase(ctx)
 	w.primed, w.primedNext, w.primedBase = true, r.next, base
 	return r.outcome, func() { w.writeStatus(st) }, r.err
 }
 
-func (w *Watchdog) pass(ctx context.Context) passResult {
-	r, st := w.decidePass(ctx)
+func (w *Watchdog) pass(ctx context.Context) (passResult, fileVersion) {
+	r, st, base := w.decideWithBase(ctx)
 	w.writeStatus(st)
-	return r
+	return r, base
+}
+
+// decideWithBase is decidePass plus the auth.json version the wait after it
+// compares against: the file as the pass found it, so that a write by someone
+// else while the pass ran (after its read) is still a change. Only a refresh
+// this pass committed moves the base: that write is not "auth.json changed".
+func (w *Watchdog) decideWithBase(ctx context.Context) (passResult, *Status, fileVersion) {
+	base := authVersion(w.cfg.Home.AuthPath())
+	r, st := w.decidePass(ctx)
+	if r.outcome == OutcomeRefreshed {
+		base = authVersion(w.cfg.Home.AuthPath())
+	}
+	return r, st, base
 }
 
 // writeStatus writes st unless it is nil (no CODEX_HOME to write into).
@@ -605,12 +610,12 @@ func (w *Watchdog) Run(ctx context.Context) error {
 			w.log.Info("watchdog: stopping")
 			return nil
 		}
-		r := w.pass(ctx)
+		r, base := w.pass(ctx)
 		if ctx.Err() != nil {
 			w.log.Info("watchdog: stopping")
 			return nil
 		}
-		w.wait(ctx, r.next, authVersion(w.cfg.Home.AuthPath()))
+		w.wait(ctx, r.next, base)
 	}
 }
 
