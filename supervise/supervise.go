@@ -585,23 +585,15 @@ func BecomeSubreaper() error {
 	return nil
 }
 
-// SetParentDeathSignal asks the kernel to send sig to the launcher when its
-// parent dies (tini -p), so the signal flows through ordinary forwarding to
-// the child. As PID 1 it does nothing: the parent is outside the container.
-// The setting belongs to a thread, so it is made from a goroutine that keeps
-// its OS thread for the life of the process. If the parent has died already,
-// sig is raised at once. It is SetParentDeathSignalFor with the current
-// parent: prefer that form when the setting is made late (after a privilege
-// drop, which clears it), with the parent read at program start, so that a
-// parent that died in between is noticed.
-func SetParentDeathSignal(sig syscall.Signal) error {
-	return SetParentDeathSignalFor(sig, os.Getppid())
-}
-
-// SetParentDeathSignalFor is SetParentDeathSignal for a launcher whose
-// parent was parent (os.Getppid() read first thing in main): if the parent
-// is no longer that process once the setting is in place, it died before the
-// kernel could tell, and sig is raised at once.
+// SetParentDeathSignalFor asks the kernel to send sig to the launcher when
+// its parent dies (tini -p), so the signal flows through ordinary forwarding
+// to the child. As PID 1 it does nothing: the parent is outside the
+// container. The setting belongs to a thread, so it is made from a goroutine
+// that keeps its OS thread for the life of the process. parent is the
+// launcher's parent as read first thing in main: the setting is made late
+// (after a privilege drop, which clears it), and if the parent is no longer
+// that process once the setting is in place, it died before the kernel could
+// tell, and sig is raised at once.
 func SetParentDeathSignalFor(sig syscall.Signal, parent int) error {
 	if sig == 0 || os.Getpid() == 1 {
 		return nil

@@ -32,6 +32,10 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 	// the rest while boot runs (each costs thread hand-offs in the Go
 	// runtime); the child starts only once all are.
 	fwd := signals.ListenStopsFirst(0)
+	// The parent as it was at start: the parent-death setting comes after
+	// the drop to --user (which clears it), and a parent that died in
+	// between must still be noticed.
+	parent := os.Getppid()
 	log := newLogger(cfg, p.stderr)
 	sigOpts := signalOptions(cfg, log)
 	fwd.Configure(sigOpts)
@@ -93,7 +97,7 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 	fwd.Configure(sigOpts)
 
 	// The drop to --user cleared any parent-death setting; ask for it now.
-	if err := supervise.SetParentDeathSignal(cfg.PDeathSig); err != nil {
+	if err := supervise.SetParentDeathSignalFor(cfg.PDeathSig, parent); err != nil {
 		l.Warn("parent-death signal not set", "error", err)
 	}
 
