@@ -166,7 +166,7 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 	return runGroup(sup, fwdCtx, fwdCancel, fwdDone, w, pr, pending, l)
 }
 
-// primeRun is the pass made before the child starts (authwatch.Prime: the
+// primeRun is the pass made before the child starts (authwatch.PrimeThenWrite: the
 // watchdog loop then waits for the next check instead of passing again while
 // the child starts). It runs in its own
 // goroutine so that --prime-timeout bounds how long the child waits for it,
