@@ -69,6 +69,11 @@ type Config struct {
 	IdleTxTimeout time.Duration
 	// ConnectTimeout bounds one connection attempt (default 10 s).
 	ConnectTimeout time.Duration
+	// CallTimeout bounds each exchange with the database on a live
+	// connection (default pgstore.DefaultCallTimeout): a server that stops
+	// answering (a half-open connection) must not hold the follower, and
+	// with it Update and the launcher's stop, until TCP keepalive gives up.
+	CallTimeout time.Duration
 	// By names this launcher in the store (who refreshed a generation).
 	By     string
 	Logger hclog.Logger
@@ -117,7 +122,9 @@ func New(cfg Config) (*Fleet, error) {
 	}
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return nil, fmt.Errorf("credential store %s: want a postgres:// URL", pgstore.Redact(cfg.URL))
+		// Not echoed even redacted: a URL that does not parse cannot be
+		// trusted to be redacted well.
+		return nil, errors.New("credential store: not a postgres URL (value hidden)")
 	}
 	if cfg.Name == "" {
 		cfg.Name = DefaultName
@@ -139,6 +146,9 @@ func New(cfg Config) (*Fleet, error) {
 		if cfg.ReconnectMax < cfg.ReconnectMin {
 			cfg.ReconnectMax = cfg.ReconnectMin
 		}
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = pgstore.DefaultCallTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
@@ -279,7 +289,7 @@ func (f *Fleet) connect(ctx context.Context) (*pgstore.Conn, error) {
 	defer cancel()
 	conn, err := pgstore.Connect(cctx, f.cfg.URL, pgstore.Options{
 		Keys: f.cfg.Keys, By: f.cfg.By, LockTimeout: f.cfg.LockTimeout, IdleTxTimeout: f.cfg.IdleTxTimeout,
-		ConnectTimeout: timeout,
+		ConnectTimeout: timeout, CallTimeout: f.cfg.CallTimeout,
 	})
 	if err != nil {
 		return nil, err
@@ -370,7 +380,9 @@ func (f *Fleet) Load(ctx context.Context) (*authwatch.AuthFile, error) {
 // the local credential when that is strictly newer: the CLI refreshed it and
 // it was not published yet). Its result becomes the next generation and is
 // written to the local auth.json. Another launcher waiting meanwhile sees
-// the new generation and (deciding it fresh) makes no POST.
+// the new generation and (deciding it fresh) makes no POST. When ctx ends
+// before the follower has taken the request, it is withdrawn and Update
+// returns at once; once taken, it is finished (a POST may be in flight).
 func (f *Fleet) Update(ctx context.Context, fn func(ctx context.Context, cur *authwatch.AuthFile) (*authwatch.AuthFile, error)) error {
 	f.mu.Lock()
 	connected := f.connected
@@ -401,13 +413,50 @@ func (f *Fleet) Update(ctx context.Context, fn func(ctx context.Context, cur *au
 	case err := <-r.done:
 		return err
 	case <-f.runDone:
-		select {
-		case err := <-r.done:
-			return err
-		default:
-			return fmt.Errorf("%w: follower stopped", ErrStoreUnavailable)
+		return f.result(r)
+	case <-ctx.Done():
+	}
+	if f.withdraw(r) {
+		return fmt.Errorf("credential store update withdrawn before it ran: %w", ctx.Err())
+	}
+	// The follower has taken the request: its POST may be in flight, and a
+	// redeemed refresh token must be stored, so it is waited for. That is
+	// bounded: the request's ctx is done, so only a POST already sent (its
+	// own timeout) and the write (CallTimeout) remain.
+	select {
+	case err := <-r.done:
+		return err
+	case <-f.runDone:
+		return f.result(r)
+	}
+}
+
+// result is r's answer once the follower has stopped.
+func (f *Fleet) result(r *request) error {
+	select {
+	case err := <-r.done:
+		return err
+	default:
+		return fmt.Errorf("%w: follower stopped", ErrStoreUnavailable)
+	}
+}
+
+// withdraw removes r from the queue; false when the follower took it already.
+func (f *Fleet) withdraw(r *request) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, q := range f.queue {
+		if q == r {
+			f.queue = append(f.queue[:i:i], f.queue[i+1:]...)
+			return true
 		}
 	}
+	return false
+}
+
+// call bounds one database exchange of the follower (see Config.CallTimeout).
+func (f *Fleet) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, f.cfg.CallTimeout)
 }
 
 // handle runs one Update on the follower's connection.
@@ -530,7 +579,9 @@ func (f *Fleet) commitLocal(ctx context.Context, a *authwatch.AuthFile) error {
 // generation, or publish a strictly newer local one.
 func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
 	for attempt := 0; attempt < 3; attempt++ {
-		rec, err := conn.Get(ctx, f.cfg.Name)
+		cctx, cancel := f.call(ctx)
+		rec, err := conn.Get(cctx, f.cfg.Name)
+		cancel()
 		if err != nil {
 			return redactedError(err)
 		}
@@ -547,7 +598,9 @@ func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
 				f.log.Warn("credential store is empty and there is no local credential to start it with", "store", f.desc)
 				return nil
 			}
-			created, err := conn.Create(ctx, f.cfg.Name, *newGeneration(local))
+			cctx, cancel := f.call(ctx)
+			created, err := conn.Create(cctx, f.cfg.Name, *newGeneration(local))
+			cancel()
 			if err != nil {
 				return redactedError(err)
 			}
@@ -560,13 +613,18 @@ func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
 		if err != nil {
 			return fmt.Errorf("stored credential %q generation %d: %w", f.cfg.Name, rec.Generation, err)
 		}
-		if ok, err := conn.Reseal(ctx, rec); err != nil {
+		cctx, cancel = f.call(ctx)
+		resealed, err := conn.Reseal(cctx, rec)
+		cancel()
+		if err != nil {
 			f.log.Warn("could not reseal the stored credential with the current key", "error", redactErr(err))
-		} else if ok {
+		} else if resealed {
 			f.log.Info("stored credential resealed with the current key", "key_id", f.cfg.Keys.WriteKeyID())
 		}
 		if supersedes(local, stored, !rec.RejectedAt.IsZero()) {
-			gen, err := conn.CompareAndSet(ctx, f.cfg.Name, rec.Generation, *newGeneration(local))
+			cctx, cancel := f.call(ctx)
+			gen, err := conn.CompareAndSet(cctx, f.cfg.Name, rec.Generation, *newGeneration(local))
+			cancel()
 			if errors.Is(err, pgstore.ErrSuperseded) {
 				continue
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -510,5 +512,123 @@ func TestKeyRotationResealsAndAMissingKeyIsAClearError(t *testing.T) {
 	}
 	if id := keyID(); id != "k2" {
 		t.Fatalf("the old-key launcher rewrote the row: %q", id)
+	}
+}
+
+// Update listens to its ctx: a request the follower has not taken is
+// withdrawn at once (the launcher's stop must not wait on a stuck follower),
+// while one it has taken (its POST may be in flight) is finished and stored.
+func TestUpdateWithdrawsOnlyARequestNotYetTaken(t *testing.T) {
+	r := newRig(t, time.Hour, authwatch.DefaultPolicy())
+	r.add(1)
+	r.start(false)
+	f := r.ls[0].fleet
+	<-f.Ready()
+	if st := f.State(); st.State != "ok" || st.Generation != 1 {
+		t.Fatalf("state %+v", st)
+	}
+	next, err := authwatch.ParseAuthFile(r.mock.AuthJSON(r.cred, time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// First request: taken by the follower, its fn (the POST) held; its
+	// caller gives up meanwhile.
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	inside, release := make(chan struct{}), make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- f.Update(ctx1, func(ctx context.Context, cur *authwatch.AuthFile) (*authwatch.AuthFile, error) {
+			close(inside)
+			<-release
+			return next, nil
+		})
+	}()
+	<-inside
+
+	// Second request: queued behind the first; its caller gives up.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	second := make(chan error, 1)
+	ran := make(chan struct{}, 1)
+	go func() {
+		second <- f.Update(ctx2, func(ctx context.Context, cur *authwatch.AuthFile) (*authwatch.AuthFile, error) {
+			ran <- struct{}{}
+			return nil, nil
+		})
+	}()
+	time.Sleep(100 * time.Millisecond)
+	cancel2()
+	select {
+	case err := <-second:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("withdrawn update: %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		close(release)
+		t.Fatal("Update ignored its ctx while the follower was busy")
+	}
+
+	cancel1()
+	select {
+	case err := <-first:
+		close(release)
+		t.Fatalf("a taken request returned (%v) before its fn finished", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatalf("taken request: %v", err)
+	}
+	if g := r.storedGeneration(); g != 2 {
+		t.Fatalf("stored generation %d, want 2: the taken request's result was not stored", g)
+	}
+	select {
+	case <-ran:
+		t.Fatal("the withdrawn request's fn ran")
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+func TestNewNeverEchoesABadURL(t *testing.T) {
+	for _, u := range []string{"postgres://u:pa ss@host/db", "mysql://u:s3cret@host/db"} {
+		_, err := New(Config{URL: u, Home: authwatch.Home{Dir: t.TempDir()}})
+		if err == nil || strings.Contains(err.Error(), "pa ss") || strings.Contains(err.Error(), "s3cret") ||
+			!strings.Contains(err.Error(), "value hidden") {
+			t.Errorf("New(%q): %v", u, err)
+		}
+	}
+}
+
+// The store status file belongs to the CLI's user, as auth.json does, even
+// when written by root (e.g. `docker exec … refresh`).
+func TestStateFileOwnedLikeAuthJSON(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := t.TempDir()
+	auth := filepath.Join(dir, "auth.json")
+	if err := os.WriteFile(auth, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(auth, 4242, 4343); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		home     authwatch.Home
+		uid, gid uint32
+	}{
+		{authwatch.Home{Dir: dir}, 4242, 4343},
+		{authwatch.Home{Dir: dir, Owner: &authwatch.Owner{UID: 5151, GID: 5252}}, 5151, 5252},
+	} {
+		f, err := New(Config{URL: "postgres://u@127.0.0.1:1/db", Home: c.home})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.setState("unavailable", errors.New("test"), 0)
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(dir, StateFileName), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Uid != c.uid || st.Gid != c.gid || st.Mode&0o777 != 0o600 {
+			t.Errorf("status file uid %d gid %d mode %o, want %d %d 600", st.Uid, st.Gid, st.Mode&0o777, c.uid, c.gid)
+		}
 	}
 }

@@ -87,7 +87,21 @@ type Options struct {
 	IdleTxTimeout time.Duration
 	// ConnectTimeout bounds connecting (and TCP keepalive probes follow it).
 	ConnectTimeout time.Duration
+	// CallTimeout bounds one exchange with a live server (default 15 s): in
+	// Locked, the statements before the lock wait (which LockTimeout bounds
+	// on top) and the write of a new generation after fn, which starts only
+	// once fn has returned, so a long lock wait or POST does not eat it.
+	// A server that does not answer within it is taken for gone (a
+	// half-open connection would otherwise block until keepalive gives up).
+	CallTimeout time.Duration
 }
+
+// DefaultCallTimeout is Options.CallTimeout when unset.
+const DefaultCallTimeout = 15 * time.Second
+
+// rollbackTimeout bounds a rollback; it never listens to the caller's ctx,
+// which may be what ended the transaction.
+const rollbackTimeout = 5 * time.Second
 
 // Conn is one connection to the credential store.
 type Conn struct {
@@ -106,6 +120,9 @@ func Connect(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	}
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = 10 * time.Second
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = DefaultCallTimeout
 	}
 	cfg, err := pgx.ParseConfig(rawURL)
 	if err != nil {
@@ -402,25 +419,27 @@ var ErrLockTimeout = errors.New("timed out waiting for the credential's refresh 
 // cur is nil when the credential does not exist (then a result creates
 // generation 1). It returns the record now stored.
 func (c *Conn) Locked(ctx context.Context, name string, fn func(ctx context.Context, cur *Record) (*New, error)) (*Record, error) {
-	tx, err := c.c.Begin(ctx)
+	// The lock phase listens to ctx and is bounded: the server gives up the
+	// lock wait after LockTimeout, and a server that does not answer at all
+	// is given CallTimeout on top.
+	lctx, lcancel := context.WithTimeout(ctx, c.opts.LockTimeout+c.opts.CallTimeout)
+	defer lcancel()
+	tx, err := c.c.Begin(lctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	// Once fn has produced a new generation (its POST redeemed a refresh
-	// token), the write must not listen to ctx: a redeemed token that is
-	// not stored is a lost login. It stays bounded in time.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-	defer cancel()
 	committed := false
 	defer func() {
 		if !committed {
-			tx.Rollback(wctx)
+			rctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
+			defer cancel()
+			tx.Rollback(rctx)
 		}
 	}()
-	if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL lock_timeout = %d`, c.opts.LockTimeout.Milliseconds())); err != nil {
+	if _, err := tx.Exec(lctx, fmt.Sprintf(`SET LOCAL lock_timeout = %d`, c.opts.LockTimeout.Milliseconds())); err != nil {
 		return nil, fmt.Errorf("set lock timeout: %w", err)
 	}
-	cur, err := c.get(ctx, tx, selectRow+` FOR UPDATE`, name)
+	cur, err := c.get(lctx, tx, selectRow+` FOR UPDATE`, name)
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
@@ -428,7 +447,13 @@ func (c *Conn) Locked(ctx context.Context, name string, fn func(ctx context.Cont
 		}
 		return nil, err
 	}
+	lcancel()
 	next, err := fn(ctx, cur)
+	// Once fn has returned (its POST may have redeemed a refresh token), the
+	// write must not listen to ctx: a redeemed token that is not stored is a
+	// lost login. Its time starts now, whatever the lock wait and the POST took.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.CallTimeout)
+	defer cancel()
 	var rej *Rejection
 	if err != nil && errors.As(err, &rej) && cur != nil {
 		code := rej.Code

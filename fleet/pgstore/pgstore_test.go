@@ -218,6 +218,54 @@ func TestLockedIsSingleFlightAndDiesWithItsConnection(t *testing.T) {
 	}
 }
 
+// A POST (fn) plus a lock wait longer than CallTimeout must not cost the
+// write: the redeemed token would be lost and the next launcher would spend
+// it again.
+func TestLockedWriteTimeStartsAfterFn(t *testing.T) {
+	url := freshDB(t)
+	const call = 300 * time.Millisecond
+	a := connect(t, url, Options{CallTimeout: call})
+	b := connect(t, url, Options{CallTimeout: call, LockTimeout: 10 * time.Second})
+	ctx := context.Background()
+	a.Create(ctx, "default", New{Data: []byte("g1")})
+
+	// b waits for a's lock longer than CallTimeout, then its fn takes
+	// longer than CallTimeout too.
+	inside, release, aDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		_, err := a.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+			close(inside)
+			<-release
+			return nil, nil
+		})
+		aDone <- err
+	}()
+	<-inside
+	time.AfterFunc(2*call, func() { close(release) })
+	r, err := b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+		time.Sleep(2 * call)
+		return &New{Data: []byte("g2")}, nil
+	})
+	if err != nil || r.Generation != 2 {
+		t.Fatalf("write after a long lock wait and fn: %+v %v", r, err)
+	}
+	if err := <-aDone; err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.Get(ctx, "default"); err != nil || got.Generation != 2 || string(got.Data) != "g2" {
+		t.Fatalf("stored %+v %v; want generation 2", got, err)
+	}
+	// A cancelled caller after fn still gets its generation written.
+	cctx, cancel := context.WithCancel(ctx)
+	r, err = a.Locked(cctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+		cancel()
+		return &New{Data: []byte("g3")}, nil
+	})
+	if err != nil || r.Generation != 3 {
+		t.Fatalf("write after the caller gave up: %+v %v", r, err)
+	}
+}
+
 func TestLockTimeoutIsClassified(t *testing.T) {
 	url := freshDB(t)
 	a := connect(t, url, Options{})
@@ -325,6 +373,10 @@ func TestRedact(t *testing.T) {
 		"host=db user=u password=s3cret dbname=x":       "s3cret",
 		"host=db password='s3 cret' dbname=x":           "s3 cret",
 		"dial postgres://u:s3cret@db:5432/x: refused":   "s3cret",
+		// url.Parse refuses these; the text still loses the password.
+		"postgres://u:pa ss@host/db":            "pa ss",
+		"postgres://u:s3/cr@t@host/db":          "s3/cr@t",
+		"bad `postgres://u:s3cr et@host/db`: x": "s3cr et",
 	}
 	for in, secret := range cases {
 		out := Redact(in)
@@ -334,6 +386,9 @@ func TestRedact(t *testing.T) {
 	}
 	if got := Redact("postgres://u@db/x"); got != "postgres://u@db/x" {
 		t.Errorf("no password: %q", got)
+	}
+	if got := Redact("postgres://u:pa ss@host/db"); got != "postgres://xxxxx@host/db" {
+		t.Errorf("unparseable URL: %q", got)
 	}
 }
 

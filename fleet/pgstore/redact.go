@@ -14,14 +14,13 @@ var (
 	kvPassword = sync.OnceValue(func() *regexp.Regexp {
 		return regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]+)`)
 	})
-	// user:password@ inside any URL-looking text (also inside error messages).
-	urlPassword = sync.OnceValue(func() *regexp.Regexp {
-		return regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)([^@\s]*)@`)
-	})
 )
 
 // Redact removes passwords from a connection string (URL or key/value form)
-// or from any text that may contain one, so it can be logged or shown.
+// or from any text that may contain one, so it can be logged or shown. Text
+// that is not one well-formed URL loses everything between its first "://"
+// and its last "@": a password may hold any character (a space, a slash),
+// so no pattern can tell where it ends, and the user name is a small loss.
 func Redact(s string) string {
 	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" {
 		if _, has := u.User.Password(); has {
@@ -34,7 +33,11 @@ func Redact(s string) string {
 		}
 		return u.String()
 	}
-	s = urlPassword().ReplaceAllString(s, "${1}xxxxx@")
+	if i := strings.Index(s, "://"); i >= 0 {
+		if j := strings.LastIndex(s, "@"); j > i+len("://") {
+			s = s[:i+len("://")] + "xxxxx" + s[j:]
+		}
+	}
 	return kvPassword().ReplaceAllString(s, "${1}xxxxx")
 }
 
