@@ -52,7 +52,8 @@ func fleetOptions() []option {
 			Flag: "credential-store", Env: "CODEX_LAUNCH_CREDENTIAL_STORE", Default: "", Secret: true,
 			Usage: "where the credential lives: empty = CODEX_HOME/auth.json alone; postgres://... = shared by a fleet " +
 				"(exactly one launcher refreshes); https://PLATFORM = follow a central refresher (never refreshes); " +
-				"prefer the variable, and the password in PGPASSWORD or a .pgpass file, over argv",
+				"give a URL with a password in the variable, never as the flag (argv is readable by other processes); better, " +
+				"keep the password in a .pgpass file (PGPASSFILE); PGPASSWORD, if used, is inherited by the child",
 			Set: func(c *Config, raw string) error {
 				raw = strings.TrimSpace(raw)
 				c.Fleet.Store = raw
@@ -61,7 +62,9 @@ func fleetOptions() []option {
 					return nil
 				case "postgres":
 					if _, err := url.Parse(raw); err != nil {
-						return fmt.Errorf("not a URL: %s", pgstore.Redact(raw))
+						// Not echoed even redacted: the value may hold a
+						// password that no redaction can find the end of.
+						return errors.New("not a postgres URL (value hidden)")
 					}
 					return nil
 				}
@@ -121,6 +124,28 @@ func fleetOptions() []option {
 			Set:   func(c *Config, raw string) error { return setDuration(&c.Fleet.SyncInterval, raw, false) },
 		},
 	}
+}
+
+// storeFlagCheck refuses a credential-store URL carrying a password when it
+// comes from the flag: argv is readable by every process of the container in
+// /proc/PID/cmdline. The variable (and a .pgpass file) stays allowed. A value
+// that does not parse is refused too when it may hold user information, since
+// where its password ends cannot be told.
+func storeFlagCheck(raw string) error {
+	raw = strings.TrimSpace(raw)
+	u, err := url.Parse(raw)
+	hasPassword := false
+	if err != nil {
+		hasPassword = strings.Contains(raw, "@") || strings.Contains(strings.ToLower(raw), "password")
+	} else {
+		_, hasPassword = u.User.Password()
+		hasPassword = hasPassword || u.Query().Has("password")
+	}
+	if hasPassword {
+		return errors.New("--credential-store must not carry a password (argv is readable by other processes; value hidden): " +
+			"set CODEX_LAUNCH_CREDENTIAL_STORE instead, or keep the password in a .pgpass file (PGPASSFILE)")
+	}
+	return nil
 }
 
 func loopbackHost(h string) bool {

@@ -57,6 +57,8 @@ func TestFleetOptionsParseAndNeverEchoThePassword(t *testing.T) {
 
 	for _, bad := range []map[string]string{
 		{"CODEX_LAUNCH_CREDENTIAL_STORE": "ftp://u:s3cret-pw@host/x"},
+		// url.Parse refuses it, so no redaction can be trusted with it.
+		{"CODEX_LAUNCH_CREDENTIAL_STORE": "postgres://u:s3cret-pw x@db/fleet"},
 		{"CODEX_LAUNCH_CREDENTIAL_STORE": "http://u:s3cret-pw@platform.example/"},
 		{"CODEX_LAUNCH_CREDENTIAL_NAME": " "},
 		{"CODEX_LAUNCH_FLEET_POLL_INTERVAL": "0"},
@@ -108,4 +110,49 @@ func TestLoadKeys(t *testing.T) {
 	if _, err := loadKeys(fleetConfig{KeyFile: filepath.Join(t.TempDir(), "missing")}); err == nil {
 		t.Fatal("missing key file accepted")
 	}
+}
+
+func TestStoreFlagRefusesAPassword(t *testing.T) {
+	for _, raw := range []string{
+		"postgres://codex:s3cret-pw@db/fleet",
+		"postgres://codex@db/fleet?password=s3cret-pw",
+		"postgres://codex:s3cret-pw x@db/fleet",
+		"https://u:s3cret-pw@platform.example/",
+	} {
+		err := storeFlagCheck(raw)
+		if err == nil {
+			t.Errorf("%s: accepted as a flag", raw)
+			continue
+		}
+		msg := err.Error()
+		if strings.Contains(msg, "s3cret-pw") || !strings.Contains(msg, "--credential-store") ||
+			!strings.Contains(msg, "CODEX_LAUNCH_CREDENTIAL_STORE") || !strings.Contains(msg, "PGPASSFILE") {
+			t.Errorf("%s: %s", raw, msg)
+		}
+	}
+	for _, raw := range []string{"", "file", "postgres://codex@db/fleet?sslmode=require", "https://platform.example/api"} {
+		if err := storeFlagCheck(raw); err != nil {
+			t.Errorf("%q refused as a flag: %v", raw, err)
+		}
+	}
+	// From the variable a password stays allowed (the flag check is argv's).
+	env := map[string]string{"CODEX_LAUNCH_CREDENTIAL_STORE": "postgres://codex:s3cret-pw@db/fleet"}
+	if code, _, _, _, stderr := runCaptured(t, env, "--", "true"); code != 0 {
+		t.Fatalf("variable with a password: exit %d: %s", code, stderr)
+	}
+}
+
+// The help text must not steer the password into PGPASSWORD, which the
+// child inherits.
+func TestStoreUsageRecommendsAPassFile(t *testing.T) {
+	for _, o := range fleetOptions() {
+		if o.Env != "CODEX_LAUNCH_CREDENTIAL_STORE" {
+			continue
+		}
+		if !strings.Contains(o.Usage, "PGPASSFILE") || !strings.Contains(o.Usage, "PGPASSWORD, if used, is inherited by the child") {
+			t.Fatalf("usage: %s", o.Usage)
+		}
+		return
+	}
+	t.Fatal("no credential-store option")
 }
