@@ -293,7 +293,7 @@ func TestSecretValueNotQuoted(t *testing.T) {
 		if code != exitLaunch {
 			t.Fatalf("%q: exit %d", args, code)
 		}
-		if strings.Contains(stderr, pw) || !strings.Contains(stderr, "(value hidden)") {
+		if strings.Contains(stderr, pw) || !strings.Contains(stderr, "value hidden") {
 			t.Errorf("a secret option's value was echoed: %s", stderr)
 		}
 	}

@@ -49,7 +49,7 @@ func (f fleetConfig) storeKind() string {
 func fleetOptions() []option {
 	return []option{
 		{
-			Flag: "credential-store", Env: "CODEX_LAUNCH_CREDENTIAL_STORE", Default: "", Secret: true,
+			Flag: "credential-store", Env: "CODEX_LAUNCH_CREDENTIAL_STORE", Default: "", Secret: true, FlagCheck: storeFlagCheck,
 			Usage: "where the credential lives: empty = CODEX_HOME/auth.json alone; postgres://... = shared by a fleet " +
 				"(exactly one launcher refreshes); https://PLATFORM = follow a central refresher (never refreshes); " +
 				"give a URL with a password in the variable, never as the flag (argv is readable by other processes); better, " +

@@ -156,3 +156,12 @@ func TestStoreUsageRecommendsAPassFile(t *testing.T) {
 	}
 	t.Fatal("no credential-store option")
 }
+
+// A password in the store URL never travels in argv: given as the flag it is
+// refused before anything happens; without a password the flag is fine.
+func TestStoreFlagWithPasswordIsAUsageError(t *testing.T) {
+	code, _, _, _, stderr := runCaptured(t, nil, "--credential-store=postgres://u:s3cret-pw@db/x", "--", "true")
+	if code != exitLaunch || strings.Contains(stderr, "s3cret-pw") || !strings.Contains(stderr, "CODEX_LAUNCH_CREDENTIAL_STORE") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+}

@@ -101,6 +101,9 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 		l.Warn("parent-death signal not set", "error", err)
 	}
 
+	// One --prime-timeout covers the shared store's first sync (buildStore
+	// waits at most that long from now) and the prime pass together.
+	primeBy := time.Now().Add(cfg.PrimeTimeout)
 	w, closeStore, err := newWatchdog(ctx, cfg, res.CodexHome, log)
 	if err != nil {
 		l.Error("cannot start the watchdog; the child was not started", "error", err)
@@ -110,7 +113,7 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 	defer closeStore()
 
 	pr := startPrime(w)
-	code, exit, pending := p.prime(ctx, cfg, pr, l)
+	code, exit, pending := p.prime(ctx, cfg, pr, primeBy, l)
 	if exit {
 		pr.finish() // its status file says why
 		return code
@@ -204,12 +207,13 @@ func (pr *primeRun) finish() {
 	<-pr.written
 }
 
-// prime waits for the prime pass, at most --prime-timeout. It returns
+// prime waits for the prime pass until by: what is left of --prime-timeout
+// after the shared store's first sync. It returns
 // (code, true) when codex-launch must exit instead of starting the child: a
 // stop signal (ctx), or a dead credential with --require-auth. Otherwise the
 // child starts; pending is true when the pass is still running.
-func (p *program) prime(ctx context.Context, cfg *Config, pr *primeRun, l hclog.Logger) (code int, exit bool, pending bool) {
-	t := time.NewTimer(cfg.PrimeTimeout)
+func (p *program) prime(ctx context.Context, cfg *Config, pr *primeRun, by time.Time, l hclog.Logger) (code int, exit bool, pending bool) {
+	t := time.NewTimer(max(time.Until(by), 0))
 	defer t.Stop()
 	select {
 	case <-pr.done:

@@ -28,6 +28,10 @@ type option struct {
 	Bool bool
 	// Secret values are never quoted back in an error message.
 	Secret bool
+	// FlagCheck, when set, refuses a value given as the flag that must not
+	// travel in argv (readable by other processes in /proc/PID/cmdline);
+	// the same value from the variable stays allowed.
+	FlagCheck func(raw string) error
 	// Set parses raw and stores it in cfg; nil for variables read elsewhere
 	// (boot reads CODEX_AUTH_JSON itself).
 	Set func(cfg *Config, raw string) error
@@ -129,6 +133,11 @@ func resolve(cfg *Config, table []option, given map[string]string, getenv func(s
 			raw, source = o.Default, "the default"
 			if o.DefaultFunc != nil {
 				raw = o.DefaultFunc(getenv)
+			}
+		}
+		if source == "the flag" && o.FlagCheck != nil {
+			if err := o.FlagCheck(raw); err != nil {
+				return usageErrorf("%v", err)
 			}
 		}
 		if err := o.Set(cfg, raw); err != nil {
