@@ -94,16 +94,14 @@ func (s *rewriteAfterLoad) Load(ctx context.Context) (*AuthFile, error) {
 	return f, err
 }
 
-// TestPrimeThenRunNoticesAChangeDuringThePrime: a rewrite of auth.json after
-// the prime read it, while the prime was still deciding, is a change for
-// Run's first poll; the prime's own verdict was made on the old file.
-func TestPrimeThenRunNoticesAChangeDuringThePrime(t *testing.T) {
+// rigRewrittenDuringFirstLoad is a loop rig on a credential good for 20 h
+// whose auth.json the CLI rewrites to c1 right after the first Load.
+func rigRewrittenDuringFirstLoad(t *testing.T, c1 cred) *loopRig {
+	t.Helper()
 	c0 := newCred(0, loopStart.Add(20*time.Hour))
-	c1 := newCred(1, loopStart.Add(50*time.Hour))
-	var home Home
-	r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, func(c *Config) {
+	return newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, func(c *Config) {
 		c.PollInterval = 10 * time.Minute
-		home = c.Home
+		home := c.Home
 		c.Store = &rewriteAfterLoad{Store: NewFileStore(c.Home), rewrite: func() {
 			if err := cliWrite(home, func(m map[string]any) {
 				tk := m["tokens"].(map[string]any)
@@ -114,6 +112,14 @@ func TestPrimeThenRunNoticesAChangeDuringThePrime(t *testing.T) {
 			}
 		}}
 	})
+}
+
+// TestPrimeThenRunNoticesAChangeDuringThePrime: a rewrite of auth.json after
+// the prime read it, while the prime was still deciding, is a change for
+// Run's first poll; the prime's own verdict was made on the old file.
+func TestPrimeThenRunNoticesAChangeDuringThePrime(t *testing.T) {
+	c1 := newCred(1, loopStart.Add(50*time.Hour))
+	r := rigRewrittenDuringFirstLoad(t, c1)
 	if out, err := r.w.Prime(context.Background()); out != OutcomeNothingToDo || err != nil {
 		t.Fatalf("Prime: %v %v", out, err)
 	}
@@ -147,22 +153,8 @@ func TestPrimeRefreshIsNotAChangeForRun(t *testing.T) {
 // TestRunNoticesAChangeDuringAPass: the same for the loop's own passes: a
 // rewrite after a pass read auth.json is a change for the wait that follows.
 func TestRunNoticesAChangeDuringAPass(t *testing.T) {
-	c0 := newCred(0, loopStart.Add(20*time.Hour))
 	c1 := newCred(1, loopStart.Add(50*time.Hour))
-	var home Home
-	r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, func(c *Config) {
-		c.PollInterval = 10 * time.Minute
-		home = c.Home
-		c.Store = &rewriteAfterLoad{Store: NewFileStore(c.Home), rewrite: func() {
-			if err := cliWrite(home, func(m map[string]any) {
-				tk := m["tokens"].(map[string]any)
-				tk["access_token"], tk["refresh_token"] = c1.Access, c1.Refresh
-				m["last_refresh"] = FormatTimestamp(loopStart)
-			}); err != nil {
-				t.Error(err)
-			}
-		}}
-	})
+	r := rigRewrittenDuringFirstLoad(t, c1)
 	r.run(100*time.Hour, func(now time.Time) bool { return now.Sub(loopStart) >= time.Hour })
 	if !strings.Contains(r.log.String(), "auth.json changed") {
 		t.Fatalf("rewrite during a pass not noticed:\n%s", r.log.String())
