@@ -336,14 +336,6 @@ func (s *Server) Latest(account string) (Credential, bool) {
 	return c, ok
 }
 
-// Secrets returns every token string the mock ever minted. Tests search
-// outputs for them (or simply for Sentinel).
-func (s *Server) Secrets() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.secrets...)
-}
-
 // Leaks returns a token-free description of each minted token that occurs in
 // out ("refresh token gen 0 of acct-1", ...), and "sentinel" when Sentinel
 // itself occurs. Empty means out is clean.
@@ -496,15 +488,6 @@ func (s *Server) Hold(n int) *Gate {
 	}
 	s.Script(ans...)
 	return g
-}
-
-// Delay scripts the next n requests as normal refreshes answered after d.
-func (s *Server) Delay(n int, d time.Duration) {
-	ans := make([]Answer, n)
-	for i := range ans {
-		ans[i] = Answer{Delay: d}
-	}
-	s.Script(ans...)
 }
 
 const redirectedPath = "/redirected"
