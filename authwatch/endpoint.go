@@ -126,24 +126,17 @@ type Endpoint struct {
 	client *http.Client
 }
 
-// NewEndpoint checks the URL and builds the client. An empty URL or client id
-// means the CLI's defaults; timeout <= 0 means 30 s. Plain http is refused
-// unless the host is loopback (a test mock): the request body is a refresh
-// token. Proxies come from the environment (HTTPS_PROXY, NO_PROXY, ...), as in
-// the CLI; redirects are never followed.
-func NewEndpoint(rawURL, clientID string, timeout time.Duration) (*Endpoint, error) {
-	if rawURL == "" {
-		rawURL = DefaultTokenURL
-	}
-	if clientID == "" {
-		clientID = DefaultClientID
-	}
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
+// CheckTokenURL refuses a token endpoint URL that NewEndpoint would refuse:
+// the request body carries a refresh token, so it goes over https, or plain
+// http only to a loopback host, and the URL itself carries no credentials.
+// The configuration calls it too, so that a bad URL is a usage error at
+// start-up rather than a watchdog that fails for ever. Its errors never
+// quote the URL's user information.
+func CheckTokenURL(rawURL string) (*url.URL, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("token endpoint URL is not a URL: %w", err)
+		// url.Parse's error quotes the whole input: leave it out.
+		return nil, errors.New("token endpoint URL is not a URL")
 	}
 	if u.Host == "" {
 		return nil, fmt.Errorf("token endpoint URL %q has no host", redactURL(u))
@@ -159,6 +152,28 @@ func NewEndpoint(rawURL, clientID string, timeout time.Duration) (*Endpoint, err
 		}
 	default:
 		return nil, fmt.Errorf("token endpoint URL %q: scheme must be https", redactURL(u))
+	}
+	return u, nil
+}
+
+// NewEndpoint checks the URL and builds the client. An empty URL or client id
+// means the CLI's defaults; timeout <= 0 means 30 s. Plain http is refused
+// unless the host is loopback (a test mock): the request body is a refresh
+// token. Proxies come from the environment (HTTPS_PROXY, NO_PROXY, ...), as in
+// the CLI; redirects are never followed.
+func NewEndpoint(rawURL, clientID string, timeout time.Duration) (*Endpoint, error) {
+	if rawURL == "" {
+		rawURL = DefaultTokenURL
+	}
+	if clientID == "" {
+		clientID = DefaultClientID
+	}
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	u, err := CheckTokenURL(rawURL)
+	if err != nil {
+		return nil, err
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = http.ProxyFromEnvironment

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -56,10 +55,10 @@ type Config struct {
 	Fleet fleetConfig
 }
 
-// Defaults the seed and the CLI fixed; kept in one place for the table.
+// Defaults the seed and the CLI fixed; authwatch holds them.
 const (
-	defaultTokenURL = "https://auth.openai.com/oauth/token"
-	defaultClientID = "app_EMoamEEZ73f0CkXaXp7hrann"
+	defaultTokenURL = authwatch.DefaultTokenURL
+	defaultClientID = authwatch.DefaultClientID
 )
 
 // Names of the variables that carry a whole credential. They have no flag
@@ -112,7 +111,7 @@ func credentialOptions() []option {
 			Flag: "token-url", Env: "CODEX_REFRESH_TOKEN_URL_OVERRIDE", Default: defaultTokenURL,
 			Usage: "the OAuth token endpoint (plain http only on loopback)",
 			Set: func(c *Config, raw string) error {
-				if err := checkTokenURL(raw); err != nil {
+				if _, err := authwatch.CheckTokenURL(raw); err != nil {
 					return err
 				}
 				c.TokenURL = raw
@@ -320,26 +319,6 @@ func shortDur(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
-}
-
-// checkTokenURL refuses what the endpoint client would refuse later, so the
-// mistake is a usage error at start-up rather than a failing watchdog.
-func checkTokenURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return errors.New("want an absolute URL such as https://auth.openai.com/oauth/token")
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		host := u.Hostname()
-		if host == "localhost" || host == "::1" || strings.HasPrefix(host, "127.") {
-			return nil
-		}
-		return errors.New("plain http is allowed only on loopback (the body carries the refresh token)")
-	}
-	return errors.New("want an https URL")
 }
 
 // checkUserSpec checks the form NAME|UID[:GROUP|GID]; whether the user
