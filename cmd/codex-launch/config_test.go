@@ -316,3 +316,12 @@ func TestSecretVariables(t *testing.T) {
 		}
 	}
 }
+
+// A URL option's password is not quoted back even when the option is not
+// secret: the error shows the URL with its password masked.
+func TestURLPasswordNotQuoted(t *testing.T) {
+	code, _, _, _, stderr := runCaptured(t, nil, "--token-url", "https://user:pw-s3cret@auth.example/oauth/token", "refresh", "--once")
+	if code != exitLaunch || strings.Contains(stderr, "pw-s3cret") || !strings.Contains(stderr, "--token-url") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+}

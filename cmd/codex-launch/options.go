@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -142,6 +143,10 @@ func resolve(cfg *Config, table []option, given map[string]string, getenv func(s
 		}
 		if err := o.Set(cfg, raw); err != nil {
 			shown := strconv.Quote(raw)
+			if u, err := url.Parse(raw); err == nil && u.User != nil {
+				// A URL's user information may hold a password.
+				shown = strconv.Quote(u.Redacted())
+			}
 			if o.Secret {
 				shown = "(value hidden)"
 			}
