@@ -64,15 +64,10 @@ func refreshLauncher(t testing.TB) string {
 	return refreshBuild.path
 }
 
-// seedScript returns the seed watchdog script: CODEX_LAUNCH_SEED_SCRIPT, or
-// the copy next to the repository (../shared/seed/ relative to the module
-// root, where the project keeps its reference material).
+// seedScript returns the seed watchdog script (testenv.SeedScript).
 func seedScript(t testing.TB) string {
 	t.Helper()
-	p := os.Getenv("CODEX_LAUNCH_SEED_SCRIPT")
-	if p == "" {
-		p = filepath.Join(testenv.ModuleRoot(), "..", "shared", "seed", "codex_auth_refresh.sh")
-	}
+	p := testenv.SeedScript()
 	if _, err := os.Stat(p); err != nil {
 		testenv.Unavailable(t, "the seed watchdog script is not at "+p+" (set CODEX_LAUNCH_SEED_SCRIPT)")
 	}

@@ -37,13 +37,10 @@ import (
 
 func main() {
 	n := flag.Int("n", 30, "timed runs of each program in each case")
-	seed := flag.String("seed", os.Getenv("CODEX_LAUNCH_SEED_SCRIPT"), "the seed watchdog script (default: $CODEX_LAUNCH_SEED_SCRIPT, else ../shared/seed/codex_auth_refresh.sh from the module root)")
+	seed := flag.String("seed", testenv.SeedScript(), "the seed watchdog script (default: $CODEX_LAUNCH_SEED_SCRIPT, else the reference copy beside the repository)")
 	launcher := flag.String("launcher", "", "a built codex-launch (default: build it)")
 	python := flag.String("python", "", "the python3 for the seed (default: the first ELF python3 in /usr/bin, /usr/local/bin, /bin)")
 	flag.Parse()
-	if *seed == "" {
-		*seed = filepath.Join(testenv.ModuleRoot(), "..", "shared", "seed", "codex_auth_refresh.sh")
-	}
 	if err := run(*n, *seed, *launcher, *python); err != nil {
 		fmt.Fprintln(os.Stderr, "boot-bench:", err)
 		os.Exit(1)

@@ -29,7 +29,7 @@ import (
 
 func main() {
 	n := flag.Int("n", 40, "timed runs of each program on each path")
-	seed := flag.String("seed", filepath.Join(testenv.ModuleRoot(), "..", "shared", "seed", "codex_auth_refresh.sh"), "the seed watchdog script")
+	seed := flag.String("seed", testenv.SeedScript(), "the seed watchdog script (default: $CODEX_LAUNCH_SEED_SCRIPT, else the reference copy beside the repository)")
 	launcher := flag.String("launcher", "", "a built codex-launch (default: build it)")
 	python := flag.String("python", "", "the python3 for the seed (default: the first ELF python3 in /usr/bin, /usr/local/bin, /bin)")
 	flag.Parse()
