@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
 )
 
 // PrepareHome makes sure CODEX_HOME and CODEX_HOME/sessions exist and that
@@ -51,26 +52,15 @@ func PrepareHome(home string, owner *User, log hclog.Logger) error {
 		return fmt.Errorf("CODEX_HOME %s is not a directory", home)
 	}
 	foreign := &foreignEntries{}
-	if err := fixOwner(home, st, uid, gid, root, true, foreign, log); err != nil {
+	if err := fixOwner(home, st, uid, gid, root, foreign, log); err != nil {
 		return err
 	}
-
-	err = filepath.WalkDir(home, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return fmt.Errorf("CODEX_HOME: %w", err)
-		}
-		if path == home {
-			return nil
-		}
-		info, err := d.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil // removed meanwhile
-		}
-		if err != nil {
-			return fmt.Errorf("CODEX_HOME: %s: %w", path, err)
-		}
-		return fixOwner(path, info, uid, gid, root, false, foreign, log)
-	})
+	top, err := unix.Open(home, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("CODEX_HOME %s: %w", home, err)
+	}
+	err = ownTree(top, home, uid, gid, root, foreign, log)
+	unix.Close(top)
 	if err != nil {
 		return err
 	}
@@ -113,33 +103,98 @@ type foreignEntries struct {
 	first string
 }
 
-func fixOwner(path string, info fs.FileInfo, uid, gid int, root, follow bool, foreign *foreignEntries, log hclog.Logger) error {
+// fixOwner re-owns CODEX_HOME itself, through a link if it is one: a volume
+// mounted behind a link is what the CLI's user must own.
+func fixOwner(path string, info fs.FileInfo, uid, gid int, root bool, foreign *foreignEntries, log hclog.Logger) error {
 	sys, ok := info.Sys().(*syscall.Stat_t)
 	if !ok {
 		return nil
 	}
-	if int(sys.Uid) == uid && int(sys.Gid) == gid {
+	if !mustReown(path, int(sys.Uid), int(sys.Gid), uint64(sys.Nlink), info.Mode().IsRegular(), uid, gid, root, foreign, log) {
 		return nil
 	}
+	if err := os.Chown(path, uid, gid); err != nil {
+		return fmt.Errorf("chown %s to %d:%d: %w", path, uid, gid, err)
+	}
+	return nil
+}
+
+// mustReown decides whether an entry owned by fileUID:fileGID is re-owned to
+// uid:gid, counting what a non-root boot cannot fix.
+func mustReown(path string, fileUID, fileGID int, nlink uint64, regular bool, uid, gid int, root bool, foreign *foreignEntries, log hclog.Logger) bool {
+	if fileUID == uid && fileGID == gid {
+		return false
+	}
 	if !root {
-		if int(sys.Uid) != uid {
+		if fileUID != uid {
 			if foreign.count == 0 {
 				foreign.first = path
 			}
 			foreign.count++
 		}
-		return nil
+		return false
 	}
-	if info.Mode().IsRegular() && sys.Nlink > 1 {
-		log.Warn("not re-owning a file with several hard links in CODEX_HOME", "path", path, "links", sys.Nlink)
-		return nil
+	if regular && nlink > 1 {
+		log.Warn("not re-owning a file with several hard links in CODEX_HOME", "path", path, "links", nlink)
+		return false
 	}
-	chown := os.Lchown
-	if follow {
-		chown = os.Chown
+	return true
+}
+
+// ownTree re-owns everything below the open directory dir (named path, for
+// messages), relative to directory descriptors opened with O_NOFOLLOW: as root
+// in a tree the user controls, a path resolved again at chown time could have
+// had a directory swapped for a symbolic link to anywhere (/etc) meanwhile.
+func ownTree(dir int, path string, uid, gid int, root bool, foreign *foreignEntries, log hclog.Logger) error {
+	names, err := readDirNames(dir, path)
+	if err != nil {
+		return err
 	}
-	if err := chown(path, uid, gid); err != nil {
-		return fmt.Errorf("chown %s to %d:%d: %w", path, uid, gid, err)
+	for _, name := range names {
+		child := filepath.Join(path, name)
+		var st unix.Stat_t
+		if err := unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				continue // removed meanwhile
+			}
+			return fmt.Errorf("CODEX_HOME: %s: %w", child, err)
+		}
+		regular, isDir := st.Mode&unix.S_IFMT == unix.S_IFREG, st.Mode&unix.S_IFMT == unix.S_IFDIR
+		if mustReown(child, int(st.Uid), int(st.Gid), uint64(st.Nlink), regular, uid, gid, root, foreign, log) {
+			if err := unix.Fchownat(dir, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil && !errors.Is(err, unix.ENOENT) {
+				return fmt.Errorf("chown %s to %d:%d: %w", child, uid, gid, err)
+			}
+		}
+		if !isDir {
+			continue
+		}
+		sub, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+				continue // removed or swapped for a link meanwhile: not ours to follow
+			}
+			return fmt.Errorf("CODEX_HOME: %s: %w", child, err)
+		}
+		err = ownTree(sub, child, uid, gid, root, foreign, log)
+		unix.Close(sub)
+		if err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// readDirNames lists the open directory dir without closing it.
+func readDirNames(dir int, path string) ([]string, error) {
+	dup, err := unix.Dup(dir)
+	if err != nil {
+		return nil, fmt.Errorf("CODEX_HOME: %s: %w", path, err)
+	}
+	f := os.NewFile(uintptr(dup), path)
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("CODEX_HOME: %s: %w", path, err)
+	}
+	return names, nil
 }
