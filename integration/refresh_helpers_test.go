@@ -7,7 +7,6 @@ package integration
 import (
 	"bytes"
 	"context"
-	"debug/elf"
 	"encoding/json"
 	"errors"
 	"os"
@@ -80,25 +79,17 @@ func seedScript(t testing.TB) string {
 func seedPath(t testing.TB) string {
 	t.Helper()
 	testenv.RequireCommand(t, "curl", "curl")
-	for _, p := range []string{"/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3"} {
-		if isELF(p) {
-			return filepath.Dir(p) + ":/usr/bin:/bin"
+	p := testenv.SeedPython()
+	if p == "" {
+		if _, err := testenv.LookCommand("python3", "python3-minimal"); err == nil {
+			p = testenv.SeedPython()
 		}
 	}
-	if _, err := testenv.LookCommand("python3", "python3-minimal"); err == nil && isELF("/usr/bin/python3") {
-		return "/usr/bin:/bin"
+	if p != "" {
+		return filepath.Dir(p) + ":/usr/bin:/bin"
 	}
 	testenv.Unavailable(t, "no python3 interpreter (an ELF binary) for the seed")
 	return ""
-}
-
-func isELF(p string) bool {
-	f, err := elf.Open(p)
-	if err != nil {
-		return false
-	}
-	f.Close()
-	return true
 }
 
 // home is one CODEX_HOME fixture with the mock it talks to.

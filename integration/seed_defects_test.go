@@ -595,7 +595,7 @@ func seedAvailable() bool {
 	if _, err := exec.LookPath("curl"); err != nil {
 		return false
 	}
-	return isELF("/usr/bin/python3") || isELF("/usr/local/bin/python3") || isELF("/bin/python3")
+	return testenv.SeedPython() != ""
 }
 
 // TestSeedDefectNoDirectoryFsync: after renaming the new auth.json into

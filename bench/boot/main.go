@@ -29,8 +29,6 @@ import (
 	"syscall"
 	"time"
 
-	"debug/elf"
-
 	"github.com/molecule-ai/codex-launch/internal/testenv"
 	"github.com/molecule-ai/codex-launch/tokenmock"
 )
@@ -39,7 +37,7 @@ func main() {
 	n := flag.Int("n", 30, "timed runs of each program in each case")
 	seed := flag.String("seed", testenv.SeedScript(), "the seed watchdog script (default: $CODEX_LAUNCH_SEED_SCRIPT, else the reference copy beside the repository)")
 	launcher := flag.String("launcher", "", "a built codex-launch (default: build it)")
-	python := flag.String("python", "", "the python3 for the seed (default: the first ELF python3 in /usr/bin, /usr/local/bin, /bin)")
+	python := flag.String("python", testenv.SeedPython(), "the python3 for the seed (default: the first ELF python3 in /usr/bin, /usr/local/bin, /bin)")
 	flag.Parse()
 	if err := run(*n, *seed, *launcher, *python); err != nil {
 		fmt.Fprintln(os.Stderr, "boot-bench:", err)
@@ -72,15 +70,7 @@ func run(n int, seed, launcher, python string) error {
 		return err
 	}
 	if python == "" {
-		for _, p := range []string{"/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3"} {
-			if isELF(p) {
-				python = p
-				break
-			}
-		}
-		if python == "" {
-			return errors.New("no python3 interpreter found for the seed (use -python)")
-		}
+		return errors.New("no python3 interpreter found for the seed (use -python)")
 	}
 	if _, err := exec.LookPath("curl"); err != nil {
 		return errors.New("the seed needs curl on PATH")
@@ -221,13 +211,4 @@ func loadavg() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
-}
-
-func isELF(p string) bool {
-	f, err := elf.Open(p)
-	if err != nil {
-		return false
-	}
-	f.Close()
-	return true
 }

@@ -31,7 +31,7 @@ func main() {
 	n := flag.Int("n", 40, "timed runs of each program on each path")
 	seed := flag.String("seed", testenv.SeedScript(), "the seed watchdog script (default: $CODEX_LAUNCH_SEED_SCRIPT, else the reference copy beside the repository)")
 	launcher := flag.String("launcher", "", "a built codex-launch (default: build it)")
-	python := flag.String("python", "", "the python3 for the seed (default: the first ELF python3 in /usr/bin, /usr/local/bin, /bin)")
+	python := flag.String("python", testenv.SeedPython(), "the python3 for the seed (default: the first ELF python3 in /usr/bin, /usr/local/bin, /bin)")
 	flag.Parse()
 	if err := run(*n, *seed, *launcher, *python); err != nil {
 		fmt.Fprintln(os.Stderr, "refresh-bench:", err)
@@ -62,15 +62,7 @@ func run(n int, seed, launcher, python string) error {
 		}
 	}
 	if python == "" {
-		for _, p := range []string{"/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3"} {
-			if isELF(p) {
-				python = p
-				break
-			}
-		}
-		if python == "" {
-			return errors.New("no python3 interpreter found for the seed (use -python)")
-		}
+		return errors.New("no python3 interpreter found for the seed (use -python)")
 	}
 	// The seed finds python3 and curl on PATH itself (CODEX_PYTHON unset),
 	// as in the image; a version manager's shim would cost it extra.
@@ -200,16 +192,3 @@ func stats(s []sample) (mean, median sample) {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
-
-func isELF(p string) bool {
-	f, err := os.Open(p)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	var magic [4]byte
-	if _, err := f.Read(magic[:]); err != nil {
-		return false
-	}
-	return string(magic[:]) == "\x7fELF"
-}

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"debug/elf"
 	"os"
 	"path/filepath"
 )
@@ -14,4 +15,18 @@ func SeedScript() string {
 		return p
 	}
 	return filepath.Join(ModuleRoot(), "..", "shared", "seed", "codex_auth_refresh.sh")
+}
+
+// SeedPython is the python3 the seed should run with: the first real
+// interpreter (an ELF binary) in the system directories, as in the image. A
+// version manager's shell shim earlier on PATH would add a bash start per
+// python call and misrepresent the seed. Empty when there is none.
+func SeedPython() string {
+	for _, p := range []string{"/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3"} {
+		if f, err := elf.Open(p); err == nil {
+			f.Close()
+			return p
+		}
+	}
+	return ""
 }
