@@ -371,28 +371,7 @@ func imageLaunch(t *testing.T) (*launch, []string, []string) {
 func (l *launch) startImage(entrypoint, cmd []string) {
 	l.t.Helper()
 	argv := append(append([]string{}, entrypoint...), cmd...)
-	l.cmd = exec.Command("unshare", append([]string{"--pid", "--fork", "--mount-proc", "--kill-child", "/usr/bin/env"}, argv...)...)
-	l.cmd.Env = l.environ()
-	l.cmd.Dir = l.Dir
-	l.cmd.Stdout = &l.output
-	l.cmd.Stderr = &l.output
-	if err := l.cmd.Start(); err != nil {
-		l.t.Fatal(err)
-	}
-	l.done = make(chan struct{})
-	go func() {
-		l.err = l.cmd.Wait()
-		l.exited = time.Now()
-		close(l.done)
-	}()
-	l.t.Cleanup(func() {
-		select {
-		case <-l.done:
-		default:
-			l.cmd.Process.Kill()
-			<-l.done
-		}
-	})
+	l.startUnshare(append([]string{"--pid", "--fork", "--mount-proc", "--kill-child", "/usr/bin/env"}, argv...))
 }
 
 func TestDockerfileEntrypoint(t *testing.T) {

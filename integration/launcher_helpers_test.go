@@ -163,6 +163,13 @@ func (l *launch) start(extra ...string) {
 		args = append(args, "--")
 		args = append(args, l.Child...)
 	}
+	l.startUnshare(args)
+}
+
+// startUnshare starts `unshare ARGS` as PID 1 of a new namespace with the fixture's
+// environment and watches for its exit; the test's end kills what is left.
+func (l *launch) startUnshare(args []string) {
+	l.t.Helper()
 	l.cmd = exec.Command("unshare", args...)
 	l.cmd.Env = l.environ()
 	l.cmd.Dir = l.Dir
