@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -27,34 +26,18 @@ import (
 	"github.com/molecule-ai/codex-launch/tokenmock"
 )
 
-var (
-	pg      *testenv.Postgres
-	pgErr   error
-	dbCount atomic.Int64
-)
+// dbs is the package's throw-away PostgreSQL cluster (TestMain).
+var dbs *testenv.Databases
 
 func TestMain(m *testing.M) {
-	pg, pgErr = testenv.StartPostgres()
+	dbs = testenv.StartDatabases("f")
 	code := m.Run()
-	if pg != nil {
-		pg.Close()
-	}
+	dbs.Close()
 	os.Exit(code)
 }
 
-func freshDB(t *testing.T) string {
-	t.Helper()
-	if pgErr != nil {
-		testenv.Unavailable(t, "PostgreSQL: "+pgErr.Error())
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	u, err := pg.CreateDatabase(ctx, fmt.Sprintf("f%d", dbCount.Add(1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
+// freshDB gives the test its own empty database.
+func freshDB(t *testing.T) string { return dbs.Fresh(t) }
 
 // launcher is one workspace in-process: a Fleet and a watchdog on top of it.
 type launcher struct {
@@ -164,7 +147,7 @@ func (r *rig) stop() {
 		if leaks := r.mock.Leaks(l.logs.Bytes()); len(leaks) > 0 {
 			r.t.Errorf("workspace %d logged a token: %v", i, leaks)
 		}
-		if strings.Contains(l.logs.String(), pg.Password) {
+		if strings.Contains(l.logs.String(), dbs.Cluster(r.t).Password) {
 			r.t.Errorf("workspace %d logged the database password", i)
 		}
 		if r.t.Failed() && testing.Verbose() {
@@ -336,13 +319,13 @@ func TestDatabaseAwayNoRefreshThenConverge(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.waitAll(3 * time.Second)
-	if err := pg.Stop(); err != nil {
+	if err := dbs.Cluster(t).Stop(); err != nil {
 		t.Fatal(err)
 	}
 	restarted := false
 	defer func() {
 		if !restarted {
-			pg.Start()
+			dbs.Cluster(t).Start()
 		}
 	}()
 	before := r.mock.Posts()
@@ -358,14 +341,14 @@ func TestDatabaseAwayNoRefreshThenConverge(t *testing.T) {
 		if st := l.fleet.State(); st.State != "unavailable" || st.Error == "" {
 			t.Errorf("workspace %d state %+v, want unavailable with an error", i, st)
 		}
-		if strings.Contains(l.fleet.State().Error, pg.Password) {
+		if strings.Contains(l.fleet.State().Error, dbs.Cluster(t).Password) {
 			t.Errorf("state error holds the password")
 		}
 		if fst, err := ReadState(l.home.Dir); err != nil || fst.State != "unavailable" || fst.Error == "" {
 			t.Errorf("workspace %d store status file %+v %v", i, fst, err)
 		}
 	}
-	if err := pg.Start(); err != nil {
+	if err := dbs.Cluster(t).Start(); err != nil {
 		t.Fatal(err)
 	}
 	restarted = true
@@ -385,10 +368,10 @@ func TestFallbackRefreshesAloneWhenAsked(t *testing.T) {
 	r.add(1)
 	r.start(true)
 	<-r.ls[0].fleet.Ready()
-	if err := pg.Stop(); err != nil {
+	if err := dbs.Cluster(t).Stop(); err != nil {
 		t.Fatal(err)
 	}
-	defer pg.Start()
+	defer dbs.Cluster(t).Start()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := r.mock.WaitPosts(ctx, 1); err != nil {
@@ -398,7 +381,7 @@ func TestFallbackRefreshesAloneWhenAsked(t *testing.T) {
 	if st := r.ls[0].fleet.State(); st.State != "fallback" {
 		t.Fatalf("state %+v, want fallback", st)
 	}
-	if err := pg.Start(); err != nil {
+	if err := dbs.Cluster(t).Start(); err != nil {
 		t.Fatal(err)
 	}
 	// Back: the locally refreshed credential is newer and gets published.

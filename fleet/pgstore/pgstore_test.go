@@ -6,11 +6,9 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,35 +18,18 @@ import (
 	"github.com/molecule-ai/codex-launch/internal/testenv"
 )
 
-var (
-	pg      *testenv.Postgres
-	pgErr   error
-	dbCount atomic.Int64
-)
+// dbs is the package's throw-away PostgreSQL cluster (TestMain).
+var dbs *testenv.Databases
 
 func TestMain(m *testing.M) {
-	pg, pgErr = testenv.StartPostgres()
+	dbs = testenv.StartDatabases("t")
 	code := m.Run()
-	if pg != nil {
-		pg.Close()
-	}
+	dbs.Close()
 	os.Exit(code)
 }
 
 // freshDB gives the test its own empty database.
-func freshDB(t *testing.T) string {
-	t.Helper()
-	if pgErr != nil {
-		testenv.Unavailable(t, "PostgreSQL: "+pgErr.Error())
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	u, err := pg.CreateDatabase(ctx, fmt.Sprintf("t%d", dbCount.Add(1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
+func freshDB(t *testing.T) string { return dbs.Fresh(t) }
 
 func connect(t *testing.T, url string, opts Options) *Conn {
 	t.Helper()

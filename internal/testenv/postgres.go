@@ -12,7 +12,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -204,4 +206,50 @@ func (p *Postgres) CreateDatabase(ctx context.Context, name string) (string, err
 		return "", fmt.Errorf("create database %s: %w", name, err)
 	}
 	return p.URL(name), nil
+}
+
+// Databases is one throw-away cluster for a test package, handing each test
+// a database of its own. Start it in TestMain and Close it after m.Run; a
+// cluster that could not start makes Fresh skip (or, under CI, fail) the
+// tests that need it, with the reason.
+type Databases struct {
+	pg     *Postgres
+	err    error
+	prefix string
+	n      atomic.Int64
+}
+
+// StartDatabases starts the cluster; prefix starts every database's name.
+func StartDatabases(prefix string) *Databases {
+	pg, err := StartPostgres()
+	return &Databases{pg: pg, err: err, prefix: prefix}
+}
+
+// Close stops the cluster and removes its files.
+func (d *Databases) Close() {
+	if d.pg != nil {
+		d.pg.Close()
+	}
+}
+
+// Cluster is the running cluster (for tests that stop and start it).
+func (d *Databases) Cluster(tb testing.TB) *Postgres {
+	tb.Helper()
+	if d.err != nil {
+		Unavailable(tb, "PostgreSQL: "+d.err.Error())
+	}
+	return d.pg
+}
+
+// Fresh creates an empty database for the test and returns its URL.
+func (d *Databases) Fresh(tb testing.TB) string {
+	tb.Helper()
+	pg := d.Cluster(tb)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	u, err := pg.CreateDatabase(ctx, fmt.Sprintf("%s%d", d.prefix, d.n.Add(1)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return u
 }
