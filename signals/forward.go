@@ -67,6 +67,7 @@ type Forwarder struct {
 	opts   Options
 	log    hclog.Logger
 
+	standard   chan struct{} // closed once every standard (1..31) signal in Caught is registered
 	registered chan struct{} // closed once every signal in Caught is registered
 
 	handoff  chan struct{} // closed by Run to end the pre-run pump
@@ -92,20 +93,28 @@ func Listen(bufferSize int) *Forwarder {
 
 // ListenStopsFirst is Listen for a launcher that has work to do before its
 // child exists: it registers DefaultStopSignals now and the rest of Caught
-// in the background, and returns at once. The reason is cost: the Go runtime
-// registers each signal with a round trip to its signal-mask thread (a
-// thread hand-off each way), ~150 context switches and 1-3 ms for the ~60
-// signals, which would otherwise all sit before the child's start. Until a
-// signal is registered it gets its default action; only stop signals matter
-// before the child exists (the rest are dropped then anyway), and those are
-// registered before this returns. Call WaitRegistered before starting the
-// child; Run and a Configure naming other stop signals wait for it too.
+// in the background, the standard signals (1..31) before the real-time ones,
+// and returns at once. The reason is cost: the Go runtime registers each
+// signal with a round trip to its signal-mask thread (a thread hand-off each
+// way), 30-50 µs per signal here, 2-3 ms for the ~60, which would otherwise
+// all sit before the child's start. Until a signal is registered it gets the
+// runtime's default action; only stop signals matter before the child exists
+// (the rest are dropped then anyway), and those are registered before this
+// returns.
+//
+// Call WaitStandard before starting the child: from then on every standard
+// signal reaches the child. The real-time signals finish registering about a
+// millisecond later, beside the child; one sent to the launcher in that
+// window is lost (the runtime catches it with nobody listening). That window
+// is the price of a boot that does not wait for thirty registrations nobody
+// is likely to need in the child's first millisecond; Listen has none.
 func ListenStopsFirst(bufferSize int) *Forwarder {
 	if bufferSize <= 0 {
 		bufferSize = DefaultBuffer
 	}
 	f := &Forwarder{
 		ch:         make(chan os.Signal, bufferSize),
+		standard:   make(chan struct{}),
 		registered: make(chan struct{}),
 		handoff:    make(chan struct{}),
 		pumpDone:   make(chan struct{}),
@@ -117,13 +126,34 @@ func ListenStopsFirst(bufferSize int) *Forwarder {
 		first = append(first, s)
 	}
 	signal.Notify(f.ch, first...)
-	go func() {
-		defer close(f.registered)
-		signal.Notify(f.ch, Caught()...) // the stop signals again: a no-op
-	}()
+	go f.registerRest()
 	go f.pump()
 	return f
 }
+
+// registerRest registers Caught, standard signals first. One Notify call per
+// signal: os/signal holds its lock for a whole call, so another package's
+// registration (the supervisor's SIGCHLD) waits for one signal, not sixty.
+// The stop signals come again: a no-op.
+func (f *Forwarder) registerRest() {
+	defer close(f.registered)
+	caught := Caught()
+	for _, s := range caught {
+		if s.(syscall.Signal) < rtMin {
+			signal.Notify(f.ch, s)
+		}
+	}
+	close(f.standard)
+	for _, s := range caught {
+		if s.(syscall.Signal) >= rtMin {
+			signal.Notify(f.ch, s)
+		}
+	}
+}
+
+// WaitStandard returns once every standard signal (1..31) in Caught is
+// registered: what a launcher waits for before it starts its child.
+func (f *Forwarder) WaitStandard() { <-f.standard }
 
 // WaitRegistered returns once every signal in Caught is registered: from
 // then on none of them can end or bypass the launcher.
@@ -272,7 +302,11 @@ func (f *Forwarder) Run(ctx context.Context, t Target, opts Options) error {
 	if !first {
 		return errors.New("signals: Forwarder.Run called twice")
 	}
-	f.WaitRegistered()
+	// Take over from the pump (which drops what is not a stop signal) as
+	// soon as the standard signals are caught, not after the real-time
+	// ones: the child may already run. Those still registering land on the
+	// same channel when they arrive.
+	f.WaitStandard()
 	close(f.handoff)
 	<-f.pumpDone
 	f.Configure(opts)

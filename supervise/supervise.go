@@ -169,8 +169,27 @@ type Supervisor struct {
 // New registers for SIGCHLD, so that no child exit can be missed, and
 // returns a Supervisor ready to Start one child.
 func New(opts Options) (*Supervisor, error) {
+	s := &Supervisor{
+		sigchld: make(chan os.Signal, 1), // SIGCHLD coalesces; one pending wake-up is enough
+		pid1:    os.Getpid() == 1,
+		ownPgrp: unix.Getpgrp(),
+		done:    make(chan struct{}),
+	}
+	if err := s.Configure(opts); err != nil {
+		return nil, err
+	}
+	signal.Notify(s.sigchld, unix.SIGCHLD)
+	return s, nil
+}
+
+// Configure replaces the options given to New; call it before Start, from
+// the goroutine that calls Start. It exists for a launcher that creates its
+// Supervisor first thing, while registering SIGCHLD is still cheap (the Go
+// runtime serialises signal registrations, and the launcher's own ~60 follow
+// in the background), but learns its final options only after boot.
+func (s *Supervisor) Configure(opts Options) error {
 	if opts.StopTimeout < 0 || opts.KillTimeout < 0 {
-		return nil, fmt.Errorf("supervise: negative timeout (stop %v, kill %v)", opts.StopTimeout, opts.KillTimeout)
+		return fmt.Errorf("supervise: negative timeout (stop %v, kill %v)", opts.StopTimeout, opts.KillTimeout)
 	}
 	if opts.StopTimeout == 0 {
 		opts.StopTimeout = DefaultStopTimeout
@@ -181,25 +200,19 @@ func New(opts Options) (*Supervisor, error) {
 	if opts.StopSignal == 0 {
 		opts.StopSignal = unix.SIGTERM
 	}
-	s := &Supervisor{
-		opts:    opts,
-		log:     opts.Logger,
-		sigchld: make(chan os.Signal, 1), // SIGCHLD coalesces; one pending wake-up is enough
-		pid1:    os.Getpid() == 1,
-		ownPgrp: unix.Getpgrp(),
-		done:    make(chan struct{}),
+	var zero [256]bool
+	for _, c := range opts.ZeroExitCodes {
+		if c < 0 || c > 255 {
+			return fmt.Errorf("supervise: exit code %d to map to 0 is outside 0..255", c)
+		}
+		zero[c] = true
 	}
+	s.opts, s.zero = opts, zero
+	s.log = opts.Logger
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
 	}
-	for _, c := range opts.ZeroExitCodes {
-		if c < 0 || c > 255 {
-			return nil, fmt.Errorf("supervise: exit code %d to map to 0 is outside 0..255", c)
-		}
-		s.zero[c] = true
-	}
-	signal.Notify(s.sigchld, unix.SIGCHLD)
-	return s, nil
+	return nil
 }
 
 // Start starts the child. A command that cannot be found or executed gives a
