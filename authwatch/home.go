@@ -52,6 +52,15 @@ type Home struct {
 	Owner *Owner
 	// LockTimeout bounds each lock wait; 0 means DefaultLockTimeout.
 	LockTimeout time.Duration
+	// DeferDirSync, when set, is handed the directory fsync that makes a
+	// commit's rename durable, and the commit returns without waiting for
+	// it. The file's data is fsynced before the rename either way, so
+	// auth.json is never torn: until the handed function has run, a crash
+	// may only bring back the previous auth.json. Boot uses it for the
+	// credential it seeds from a variable (which the next boot writes
+	// again), so that the child need not wait for the fsync; a refresh never
+	// does, because its tokens exist nowhere else.
+	DeferDirSync func(sync func() error)
 }
 
 // AuthPath is $CODEX_HOME/auth.json.
@@ -308,5 +317,10 @@ func (h Home) commitTemp(ctx context.Context, t *tempFile, data []byte, mustComm
 		return forced, fmt.Errorf("renaming the temporary file over auth.json: %w", err)
 	}
 	t.path = "" // renamed: nothing to discard
+	if h.DeferDirSync != nil {
+		dir := h.Dir
+		h.DeferDirSync(func() error { return syncDir(dir) })
+		return forced, nil
+	}
 	return forced, syncDir(h.Dir)
 }

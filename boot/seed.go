@@ -53,7 +53,7 @@ func SeedAuth(ctx context.Context, o SeedOptions) (SeedResult, error) {
 		return SeedResult{}, err
 	}
 
-	home := authwatch.Home{Dir: o.Home, LockTimeout: o.LockTimeout}
+	home := authwatch.Home{Dir: o.Home, LockTimeout: o.LockTimeout, DeferDirSync: o.DeferDirSync}
 	if o.Owner != nil {
 		home.Owner = &authwatch.Owner{UID: o.Owner.UID, GID: o.Owner.GID}
 	}

@@ -45,4 +45,7 @@ type SeedOptions struct {
 	Environ     []string // where the variables are looked up
 	Logger      hclog.Logger
 	LockTimeout time.Duration
+	// DeferDirSync is authwatch.Home.DeferDirSync for the seeding commit:
+	// nil fsyncs the directory before SeedAuth returns.
+	DeferDirSync func(sync func() error)
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -24,13 +26,23 @@ import (
 // codex-launch failed before the child ran, or 128+N when stop signal N came
 // before the child existed.
 func (p *program) launcher(cfg *Config, given map[string]string, argv []string) int {
-	// Catch every forwardable signal first, so a TERM during boot or prime
-	// is seen and honoured, not lost (PID 1 ignores a signal it has no
-	// handler for). Only the pure, microsecond parse of the arguments came
-	// before: the ~60 registrations are a cost the subcommands, which
-	// supervise no child, do not pay. The stop signals are caught at once,
-	// the rest while boot runs (each costs thread hand-offs in the Go
-	// runtime); the child starts only once all are.
+	// The supervisor first: registering its SIGCHLD is one round trip with
+	// the Go runtime's signal thread now, and would queue behind the
+	// forwarder's ~60 registrations later. Its options are final only after
+	// boot (the env directory may set them); Configure sets them then.
+	sup, err := supervise.New(supervise.Options{})
+	if err != nil {
+		fmt.Fprintln(p.stderr, "codex-launch: cannot supervise:", err)
+		return exitLaunch
+	}
+	defer sup.Close()
+	// Then catch every forwardable signal, so a TERM during boot or prime is
+	// seen and honoured, not lost (PID 1 ignores a signal it has no handler
+	// for). Only the pure, microsecond parse of the arguments came before:
+	// the ~60 registrations are a cost the subcommands, which supervise no
+	// child, do not pay. The stop signals are caught at once, the standard
+	// signals while boot runs, the real-time ones beside the child (each
+	// costs thread hand-offs in the Go runtime; see ListenStopsFirst).
 	fwd := signals.ListenStopsFirst(0)
 	// The parent as it was at start: the parent-death setting comes after
 	// the drop to --user (which clears it), and a parent that died in
@@ -73,6 +85,14 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 		l.Error("boot failed; the child was not started", "error", err)
 		return exitLaunch
 	}
+	// Boot's last fsync runs beside the prime and the child's start; every
+	// way out waits for it, the normal one as soon as the child runs.
+	durable := sync.OnceFunc(func() {
+		if err := res.WaitDurable(); err != nil {
+			l.Warn("fsync of CODEX_HOME after seeding auth.json failed: the seeded file may not survive a crash", "error", err)
+		}
+	})
+	defer durable()
 
 	// The env directory may carry this program's own variables: read the
 	// configuration again, flags still first. What boot has already used
@@ -104,7 +124,7 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 	// One --prime-timeout covers the shared store's first sync (buildStore
 	// waits at most that long from now) and the prime pass together.
 	primeBy := time.Now().Add(cfg.PrimeTimeout)
-	w, closeStore, err := newWatchdog(ctx, cfg, res.CodexHome, log)
+	w, closeStore, err := newWatchdog(ctx, cfg, res.CodexHome, log, nil)
 	if err != nil {
 		l.Error("cannot start the watchdog; the child was not started", "error", err)
 		return exitLaunch
@@ -129,20 +149,18 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 	// From here on, every return path must finish the prime pass first.
 	defer pr.finish()
 
-	sup, err := supervise.New(supervise.Options{
+	if err := sup.Configure(supervise.Options{
 		StopTimeout:   cfg.StopTimeout,
 		ZeroExitCodes: cfg.ExitZero,
 		Logger:        log.Named("supervise"),
-	})
-	if err != nil {
+	}); err != nil {
 		l.Error("cannot supervise", "error", err)
 		return exitLaunch
 	}
-	defer sup.Close()
-	// Forwarding starts before the child so that no signal falls between
-	// the child's start and the forwarder taking over: until the child
-	// exists the gate holds them (the channel buffers the rest).
-	fwd.WaitRegistered()
+	// Forwarding starts before the child so that no standard signal falls
+	// between the child's start and the forwarder taking over: until the
+	// child exists the gate holds them (the channel buffers the rest).
+	fwd.WaitStandard()
 	gate := &childGate{sup: sup, started: make(chan struct{})}
 	fwdCtx, fwdCancel := context.WithCancel(context.Background())
 	defer fwdCancel()
@@ -166,6 +184,7 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 		return code
 	}
 	l.Debug("child started", "pid", sup.Pid(), "command", argv[0])
+	durable()
 	return runGroup(sup, fwdCtx, fwdCancel, fwdDone, w, pr, pending, l)
 }
 
@@ -195,6 +214,10 @@ func startPrime(w *authwatch.Watchdog) *primeRun {
 		out, writeStatus, err := w.PrimeThenWrite(ctx)
 		pr.out, pr.err = out, err
 		close(pr.done)
+		// Hand the processor to the launcher, which waits on done to
+		// start the child: a goroutine woken by this one would otherwise
+		// wait for it to finish the status write (~0.3 ms).
+		runtime.Gosched()
 		writeStatus()
 	}()
 	return pr
