@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -122,8 +123,13 @@ type Endpoint struct {
 	Timeout  time.Duration
 	MaxBody  int64
 	// Now reads the clock for HTTP-date Retry-After values.
-	Now    func() time.Time
-	client *http.Client
+	Now func() time.Time
+
+	// The client is built on the first POST: most passes send none, and a
+	// one-shot `refresh --once` that finds the credential fresh should not
+	// pay for cloning a transport.
+	clientOnce sync.Once
+	client     *http.Client
 }
 
 // CheckTokenURL refuses a token endpoint URL that NewEndpoint would refuse:
@@ -175,22 +181,31 @@ func NewEndpoint(rawURL, clientID string, timeout time.Duration) (*Endpoint, err
 	if err != nil {
 		return nil, err
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = http.ProxyFromEnvironment
-	tr.ResponseHeaderTimeout = timeout
 	return &Endpoint{
 		URL:      u,
 		ClientID: clientID,
 		Timeout:  timeout,
 		MaxBody:  DefaultMaxBody,
 		Now:      time.Now,
-		client: &http.Client{
+	}, nil
+}
+
+// httpClient is the client of every POST: proxies from the environment, the
+// timeout also bounding the wait for response headers, redirects never
+// followed.
+func (e *Endpoint) httpClient() *http.Client {
+	e.clientOnce.Do(func() {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.Proxy = http.ProxyFromEnvironment
+		tr.ResponseHeaderTimeout = e.Timeout
+		e.client = &http.Client{
 			Transport: tr,
 			CheckRedirect: func(*http.Request, []*http.Request) error {
 				return http.ErrUseLastResponse
 			},
-		},
-	}, nil
+		}
+	})
+	return e.client
 }
 
 func isLoopbackHost(h string) bool {
@@ -242,7 +257,7 @@ func (e *Endpoint) Refresh(ctx context.Context, refreshToken, reason string) (To
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "codex-launch")
-	resp, err := e.client.Do(req)
+	resp, err := e.httpClient().Do(req)
 	if err != nil {
 		return TokenResponse{}, transportError(ctx, err)
 	}

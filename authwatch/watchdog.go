@@ -87,6 +87,12 @@ type Config struct {
 	RecheckWindow, RecheckEvery time.Duration
 	// PID is written to the status file; 0 means os.Getpid().
 	PID int
+	// Redeeming, when set, is called once just before a refresh token is
+	// sent. A one-shot process that leaves SIGTERM at its default action
+	// (so that a pass with nothing to send never pays for signal handling)
+	// shields itself here: from this point, dying would lose a token the
+	// endpoint may already have redeemed.
+	Redeeming func()
 }
 
 // Watchdog refreshes one credential ahead of expiry.
@@ -248,10 +254,14 @@ func (w *Watchdog) pass(ctx context.Context) (passResult, fileVersion) {
 // compares against: the file as the pass found it, so that a write by someone
 // else while the pass ran (after its read) is still a change. Only a refresh
 // this pass committed moves the base: that write is not "auth.json changed".
+// A lone Pass has no wait after it, and skips reading the file for it.
 func (w *Watchdog) decideWithBase(ctx context.Context) (passResult, *Status, fileVersion) {
-	base := authVersion(w.cfg.Home.AuthPath())
+	var base fileVersion
+	if w.loop {
+		base = authVersion(w.cfg.Home.AuthPath())
+	}
 	r, st := w.decidePass(ctx)
-	if r.outcome == OutcomeRefreshed {
+	if w.loop && r.outcome == OutcomeRefreshed {
 		base = authVersion(w.cfg.Home.AuthPath())
 	}
 	return r, st, base
@@ -406,6 +416,9 @@ func (w *Watchdog) refresh(ctx context.Context, now time.Time, seen *AuthFile, v
 		if err := ctx.Err(); err != nil {
 			// Shutting down before the POST: abandon, nothing spent.
 			return nil, &RefreshError{Class: ClassTransient, Kind: KindCanceled, Err: err}
+		}
+		if w.cfg.Redeeming != nil {
+			w.cfg.Redeeming()
 		}
 		used = cur.Tokens().RefreshToken
 		posted = true

@@ -15,9 +15,10 @@ import (
 // newWatchdog builds the watchdog of CODEX_HOME dir from the configuration,
 // with the credential store the fleet options chose (buildStore: nil is the
 // local auth.json alone). The endpoint is built only for a refresh owner: a
-// watcher never POSTs. ctx bounds building the store only. The returned
-// function closes the store (a shared store's follower stops with it).
-func newWatchdog(ctx context.Context, cfg *Config, dir string, log hclog.Logger) (*authwatch.Watchdog, func(), error) {
+// watcher never POSTs. ctx bounds building the store only; redeeming is
+// authwatch.Config.Redeeming (nil: none). The returned function closes the
+// store (a shared store's follower stops with it).
+func newWatchdog(ctx context.Context, cfg *Config, dir string, log hclog.Logger, redeeming func()) (*authwatch.Watchdog, func(), error) {
 	home := authwatch.Home{Dir: dir, LockTimeout: cfg.LockTimeout}
 	wc := authwatch.Config{
 		Home:   home,
@@ -29,6 +30,7 @@ func newWatchdog(ctx context.Context, cfg *Config, dir string, log hclog.Logger)
 		MaxBackoff:    cfg.MaxBackoff,
 		RecheckWindow: cfg.RecheckWindow,
 		PollInterval:  cfg.PollInterval,
+		Redeeming:     redeeming,
 	}
 	if wc.RecheckWindow == 0 {
 		wc.RecheckWindow = -1 // authwatch reads 0 as "default", negative as none
@@ -60,11 +62,26 @@ func newWatchdog(ctx context.Context, cfg *Config, dir string, log hclog.Logger)
 
 // refresh is `refresh --once` (one pass, the seed's exit codes) and `refresh`
 // (the loop alone, for images that keep their own init, until SIGTERM/INT).
+//
+// The one pass leaves TERM, INT and HUP at their default action until it is
+// about to send a refresh token: a signal before that ends the process at
+// once with nothing half-written (every write is an atomic rename, a later
+// pass removes a temporary file left behind, the locks die with the
+// process), and a pass that finds nothing to do never pays for the Go
+// runtime's signal machinery, a third of its start-up.
+// From the POST on they are ignored, so the answer is always committed;
+// the refresh timeout bounds how long that takes.
 func (p *program) refresh(cfg *Config, log hclog.Logger, once bool) int {
 	l := log.Named("launcher")
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := context.Background(), func() {}
+	var redeeming func()
+	if once {
+		redeeming = func() { signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP) }
+	} else {
+		ctx, stop = signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	}
 	defer stop()
-	w, closeStore, err := newWatchdog(ctx, cfg, cfg.ResolvedCodexHome(p.homeDir()), log)
+	w, closeStore, err := newWatchdog(ctx, cfg, cfg.ResolvedCodexHome(p.homeDir()), log, redeeming)
 	if err != nil {
 		l.Error("cannot start the watchdog", "error", err)
 		return exitLaunch
