@@ -7,12 +7,16 @@
 // gets a new, empty CODEX_HOME and a credential the mock has just issued;
 // the programs are interleaved so that machine noise hits both alike.
 //
-// The child (bench/boot/child) writes the wall-clock time to the file named
-// by BOOT_BENCH_MARK as its first act; it imports next to nothing, so its own
-// start-up adds as little as possible to both columns.
+// The child writes the wall-clock time to the file named by BOOT_BENCH_MARK
+// as its first act. By default it is bench/boot/cchild, a static C program
+// (built with the C compiler, cc): its first act follows its exec by a few
+// microseconds, so the time measured ends where the issue says, at the child's
+// first instruction. -child go uses bench/boot/child, the same in Go, whose
+// runtime adds about a millisecond to both columns before its main runs.
 //
 //	go run ./bench/boot                         # 30 runs of each program per case
 //	go run ./bench/boot -n 100 -seed path/to/codex_auth_refresh.sh
+//	go run ./bench/boot -child go               # a Go child instead of the C one
 package main
 
 import (
@@ -38,8 +42,9 @@ func main() {
 	seed := flag.String("seed", testenv.SeedScript(), "the seed watchdog script (default: $CODEX_LAUNCH_SEED_SCRIPT, else the reference copy beside the repository)")
 	launcher := flag.String("launcher", "", "a built codex-launch (default: build it)")
 	python := flag.String("python", testenv.SeedPython(), "the python3 for the seed (default: the first ELF python3 in /usr/bin, /usr/local/bin, /bin)")
+	childKind := flag.String("child", "c", "the child: c (static C, built with cc) or go")
 	flag.Parse()
-	if err := run(*n, *seed, *launcher, *python); err != nil {
+	if err := run(*n, *seed, *launcher, *python, *childKind); err != nil {
 		fmt.Fprintln(os.Stderr, "boot-bench:", err)
 		os.Exit(1)
 	}
@@ -51,7 +56,7 @@ type program struct {
 	path string
 }
 
-func run(n int, seed, launcher, python string) error {
+func run(n int, seed, launcher, python, childKind string) error {
 	if _, err := os.Stat(seed); err != nil {
 		return fmt.Errorf("seed script: %w", err)
 	}
@@ -65,7 +70,7 @@ func run(n int, seed, launcher, python string) error {
 			return err
 		}
 	}
-	child, err := testenv.Build(work, "./bench/boot/child", "boot-child")
+	child, err := buildChild(work, childKind)
 	if err != nil {
 		return err
 	}
@@ -102,7 +107,7 @@ func run(n int, seed, launcher, python string) error {
 	}
 
 	fmt.Printf("boot-bench: start → the child's first instruction; %d timed runs per program and case (after 3 warm-up runs), interleaved\n", n)
-	fmt.Printf("codex-launch: %s\nseed: %s via %s (python %s)\n", launcher, seed, startScript, python)
+	fmt.Printf("codex-launch: %s\nseed: %s via %s (python %s)\nchild: %s (-child %s)\n", launcher, seed, startScript, python, child, childKind)
 	fmt.Printf("load average at start: %s\n\n", loadavg())
 	fmt.Println("| case | program | mean | median | min | max | CPU mean | CPU median |")
 	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|")
@@ -157,6 +162,24 @@ func run(n int, seed, launcher, python string) error {
 	fmt.Println(strings.Join(ratios, "\n"))
 	fmt.Printf("\nload average at the end: %s\n", loadavg())
 	return nil
+}
+
+// buildChild builds the benchmark's child into dir: the static C program, or
+// the Go one.
+func buildChild(dir, kind string) (string, error) {
+	switch kind {
+	case "go":
+		return testenv.Build(dir, "./bench/boot/child", "boot-child")
+	case "c":
+		out := filepath.Join(dir, "boot-cchild")
+		src := filepath.Join(testenv.ModuleRoot(), "bench", "boot", "cchild", "child.c")
+		cmd := exec.Command("cc", "-static", "-O2", "-o", out, src)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("building the C child (needs cc and a static C library; or use -child go): %w: %s", err, b)
+		}
+		return out, nil
+	}
+	return "", fmt.Errorf("-child %q: want c or go", kind)
 }
 
 // measure starts argv and returns the time until the child wrote mark, and
