@@ -61,22 +61,47 @@ func TestPrimeThenRunNoticesAChangeInBetween(t *testing.T) {
 	}
 }
 
-// PrimeThenWrite decides without touching the status file; the returned
-// function writes what Prime would have.
-func TestPrimeThenWriteDefersTheStatus(t *testing.T) {
+// StartPrime gives the outcome on Done and writes the status file by
+// Finish; Run after it does not pass again at once but continues with the
+// wait the prime scheduled.
+func TestStartPrimeThenFinish(t *testing.T) {
 	c0 := newCred(0, loopStart.Add(8*time.Hour))
 	r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, nil)
-	out, write, err := r.w.PrimeThenWrite(context.Background())
-	if out != OutcomeNothingToDo || err != nil {
-		t.Fatalf("PrimeThenWrite: %v %v", out, err)
+	pr := r.w.StartPrime()
+	<-pr.Done()
+	if out, err := pr.Result(); out != OutcomeNothingToDo || err != nil {
+		t.Fatalf("StartPrime: %v %v", out, err)
 	}
-	if _, err := ReadStatus(r.home); err == nil {
-		t.Fatal("status file written before writeStatus")
-	}
-	write()
+	pr.Finish()
+	pr.Finish() // a second call returns too
 	st, err := ReadStatus(r.home)
 	if err != nil || !st.WatchdogLoop || st.Credential != "ok" || st.NextCheckAt != loopStart.Add(4*time.Hour).Format(time.RFC3339) {
-		t.Fatalf("status after writeStatus: %+v %v", st, err)
+		t.Fatalf("status after Finish: %+v %v", st, err)
+	}
+	r.run(100*time.Hour, func(time.Time) bool { return len(r.postTimes()) >= 1 })
+	if got := offsets(r.postTimes(), loopStart); !equalDurs(got, []time.Duration{4 * time.Hour}) {
+		t.Fatalf("POSTs at %v, want [4h]", got)
+	}
+	if n := strings.Count(r.log.String(), "no-op: credential fresh"); n != 1 {
+		t.Fatalf("%d no-op passes, want only the prime's:\n%s", n, r.log.String())
+	}
+}
+
+// Run right after StartPrime waits for the prime's pass itself (no Finish,
+// no Done): the race detector sees no shared state touched by both.
+func TestStartPrimeThenRunAtOnce(t *testing.T) {
+	c0 := newCred(0, loopStart.Add(time.Hour))
+	r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, func(c *Config) { c.PollInterval = 10 * time.Minute })
+	pr := r.w.StartPrime()
+	r.run(100*time.Hour, func(now time.Time) bool { return now.Sub(loopStart) >= time.Hour })
+	if out, err := pr.Result(); out != OutcomeRefreshed || err != nil {
+		t.Fatalf("prime: %v %v", out, err)
+	}
+	if n := len(r.postTimes()); n != 1 {
+		t.Fatalf("%d POSTs in the first hour, want the prime's one", n)
+	}
+	if strings.Contains(r.log.String(), "auth.json changed") {
+		t.Fatalf("the prime's own refresh taken for a rewrite:\n%s", r.log.String())
 	}
 }
 

@@ -117,6 +117,8 @@ type Watchdog struct {
 	primed     bool
 	primedNext time.Time
 	primedBase fileVersion
+	// priming is set by StartPrime: Run first waits for that pass.
+	priming *Priming
 }
 
 // New checks cfg and fills in the defaults.
@@ -228,20 +230,17 @@ func (w *Watchdog) Pass(ctx context.Context) (Outcome, error) {
 // Call Prime and Run from one goroutine, or hand over with a happens-before
 // edge (the loop is single-threaded).
 func (w *Watchdog) Prime(ctx context.Context) (Outcome, error) {
-	out, write, err := w.PrimeThenWrite(ctx)
-	write()
-	return out, err
+	r, st := w.primePass(ctx)
+	w.writeStatus(st)
+	return r.outcome, r.err
 }
 
-// PrimeThenWrite is Prime returning before the status file is written:
-// writeStatus writes it. A launcher starts its child first and writes beside
-// it, instead of making the child wait for a file create and rename that
-// tell the child nothing. Call writeStatus exactly once, before Run.
-func (w *Watchdog) PrimeThenWrite(ctx context.Context) (out Outcome, writeStatus func(), err error) {
+// primePass is Prime without the status write.
+func (w *Watchdog) primePass(ctx context.Context) (passResult, *Status) {
 	w.loop = true
 	r, st, base := w.decideWithBase(ctx)
 	w.primed, w.primedNext, w.primedBase = true, r.next, base
-	return r.outcome, func() { w.writeStatus(st) }, r.err
+	return r, st
 }
 
 func (w *Watchdog) pass(ctx context.Context) (passResult, fileVersion) {
@@ -606,6 +605,17 @@ func (w *Watchdog) rotatedElsewhere(ctx context.Context, used string) bool {
 // the CLI's own refresh), backs off after transient failures and, after a
 // permanent one, waits for a new credential instead of spending the dead one.
 func (w *Watchdog) Run(ctx context.Context) error {
+	if pr := w.priming; pr != nil {
+		// The pass StartPrime began owns the watchdog's state until it
+		// has written its status.
+		w.priming = nil
+		select {
+		case <-pr.written:
+		case <-ctx.Done():
+			pr.Finish()
+			return nil
+		}
+	}
 	w.loop = true
 	p := w.cfg.Policy
 	w.log.Info("watchdog: starting", "codex_home", w.cfg.Home.Dir, "interval", p.Interval, "safety_margin", p.SafetyMargin,

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -132,22 +131,24 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 	// A shared store's follower runs until codex-launch exits.
 	defer closeStore()
 
-	pr := startPrime(w)
+	pr := w.StartPrime()
 	code, exit, pending := p.prime(ctx, cfg, pr, primeBy, l)
 	if exit {
-		pr.finish() // its status file says why
+		pr.Finish() // its status file says why
 		return code
 	}
 	if code, ok := stopped(); ok {
-		pr.finish()
+		pr.Finish()
 		return code
 	}
-	if !pending && pr.out == authwatch.OutcomePermanent {
-		l.Warn("starting the child anyway (set --require-auth to refuse)")
+	if !pending {
+		if out, _ := pr.Result(); out == authwatch.OutcomePermanent {
+			l.Warn("starting the child anyway (set --require-auth to refuse)")
+		}
 	}
 	release()
 	// From here on, every return path must finish the prime pass first.
-	defer pr.finish()
+	defer pr.Finish()
 
 	if err := sup.Configure(supervise.Options{
 		StopTimeout:   cfg.StopTimeout,
@@ -188,67 +189,25 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 	return runGroup(sup, fwdCtx, fwdCancel, fwdDone, w, pr, pending, l)
 }
 
-// primeRun is the pass made before the child starts (authwatch.PrimeThenWrite: the
-// watchdog loop then waits for the next check instead of passing again while
-// the child starts). It runs in its own
-// goroutine so that --prime-timeout bounds how long the child waits for it,
-// even while a POST is in flight: authwatch lets a sent POST run to its
-// answer (a redeemed token must be committed, never dropped), so such a pass
-// may outlast the timeout and then finishes beside the child, before the
-// watchdog loop starts.
-type primeRun struct {
-	cancel context.CancelFunc
-	done   chan struct{} // the outcome is known (out, err)
-	// written is closed once the pass has also written the status file,
-	// which it does after done: the child need not wait for it.
-	written chan struct{}
-	out     authwatch.Outcome
-	err     error
-}
-
-func startPrime(w *authwatch.Watchdog) *primeRun {
-	ctx, cancel := context.WithCancel(context.Background())
-	pr := &primeRun{cancel: cancel, done: make(chan struct{}), written: make(chan struct{})}
-	go func() {
-		defer close(pr.written)
-		out, writeStatus, err := w.PrimeThenWrite(ctx)
-		pr.out, pr.err = out, err
-		close(pr.done)
-		// Hand the processor to the launcher, which waits on done to
-		// start the child: a goroutine woken by this one would otherwise
-		// wait for it to finish the status write (~0.3 ms).
-		runtime.Gosched()
-		writeStatus()
-	}()
-	return pr
-}
-
-// finish cancels what can be abandoned (lock waits, a POST not yet sent)
-// and waits for the rest (a POST in flight, its commit, the status file).
-func (pr *primeRun) finish() {
-	pr.cancel()
-	<-pr.written
-}
-
 // prime waits for the prime pass until by: what is left of --prime-timeout
 // after the shared store's first sync. It returns
 // (code, true) when codex-launch must exit instead of starting the child: a
 // stop signal (ctx), or a dead credential with --require-auth. Otherwise the
 // child starts; pending is true when the pass is still running.
-func (p *program) prime(ctx context.Context, cfg *Config, pr *primeRun, by time.Time, l hclog.Logger) (code int, exit bool, pending bool) {
+func (p *program) prime(ctx context.Context, cfg *Config, pr *authwatch.Priming, by time.Time, l hclog.Logger) (code int, exit bool, pending bool) {
 	t := time.NewTimer(max(time.Until(by), 0))
 	defer t.Stop()
 	select {
-	case <-pr.done:
+	case <-pr.Done():
 	case <-t.C:
 		l.Warn("prime: no answer within --prime-timeout; starting the child, the refresh goes on beside it", "prime_timeout", cfg.PrimeTimeout)
 		return 0, false, true
 	case <-ctx.Done():
 		select {
-		case <-pr.done:
+		case <-pr.Done():
 		default:
 			l.Info("stop signal during the prime: finishing the refresh in flight so no redeemed token is lost (at most --refresh-timeout)")
-			pr.finish()
+			pr.Finish()
 		}
 		return 0, false, false // the caller sees the stop signal and exits 128+N
 	}
@@ -261,17 +220,18 @@ func (p *program) prime(ctx context.Context, cfg *Config, pr *primeRun, by time.
 
 // reportPrime logs the prime's outcome; it returns true when the credential
 // is dead.
-func reportPrime(pr *primeRun, l hclog.Logger) (dead bool) {
-	switch pr.out {
+func reportPrime(pr *authwatch.Priming, l hclog.Logger) (dead bool) {
+	out, err := pr.Result()
+	switch out {
 	case authwatch.OutcomeRefreshed:
 		l.Info("prime: credential refreshed before the child starts")
 	case authwatch.OutcomeNothingToDo:
 		l.Info("prime: credential needs no refresh")
 	case authwatch.OutcomeTransient:
-		l.Warn("prime: refresh failed for now; the child starts, the watchdog keeps trying", "error", pr.err)
+		l.Warn("prime: refresh failed for now; the child starts, the watchdog keeps trying", "error", err)
 	default:
 		l.Error("**************************************************************************")
-		l.Error("THE CODEX CREDENTIAL IS DEAD: the refresh token was refused for good; the CLI will fail until someone logs in again", "error", pr.err)
+		l.Error("THE CODEX CREDENTIAL IS DEAD: the refresh token was refused for good; the CLI will fail until someone logs in again", "error", err)
 		l.Error("**************************************************************************")
 		return true
 	}
@@ -287,7 +247,7 @@ var errChildExited = errors.New("child exited")
 // child ends the group. The watchdog's interrupt cancels its context: a
 // refresh whose POST has redeemed a token still commits before Run returns
 // (authwatch's promise), one that has not started is abandoned.
-func runGroup(sup *supervise.Supervisor, fwdCtx context.Context, fwdCancel context.CancelFunc, fwdDone <-chan error, w *authwatch.Watchdog, pr *primeRun, pending bool, l hclog.Logger) int {
+func runGroup(sup *supervise.Supervisor, fwdCtx context.Context, fwdCancel context.CancelFunc, fwdDone <-chan error, w *authwatch.Watchdog, pr *authwatch.Priming, pending bool, l hclog.Logger) int {
 	var g run.Group
 	code := exitLaunch
 	{
@@ -321,20 +281,14 @@ func runGroup(sup *supervise.Supervisor, fwdCtx context.Context, fwdCancel conte
 				// The prime outlasted --prime-timeout: let it finish
 				// (its outcome is logged) before the loop takes over.
 				select {
-				case <-pr.done:
+				case <-pr.Done():
 					reportPrime(pr, l)
 				case <-ctx.Done():
-					pr.finish()
+					pr.Finish()
 					return nil
 				}
 			}
-			// The loop continues the prime: after its status write.
-			select {
-			case <-pr.written:
-			case <-ctx.Done():
-				pr.finish()
-				return nil
-			}
+			// The loop continues the prime, once it has written its status.
 			if err := w.Run(ctx); err != nil && ctx.Err() == nil {
 				l.Error("the credential watchdog stopped; the child runs on", "error", err)
 				<-ctx.Done()

@@ -1,0 +1,60 @@
+package authwatch
+
+import (
+	"context"
+	"runtime"
+)
+
+// Priming is a prime pass running in its own goroutine (StartPrime).
+type Priming struct {
+	cancel  context.CancelFunc
+	done    chan struct{} // the outcome is known
+	written chan struct{} // and the status file is written
+	out     Outcome
+	err     error
+}
+
+// StartPrime runs Prime's pass in its own goroutine and returns at once. It
+// is for a launcher that bounds how long its child waits for the pass (a
+// timer beside Done), while a POST already sent always runs to its commit,
+// beside the child if need be. The outcome is known when Done is closed; the
+// status file is written after that, while the caller starts its child (the
+// file tells a child nothing).
+//
+// Run, called after StartPrime, first waits for the whole pass and then
+// continues as it does after Prime. On a path that never reaches Run, call
+// Finish: it abandons what can be abandoned (a lock wait, a POST not yet
+// sent) and waits for the rest. Call StartPrime once, before Run.
+func (w *Watchdog) StartPrime() *Priming {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Priming{cancel: cancel, done: make(chan struct{}), written: make(chan struct{})}
+	w.priming = p
+	go func() {
+		defer close(p.written)
+		r, st := w.primePass(ctx)
+		p.out, p.err = r.outcome, r.err
+		close(p.done)
+		// Hand the processor to whoever waits on Done, a launcher about to
+		// start its child: a goroutine woken by this one would otherwise
+		// wait for the status write (~0.3 ms) to finish first.
+		runtime.Gosched()
+		w.writeStatus(st)
+	}()
+	return p
+}
+
+// Done is closed once the pass's outcome is known.
+func (p *Priming) Done() <-chan struct{} { return p.done }
+
+// Result is the pass's outcome, as Prime returns it; it waits for Done.
+func (p *Priming) Result() (Outcome, error) {
+	<-p.done
+	return p.out, p.err
+}
+
+// Finish cancels what can be abandoned and waits until the pass, its commit
+// and its status file are done. It may be called more than once.
+func (p *Priming) Finish() {
+	p.cancel()
+	<-p.written
+}
