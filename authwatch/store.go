@@ -123,19 +123,11 @@ func checkNotSuperseded(base []byte, cur, disk *AuthFile, raw []byte, readErr er
 	return nil
 }
 
-// newerThan reports whether a is a strictly newer credential than b: a later
-// last_refresh, else a later access-token expiry, else (when neither tells)
-// any different refresh token.
+// newerThan reports whether a may be a newer credential than b: fresher by
+// CompareFreshness, or (when neither last_refresh nor the expiry tells) any
+// different refresh token. Without evidence, a different file is treated as
+// newer: a credential that may be newer than ours is never replaced.
 func newerThan(a, b *AuthFile) bool {
-	la, oka := a.LastRefresh()
-	lb, okb := b.LastRefresh()
-	if oka && okb && !la.Equal(lb) {
-		return la.After(lb)
-	}
-	ea, okea := a.AccessExpiry()
-	eb, okeb := b.AccessExpiry()
-	if okea && okeb && !ea.Equal(eb) {
-		return ea.After(eb)
-	}
-	return a.Tokens().RefreshToken != b.Tokens().RefreshToken
+	cmp, _ := CompareFreshness(a, b)
+	return cmp > 0 || (cmp == 0 && a.Tokens().RefreshToken != b.Tokens().RefreshToken)
 }

@@ -20,15 +20,17 @@ import (
 //
 //   - no file, or an empty, unreadable or unparseable one, or one holding no
 //     credential: the variable is written;
-//   - the same account, and the file at least as fresh (last_refresh, else the
-//     access token's expiry): the file is kept and the log says so;
 //   - the same account, the variable fresher: the variable replaces the file;
+//   - the same account, otherwise: the file is kept and the log says so;
 //   - another account: the variable wins, and the log says so;
 //   - a variable that is not a valid credential: an error wrapping
 //     ErrInvalidCredential, the file untouched.
 //
-// When freshness cannot be compared (neither timestamp on both sides) the file
-// is kept: a variable is a static copy, the file may have been rotated.
+// "Fresher" is authwatch.CompareFreshness: a later last_refresh when both
+// sides have one and they differ, else a later access-token expiry when both
+// sides have one and they differ. When neither tells (each is missing on a
+// side, or equal) the file is kept: a variable is a static copy, the file may
+// have been rotated.
 // Writes go through authwatch's commit (the CLI's lock protocol, temp file,
 // fsync, rename, 0600). No value ever reaches the log or an error.
 func SeedAuth(ctx context.Context, o SeedOptions) (SeedResult, error) {
@@ -161,29 +163,13 @@ func decideSeed(have, want *authwatch.AuthFile) SeedResult {
 	if a != "" && b != "" && a != b {
 		return SeedResult{Action: SeedAccount, Reason: "auth.json belongs to another account"}
 	}
-	cmp, basis := fresher(have, want)
+	cmp, by := authwatch.CompareFreshness(have, want)
 	switch {
-	case basis == "":
-		return SeedResult{Action: SeedKept, Reason: "freshness cannot be compared; the file may have been rotated"}
-	case cmp >= 0:
-		return SeedResult{Action: SeedKept, Reason: "auth.json is at least as fresh (" + basis + ")"}
+	case cmp > 0:
+		return SeedResult{Action: SeedKept, Reason: "auth.json is fresher (" + by + ")"}
+	case cmp < 0:
+		return SeedResult{Action: SeedReplaced, Reason: "the variable is fresher (" + by + ")"}
 	default:
-		return SeedResult{Action: SeedReplaced, Reason: "the variable is fresher (" + basis + ")"}
+		return SeedResult{Action: SeedKept, Reason: "neither last_refresh nor the access token's expiry tells which is fresher; the file may have been rotated"}
 	}
-}
-
-// fresher compares two credentials of one login: >0 when a is fresher, 0 equal,
-// <0 when b is. basis names what was compared ("" when nothing could be).
-func fresher(a, b *authwatch.AuthFile) (int, string) {
-	if ta, ok := a.LastRefresh(); ok {
-		if tb, ok := b.LastRefresh(); ok {
-			return ta.Compare(tb), "last_refresh"
-		}
-	}
-	if ta, ok := a.AccessExpiry(); ok {
-		if tb, ok := b.AccessExpiry(); ok {
-			return ta.Compare(tb), "access token expiry"
-		}
-	}
-	return 0, ""
 }

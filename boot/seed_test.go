@@ -95,10 +95,18 @@ func TestSeedRules(t *testing.T) {
 			c := f.mock.Issue("acct-1")
 			return tokenmock.FormatAuthJSON(c, now, tokenmock.FileOptions{})
 		}, -time.Hour, SeedKept, true},
-		{"same last_refresh, other tokens", func(f *seedFixture, v tokenmock.Credential) []byte {
-			c := f.mock.Issue("acct-1")
+		{"same last_refresh, same expiry, other tokens", func(f *seedFixture, v tokenmock.Credential) []byte {
+			c := f.mock.IssueWithExpiry("acct-1", v.AccessExpiry)
 			return tokenmock.FormatAuthJSON(c, now.Add(-time.Hour), tokenmock.FileOptions{})
 		}, -time.Hour, SeedKept, true},
+		{"same last_refresh, the file expires later", func(f *seedFixture, v tokenmock.Credential) []byte {
+			c := f.mock.IssueWithExpiry("acct-1", v.AccessExpiry.Add(time.Hour))
+			return tokenmock.FormatAuthJSON(c, now.Add(-time.Hour), tokenmock.FileOptions{})
+		}, -time.Hour, SeedKept, true},
+		{"same last_refresh, the variable expires later", func(f *seedFixture, v tokenmock.Credential) []byte {
+			c := f.mock.IssueWithExpiry("acct-1", v.AccessExpiry.Add(-30*time.Minute))
+			return tokenmock.FormatAuthJSON(c, now.Add(-time.Hour), tokenmock.FileOptions{})
+		}, -time.Hour, SeedReplaced, false},
 		{"variable is fresher", older, -time.Hour, SeedReplaced, false},
 		{"another account", func(f *seedFixture, v tokenmock.Credential) []byte {
 			c := f.mock.Issue("acct-2")
@@ -151,6 +159,48 @@ func TestSeedRules(t *testing.T) {
 			if len(leftovers) > 0 {
 				t.Errorf("temporary files left: %v", leftovers)
 			}
+		})
+	}
+}
+
+// TestSeedFreshnessEvidence: the reason names what decided. last_refresh
+// decides when both sides have one and they differ; an equal last_refresh
+// falls through to the access token's expiry; with neither telling, the file
+// is kept.
+func TestSeedFreshnessEvidence(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	lr := now.Add(-time.Hour)
+	cases := []struct {
+		name            string
+		fileLR          time.Time
+		fileExp, varExp time.Duration // from now
+		action          SeedAction
+		reason          string
+	}{
+		{"later last_refresh in the variable", lr.Add(-time.Minute), 2 * time.Hour, time.Hour, SeedReplaced, "last_refresh"},
+		{"equal last_refresh, variable expires later", lr, time.Hour, 2 * time.Hour, SeedReplaced, "access token expiry"},
+		{"equal last_refresh, file expires later", lr, 2 * time.Hour, time.Hour, SeedKept, "access token expiry"},
+		{"equal last_refresh, equal expiry", lr, time.Hour, time.Hour, SeedKept, "neither"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newSeedFixture(t)
+			file := f.mock.IssueWithExpiry("acct-1", now.Add(c.fileExp))
+			v := f.mock.IssueWithExpiry("acct-1", now.Add(c.varExp))
+			f.writeFile(tokenmock.FormatAuthJSON(file, c.fileLR, tokenmock.FileOptions{}))
+			res, err := f.seed("CODEX_AUTH_JSON=" + string(tokenmock.FormatAuthJSON(v, lr, tokenmock.FileOptions{})))
+			f.checkClean(err)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Action != c.action || !strings.Contains(res.Reason, c.reason) {
+				t.Errorf("result = %+v, want action %s, reason naming %q", res, c.action, c.reason)
+			}
+			want := file
+			if c.action == SeedReplaced {
+				want = v
+			}
+			sameTokens(t, f.read(), want)
 		})
 	}
 }

@@ -697,27 +697,16 @@ func supersedes(local, stored *authwatch.AuthFile, rejected bool) bool {
 	case local.AccountID() != stored.AccountID():
 		return true
 	}
-	return !olderThan(local, stored)
-}
-
-// olderThan: a is strictly older than b (last_refresh, else access expiry).
-func olderThan(a, b *authwatch.AuthFile) bool {
-	la, oka := a.LastRefresh()
-	lb, okb := b.LastRefresh()
-	if oka && okb && !la.Equal(lb) {
-		return la.Before(lb)
-	}
-	ea, okea := a.AccessExpiry()
-	eb, okeb := b.AccessExpiry()
-	return okea && okeb && ea.Before(eb)
+	cmp, _ := authwatch.CompareFreshness(local, stored)
+	return cmp >= 0
 }
 
 func sameTokens(a, b *authwatch.AuthFile) bool {
 	return a.Tokens() == b.Tokens()
 }
 
-// localNewer: local is a strictly newer credential of the same account than
-// stored (by last_refresh, else by access-token expiry) with other tokens.
+// localNewer: local is a strictly fresher credential (authwatch's
+// CompareFreshness) of the same account than stored, with other tokens.
 // Without evidence of being newer, the store wins.
 func localNewer(local, stored *authwatch.AuthFile) bool {
 	if local == nil || stored == nil || !usable(local) {
@@ -726,14 +715,8 @@ func localNewer(local, stored *authwatch.AuthFile) bool {
 	if local.AccountID() == "" || local.AccountID() != stored.AccountID() || sameTokens(local, stored) {
 		return false
 	}
-	ll, okl := local.LastRefresh()
-	ls, oks := stored.LastRefresh()
-	if okl && oks && !ll.Equal(ls) {
-		return ll.After(ls)
-	}
-	el, okel := local.AccessExpiry()
-	es, okes := stored.AccessExpiry()
-	return okel && okes && el.After(es)
+	cmp, _ := authwatch.CompareFreshness(local, stored)
+	return cmp > 0
 }
 
 func redactErr(err error) string { return pgstore.Redact(err.Error()) }

@@ -147,13 +147,21 @@ func (s *Source) Sync(ctx context.Context) (Result, error) {
 	}
 	result := Unchanged
 	err = authwatch.NewFileStore(s.cfg.Home).Update(ctx, func(ctx context.Context, cur *authwatch.AuthFile) (*authwatch.AuthFile, error) {
-		switch {
-		case cur != nil && cur.Tokens() == remote.Tokens():
+		if cur == nil {
+			result = Adopted
+			return remote, nil
+		}
+		if cur.Tokens() == remote.Tokens() {
 			result = Unchanged
 			return nil, nil
-		case cur != nil && cur.AccountID() != "" && cur.AccountID() == remote.AccountID() && newer(cur, remote):
-			result = KeptLocal
-			return nil, nil
+		}
+		// A strictly fresher local login of the same account is kept: the CLI
+		// refreshed it after the platform's copy was taken.
+		if cur.AccountID() != "" && cur.AccountID() == remote.AccountID() {
+			if cmp, _ := authwatch.CompareFreshness(cur, remote); cmp > 0 {
+				result = KeptLocal
+				return nil, nil
+			}
 		}
 		result = Adopted
 		return remote, nil
@@ -165,18 +173,6 @@ func (s *Source) Sync(ctx context.Context) (Result, error) {
 		return "", fmt.Errorf("writing the platform credential: %w", err)
 	}
 	return result, nil
-}
-
-// newer: a is strictly newer than b (last_refresh, else access expiry).
-func newer(a, b *authwatch.AuthFile) bool {
-	la, oka := a.LastRefresh()
-	lb, okb := b.LastRefresh()
-	if oka && okb && !la.Equal(lb) {
-		return la.After(lb)
-	}
-	ea, okea := a.AccessExpiry()
-	eb, okeb := b.AccessExpiry()
-	return okea && okeb && ea.After(eb)
 }
 
 // fetch returns the credential's bytes, nil when the answer has none.
