@@ -237,8 +237,16 @@ while :; do sleep 0.01; done`
 		t.Fatal(err)
 	}
 	waitFile(t, log, "sub\n", 5*time.Second)
-	if b, _ := os.ReadFile(log); strings.Count(string(b), "main\n") != 2 {
-		t.Fatalf("group signal should reach the child too: %q", b)
+	// The child runs its trap once its own `sleep 0.01` ends, maybe after
+	// the subshell ran its: wait for the second "main" rather than race it.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		b, _ := os.ReadFile(log)
+		if strings.Count(string(b), "main\n") == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group signal should reach the child too: %q", b)
+		}
 	}
 
 	// A stop of a child with TERM at its default action ends it at once,
