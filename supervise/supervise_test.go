@@ -220,6 +220,9 @@ while :; do sleep 0.01; done`
 	if err := sup.Start(Spec{Argv: sh(script, log)}); err != nil {
 		t.Fatal(err)
 	}
+	// On a failure below, the looping shells must not outlive the test
+	// (they hold its output open, and go test waits for that).
+	t.Cleanup(func() { unix.Kill(-sup.Pid(), unix.SIGKILL) })
 	done := make(chan int, 1)
 	go func() { c, _ := sup.Wait(context.Background()); done <- c }()
 	waitFile(t, log, "mainready", 5*time.Second)
