@@ -58,8 +58,9 @@ type Home struct {
 	// auth.json is never torn: until the handed function has run, a crash
 	// may only bring back the previous auth.json. Boot uses it for the
 	// credential it seeds from a variable (which the next boot writes
-	// again), so that the child need not wait for the fsync; a refresh never
-	// does, because its tokens exist nowhere else.
+	// again), so that the child need not wait for the fsync. A Home with it
+	// set must never reach a Watchdog or a Store that refreshes: a refresh's
+	// tokens exist nowhere else, and its commit must be durable on return.
 	DeferDirSync func(sync func() error)
 }
 

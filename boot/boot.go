@@ -158,29 +158,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	env = SetEnv(env, "CODEX_HOME", home)
 
-	// config.toml and auth.json are independent files, each a few file
-	// creations (and auth.json an fsync) away: write them side by side.
-	// config.toml is best effort: without the key the CLI's default store
-	// is the file anyway, so one that cannot be read as TOML, or cannot be
-	// written (a read-only mount), is reported, not fatal.
-	storeDone := make(chan struct{})
-	go func() {
-		defer close(storeDone)
-		store, err := EnsureFileStore(home, nil, log)
-		if err != nil {
-			if errors.Is(err, ErrConfigSyntax) {
-				log.Warn("config.toml could not be read as TOML; left alone (the CLI will say more)", "error", err)
-			} else {
-				log.Warn("could not make sure config.toml selects the file credential store; left alone", "error", err)
-			}
-		}
-		res.Store = store
-	}()
 	seed, err := SeedAuth(ctx, SeedOptions{
 		Home: home, Environ: env, Logger: log, LockTimeout: cfg.LockTimeout,
 		DeferDirSync: res.syncs.start,
 	})
-	<-storeDone
 	if err != nil {
 		res.syncs.wait() // nothing is left running behind an error
 		return nil, &Error{"seed", err}
@@ -189,9 +170,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if seed.Materialised() {
 		env = UnsetEnv(env, AuthVariables()...)
 	}
+
+	// Best effort: without the key the CLI's default store is the file
+	// anyway, so a config.toml that cannot be read as TOML, or cannot be
+	// written (a read-only mount), is reported, not fatal.
+	store, err := EnsureFileStore(home, nil, log)
+	if err != nil {
+		if errors.Is(err, ErrConfigSyntax) {
+			log.Warn("config.toml could not be read as TOML; left alone (the CLI will say more)", "error", err)
+		} else {
+			log.Warn("could not make sure config.toml selects the file credential store; left alone", "error", err)
+		}
+	}
+	res.Store = store
 	res.Env = env
 	warnNoCredential(log, home, env)
-	log.Debug("boot done", "codex_home", home, "user", target.String(), "seed", string(seed.Action), "config_store", string(res.Store))
+	log.Debug("boot done", "codex_home", home, "user", target.String(), "seed", string(seed.Action), "config_store", string(store))
 	return res, nil
 }
 

@@ -67,7 +67,6 @@ type Forwarder struct {
 	opts   Options
 	log    hclog.Logger
 
-	standard   chan struct{} // closed once every standard (1..31) signal in Caught is registered
 	registered chan struct{} // closed once every signal in Caught is registered
 
 	handoff  chan struct{} // closed by Run to end the pre-run pump
@@ -93,28 +92,20 @@ func Listen(bufferSize int) *Forwarder {
 
 // ListenStopsFirst is Listen for a launcher that has work to do before its
 // child exists: it registers DefaultStopSignals now and the rest of Caught
-// in the background, the standard signals (1..31) before the real-time ones,
-// and returns at once. The reason is cost: the Go runtime registers each
-// signal with a round trip to its signal-mask thread (a thread hand-off each
-// way), 30-50 µs per signal here, 2-3 ms for the ~60, which would otherwise
-// all sit before the child's start. Until a signal is registered it gets the
-// runtime's default action; only stop signals matter before the child exists
-// (the rest are dropped then anyway), and those are registered before this
-// returns.
-//
-// Call WaitStandard before starting the child: from then on every standard
-// signal reaches the child. The real-time signals finish registering about a
-// millisecond later, beside the child; one sent to the launcher in that
-// window is lost (the runtime catches it with nobody listening). That window
-// is the price of a boot that does not wait for thirty registrations nobody
-// is likely to need in the child's first millisecond; Listen has none.
+// in the background, and returns at once. The reason is cost: the Go runtime
+// registers each signal with a round trip to its signal-mask thread (a
+// thread hand-off each way), 30-50 µs per signal here, 2-3 ms for the ~60,
+// which would otherwise all sit before boot. Until a signal is registered it
+// gets the runtime's default action; only stop signals matter before the
+// child exists (the rest are dropped then anyway), and those are registered
+// before this returns. Call WaitRegistered before starting the child; Run
+// and a Configure naming other stop signals wait for it too.
 func ListenStopsFirst(bufferSize int) *Forwarder {
 	if bufferSize <= 0 {
 		bufferSize = DefaultBuffer
 	}
 	f := &Forwarder{
 		ch:         make(chan os.Signal, bufferSize),
-		standard:   make(chan struct{}),
 		registered: make(chan struct{}),
 		handoff:    make(chan struct{}),
 		pumpDone:   make(chan struct{}),
@@ -131,29 +122,15 @@ func ListenStopsFirst(bufferSize int) *Forwarder {
 	return f
 }
 
-// registerRest registers Caught, standard signals first. One Notify call per
-// signal: os/signal holds its lock for a whole call, so another package's
-// registration (the supervisor's SIGCHLD) waits for one signal, not sixty.
-// The stop signals come again: a no-op.
+// registerRest registers Caught, one Notify call per signal: os/signal holds
+// its lock for a whole call, so another package's registration waits for one
+// signal, not sixty. The stop signals come again: a no-op.
 func (f *Forwarder) registerRest() {
 	defer close(f.registered)
-	caught := Caught()
-	for _, s := range caught {
-		if s.(syscall.Signal) < rtMin {
-			signal.Notify(f.ch, s)
-		}
-	}
-	close(f.standard)
-	for _, s := range caught {
-		if s.(syscall.Signal) >= rtMin {
-			signal.Notify(f.ch, s)
-		}
+	for _, s := range Caught() {
+		signal.Notify(f.ch, s)
 	}
 }
-
-// WaitStandard returns once every standard signal (1..31) in Caught is
-// registered: what a launcher waits for before it starts its child.
-func (f *Forwarder) WaitStandard() { <-f.standard }
 
 // WaitRegistered returns once every signal in Caught is registered: from
 // then on none of them can end or bypass the launcher.
@@ -161,7 +138,9 @@ func (f *Forwarder) WaitRegistered() { <-f.registered }
 
 // Configure sets the options once configuration has been read: the stop
 // signals and logger apply at once (to the prime phase), the rest when Run
-// starts. It must not be called after Run.
+// starts. Stop signals other than the defaults make it wait until every
+// signal is registered (ListenStopsFirst caught only the defaults at once).
+// It must not be called after Run.
 func (f *Forwarder) Configure(opts Options) {
 	if opts.StopSignals == nil {
 		opts.StopSignals = DefaultStopSignals()
@@ -302,11 +281,7 @@ func (f *Forwarder) Run(ctx context.Context, t Target, opts Options) error {
 	if !first {
 		return errors.New("signals: Forwarder.Run called twice")
 	}
-	// Take over from the pump (which drops what is not a stop signal) as
-	// soon as the standard signals are caught, not after the real-time
-	// ones: the child may already run. Those still registering land on the
-	// same channel when they arrive.
-	f.WaitStandard()
+	f.WaitRegistered()
 	close(f.handoff)
 	<-f.pumpDone
 	f.Configure(opts)

@@ -54,21 +54,3 @@ func TestListenStopsFirstConfiguredStop(t *testing.T) {
 	f.Consume()
 	runForwarder(t, f, newFake(), Options{})
 }
-
-// Run takes over once the standard signals are caught, and the real-time
-// signals, registered after them, are forwarded through the same channel.
-func TestListenStopsFirstStandardThenRealTime(t *testing.T) {
-	f := ListenStopsFirst(0)
-	f.WaitStandard()
-	tg := newFake()
-	runForwarder(t, f, tg, Options{})
-	raise(t, unix.SIGUSR2)
-	if c := tg.next(t); c != (call{unix.SIGUSR2, false, false}) {
-		t.Fatalf("got %+v, want USR2", c)
-	}
-	f.WaitRegistered()
-	raise(t, rtMin+1)
-	if c := tg.next(t); c != (call{rtMin + 1, false, false}) {
-		t.Fatalf("got %+v, want RTMIN+1", c)
-	}
-}

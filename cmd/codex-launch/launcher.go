@@ -39,9 +39,9 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 	// seen and honoured, not lost (PID 1 ignores a signal it has no handler
 	// for). Only the pure, microsecond parse of the arguments came before:
 	// the ~60 registrations are a cost the subcommands, which supervise no
-	// child, do not pay. The stop signals are caught at once, the standard
-	// signals while boot runs, the real-time ones beside the child (each
-	// costs thread hand-offs in the Go runtime; see ListenStopsFirst).
+	// child, do not pay. The stop signals are caught at once, the rest while
+	// boot runs (each costs thread hand-offs in the Go runtime); the child
+	// starts only once all are.
 	fwd := signals.ListenStopsFirst(0)
 	// The parent as it was at start: the parent-death setting comes after
 	// the drop to --user (which clears it), and a parent that died in
@@ -77,6 +77,15 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 		Logger:      log,
 		LockTimeout: cfg.LockTimeout,
 	})
+	// Boot's last fsync runs beside the prime and the child's start; every
+	// way out from here waits for it, the normal one as soon as the child
+	// runs.
+	durable := sync.OnceFunc(func() {
+		if err := res.WaitDurable(); err != nil {
+			l.Warn("fsync of CODEX_HOME after seeding auth.json failed: the seeded file may not survive a crash", "error", err)
+		}
+	})
+	defer durable()
 	if code, ok := stopped(); ok {
 		return code
 	}
@@ -84,14 +93,6 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 		l.Error("boot failed; the child was not started", "error", err)
 		return exitLaunch
 	}
-	// Boot's last fsync runs beside the prime and the child's start; every
-	// way out waits for it, the normal one as soon as the child runs.
-	durable := sync.OnceFunc(func() {
-		if err := res.WaitDurable(); err != nil {
-			l.Warn("fsync of CODEX_HOME after seeding auth.json failed: the seeded file may not survive a crash", "error", err)
-		}
-	})
-	defer durable()
 
 	// The env directory may carry this program's own variables: read the
 	// configuration again, flags still first. What boot has already used
@@ -158,10 +159,10 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 		l.Error("cannot supervise", "error", err)
 		return exitLaunch
 	}
-	// Forwarding starts before the child so that no standard signal falls
-	// between the child's start and the forwarder taking over: until the
-	// child exists the gate holds them (the channel buffers the rest).
-	fwd.WaitStandard()
+	// Forwarding starts before the child so that no signal falls between
+	// the child's start and the forwarder taking over: until the child
+	// exists the gate holds them (the channel buffers the rest).
+	fwd.WaitRegistered()
 	gate := &childGate{sup: sup, started: make(chan struct{})}
 	fwdCtx, fwdCancel := context.WithCancel(context.Background())
 	defer fwdCancel()

@@ -68,9 +68,20 @@ func newWatchdog(ctx context.Context, cfg *Config, dir string, log hclog.Logger,
 // once with nothing half-written (every write is an atomic rename, a later
 // pass removes a temporary file left behind, the locks die with the
 // process), and a pass that finds nothing to do never pays for the Go
-// runtime's signal machinery, a third of its start-up.
-// From the POST on they are ignored, so the answer is always committed;
-// the refresh timeout bounds how long that takes.
+// runtime's signal machinery, a third of its start-up. As PID 1 the
+// runtime cannot die of the signal and exits 2 instead.
+//
+// From the POST on they are ignored, so the answer is always committed: the
+// pass then runs to its end, bounded by the refresh timeout, the lock
+// timeout for auth.json.lock, and after a refusal the few seconds' recheck
+// for a token rotated elsewhere. One signal can still slip through: one
+// whose handler had already decided to end the process when the ignore was
+// set. The token goes out only once the connection is made (for the real
+// endpoint DNS, TCP and TLS, tens of milliseconds), and such a handler ends
+// the process within microseconds, so that signal ends the pass before
+// anything is spent, unless its thread is held off the CPU for longer: then
+// it is a SIGKILL during the POST, the token spent and auth.json intact, as
+// the crash tests show.
 func (p *program) refresh(cfg *Config, log hclog.Logger, once bool) int {
 	l := log.Named("launcher")
 	ctx, stop := context.Background(), func() {}
