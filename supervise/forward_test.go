@@ -28,6 +28,7 @@ func TestForwarderDrivesSupervisor(t *testing.T) {
 	if err := sup.Start(Spec{Argv: sh(script, log)}); err != nil {
 		t.Fatal(err)
 	}
+	killGroupOnFailure(t, sup)
 	rw, err := signals.ParseRewrite("TERM:USR2,USR1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -118,3 +118,14 @@ func readLine(t *testing.T, r *bufio.Reader, want string, timeout time.Duration)
 		t.Fatalf("no %q within %v", want, timeout)
 	}
 }
+
+// killGroupOnFailure makes a failed test take the child's looping process
+// group with it: left running, the group holds the test's output open and
+// go test waits for it. After a passing test the group is gone already.
+func killGroupOnFailure(t *testing.T, sup *Supervisor) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			unix.Kill(-sup.Pid(), unix.SIGKILL)
+		}
+	})
+}

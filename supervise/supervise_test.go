@@ -220,9 +220,7 @@ while :; do sleep 0.01; done`
 	if err := sup.Start(Spec{Argv: sh(script, log)}); err != nil {
 		t.Fatal(err)
 	}
-	// On a failure below, the looping shells must not outlive the test
-	// (they hold its output open, and go test waits for that).
-	t.Cleanup(func() { unix.Kill(-sup.Pid(), unix.SIGKILL) })
+	killGroupOnFailure(t, sup)
 	done := make(chan int, 1)
 	go func() { c, _ := sup.Wait(context.Background()); done <- c }()
 	waitFile(t, log, "mainready", 5*time.Second)
@@ -290,6 +288,7 @@ func TestStopGraceThenKill(t *testing.T) {
 	if err := sup.Start(Spec{Argv: sh(`trap '' TERM; echo ready > "$0"; while :; do sleep 0.01; done`, ready)}); err != nil {
 		t.Fatal(err)
 	}
+	killGroupOnFailure(t, sup)
 	waitFile(t, ready, "ready", 5*time.Second)
 	start := time.Now()
 	if err := sup.Stop(unix.SIGTERM, false); err != nil {
