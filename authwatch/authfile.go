@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -84,7 +85,7 @@ type Tokens struct {
 // value, so a newer CLI's data survives a refresh. Errors wrap ErrMalformed and
 // name the offending key, never its value.
 func ParseAuthFile(data []byte) (*AuthFile, error) {
-	top, err := parseObject(data, "auth.json")
+	top, err := parseObject(data, "auth.json", topKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +105,7 @@ func ParseAuthFile(data []byte) (*AuthFile, error) {
 		f.apiKeySet = !isNull
 	}
 	if raw, ok := top.known[keyTokens]; ok && !isJSONNull(raw) {
-		tok, err := parseObject(raw, keyTokens)
+		tok, err := parseObject(raw, keyTokens, tokensKeys)
 		if err != nil {
 			return nil, err
 		}
@@ -149,11 +150,9 @@ var (
 	tokensKeys = []string{keyIDToken, keyAccessToken, keyRefreshToken, keyAccountID}
 )
 
-func parseObject(data []byte, what string) (*object, error) {
-	known := topKeys
-	if what == keyTokens {
-		known = tokensKeys
-	}
+// parseObject reads one JSON object; what names it in errors, known are the
+// keys it interprets.
+func parseObject(data []byte, what string, known []string) (*object, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	tok, err := dec.Token()
@@ -177,7 +176,7 @@ func parseObject(data []byte, what string) (*object, error) {
 		if err := dec.Decode(&raw); err != nil {
 			return nil, fmt.Errorf("%w: %s: value of key %q: %v", ErrMalformed, what, safeKey(key), sanitizeJSONError(err))
 		}
-		if contains(known, key) {
+		if slices.Contains(known, key) {
 			if _, dup := obj.known[key]; dup {
 				return nil, fmt.Errorf("%w: %s: duplicate key %q", ErrMalformed, what, key)
 			}
@@ -219,15 +218,6 @@ func safeKey(k string) string {
 		return k[:40] + "..."
 	}
 	return k
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func isJSONNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
@@ -284,42 +274,37 @@ func FormatTimestamp(t time.Time) string {
 // file said is lost.
 func (f *AuthFile) Marshal() []byte {
 	var b bytes.Buffer
-	b.WriteString("{")
-	first := true
-	field := func(key string, raw json.RawMessage, depth int) {
-		if !first {
+	// member starts "key": in an object; *first says no member came yet.
+	member := func(first *bool, key string, depth int) {
+		if !*first {
 			b.WriteString(",")
 		}
-		first = false
+		*first = false
 		b.WriteString("\n")
 		writeIndent(&b, depth)
 		b.Write(appendJSONString(nil, key))
 		b.WriteString(": ")
-		writeRaw(&b, raw, depth)
 	}
+	topFirst := true
+	field := func(key string, raw json.RawMessage) {
+		member(&topFirst, key, 1)
+		writeRaw(&b, raw, 1)
+	}
+	b.WriteString("{")
 	if raw, ok := f.top.known[keyAuthMode]; ok {
-		field(keyAuthMode, raw, 1)
+		field(keyAuthMode, raw)
 	}
 	apiKey := f.top.known[keyAPIKey]
 	if apiKey == nil {
 		apiKey = json.RawMessage("null")
 	}
-	field(keyAPIKey, apiKey, 1)
+	field(keyAPIKey, apiKey)
 	if f.tokens != nil {
-		if !first {
-			b.WriteString(",")
-		}
-		first = false
-		b.WriteString("\n  \"tokens\": {")
-		inner := true
+		member(&topFirst, keyTokens, 1)
+		b.WriteString("{")
+		tokFirst := true
 		tfield := func(key string, raw json.RawMessage) {
-			if !inner {
-				b.WriteString(",")
-			}
-			inner = false
-			b.WriteString("\n    ")
-			b.Write(appendJSONString(nil, key))
-			b.WriteString(": ")
+			member(&tokFirst, key, 2)
 			writeRaw(&b, raw, 2)
 		}
 		for _, k := range tokensKeys {
@@ -335,19 +320,15 @@ func (f *AuthFile) Marshal() []byte {
 		for _, m := range f.tokens.unknown {
 			tfield(m.key, m.raw)
 		}
-		if inner {
-			b.WriteString("}")
-		} else {
-			b.WriteString("\n  }")
-		}
+		b.WriteString("\n  }") // never empty: account_id is always there
 	} else if raw, ok := f.top.known[keyTokens]; ok {
-		field(keyTokens, raw, 1) // an explicit null stays
+		field(keyTokens, raw) // an explicit null stays
 	}
 	if raw, ok := f.top.known[keyLastRefresh]; ok {
-		field(keyLastRefresh, raw, 1)
+		field(keyLastRefresh, raw)
 	}
 	for _, m := range f.top.unknown {
-		field(m.key, m.raw, 1)
+		field(m.key, m.raw)
 	}
 	b.WriteString("\n}")
 	return b.Bytes()

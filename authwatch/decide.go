@@ -3,6 +3,7 @@ package authwatch
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -95,7 +96,7 @@ func Decide(f *AuthFile, now time.Time, p Policy) Verdict {
 	if len(reasons) > 0 {
 		v.Refresh = true
 		v.NextCheck = now
-		v.Reason = joinReasons(reasons)
+		v.Reason = strings.Join(reasons, "; ")
 		return v
 	}
 	v.Reason = "fresh"
@@ -106,14 +107,6 @@ func Decide(f *AuthFile, now time.Time, p Policy) Verdict {
 		v.Reason += fmt.Sprintf(", last_refresh %s ago", roundDur(now.Sub(lr)))
 	}
 	return v
-}
-
-func joinReasons(r []string) string {
-	s := r[0]
-	for _, x := range r[1:] {
-		s += "; " + x
-	}
-	return s
 }
 
 func roundDur(d time.Duration) time.Duration { return d.Round(time.Second) }

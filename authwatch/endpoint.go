@@ -343,10 +343,7 @@ func parseTokenResponse(data []byte) (TokenResponse, *RefreshError) {
 		return TokenResponse{}, &RefreshError{Class: ClassTransient, Kind: KindBadBody, Err: errors.New(why)}
 	}
 	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return bad("2xx body is not a JSON object")
-	}
-	if raw == nil {
+	if err := json.Unmarshal(data, &raw); err != nil || raw == nil {
 		return bad("2xx body is not a JSON object")
 	}
 	var tr TokenResponse

@@ -1,12 +1,10 @@
 package authwatch
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 )
 
@@ -67,15 +65,14 @@ type Status struct {
 // every pass, so after a crash a reader sees the old file or the new one
 // (rename is atomic), at worst an empty one, which ReadStatus reports as an
 // error; auth.json, which must never be lost, keeps every fsync. A flush here
-// would put a disk round trip before the child's start and after its exit. A missing CODEX_HOME returns an error for which
-// errors.Is(err, os.ErrNotExist) holds: callers treat it as a clean skip.
+// would put a disk round trip before the child's start and after its exit.
+// A missing CODEX_HOME returns an error for which errors.Is(err,
+// os.ErrNotExist) holds (the temp file cannot be created): callers treat it as
+// a clean skip.
 func WriteStatus(h Home, s Status) error {
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding the status: %w", err)
-	}
-	if _, err := os.Stat(h.Dir); err != nil {
-		return fmt.Errorf("CODEX_HOME: %w", err)
 	}
 	tmp, err := os.CreateTemp(h.Dir, tempPrefix+StatusFileName+".*"+tempSuffix)
 	if err != nil {
@@ -112,9 +109,8 @@ func ReadStatus(h Home) (Status, error) {
 		return Status{}, fmt.Errorf("reading the status file: %w", err)
 	}
 	var s Status
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&s); err != nil {
-		return Status{}, fmt.Errorf("%s: %w", filepath.Base(h.StatusPath()), err)
+	if err := json.Unmarshal(data, &s); err != nil {
+		return Status{}, fmt.Errorf("%s: %w", StatusFileName, err)
 	}
 	return s, nil
 }

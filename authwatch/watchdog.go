@@ -296,7 +296,6 @@ func (w *Watchdog) decidePass(ctx context.Context) (passResult, *Status) {
 	}
 	res := w.decideAndRefresh(ctx, now, &st)
 	st.OutcomeCode = int(res.outcome)
-	st.NextCheckAt = ""
 	if w.loop {
 		st.NextCheckAt = isoTime(res.next)
 	}
@@ -471,14 +470,13 @@ func (w *Watchdog) refresh(ctx context.Context, now time.Time, seen *AuthFile, v
 	}
 	re := asRefreshError(err, posted)
 	if re.Class == ClassPermanent {
-		if w.rotatedElsewhere(ctx, used) {
-			f, _ := w.store.Load(ctx)
-			fillStatus(st, f, w.cfg.Now())
+		if f := w.rotatedElsewhere(ctx, used); f != nil {
+			seenAt := w.cfg.Now()
+			fillStatus(st, f, seenAt)
 			st.WatchdogLastOutcome, st.Credential = "skip:adopted", "ok"
 			st.Reason = "the endpoint rejected our refresh token, but another writer (the CLI) had rotated it: credential alive"
 			w.log.Info("refresh: token rejected but already rotated by another writer; adopted the new credential", "http_status", re.Status, "code", re.Code)
-			w.failures, w.lastErr = 0, nil
-			return w.nothingToDo(Decide(f, w.cfg.Now(), p).NextCheck)
+			return w.nothingToDo(Decide(f, seenAt, p).NextCheck)
 		}
 		w.failures++
 		w.lastErr = re
@@ -577,25 +575,29 @@ func (w *Watchdog) lastErrOrDead() error {
 
 // rotatedElsewhere watches auth.json for RecheckWindow after a permanent
 // answer, outside the lock: when the CLI redeemed the same token first, it
-// commits its rotated one now, and the credential is alive.
-func (w *Watchdog) rotatedElsewhere(ctx context.Context, used string) bool {
+// commits its rotated one now, and the credential is alive. It returns that
+// file, or nil when no other refresh token appeared in time.
+func (w *Watchdog) rotatedElsewhere(ctx context.Context, used string) *AuthFile {
 	if used == "" {
-		return false
+		return nil
 	}
-	changed := func() bool {
+	rotated := func() *AuthFile {
 		f, err := w.store.Load(ctx)
-		return err == nil && f != nil && f.Tokens().RefreshToken != "" && f.Tokens().RefreshToken != used
+		if err != nil || f == nil || f.Tokens().RefreshToken == "" || f.Tokens().RefreshToken == used {
+			return nil
+		}
+		return f
 	}
 	deadline := w.cfg.Now().Add(w.cfg.RecheckWindow)
 	for {
-		if changed() {
-			return true
+		if f := rotated(); f != nil {
+			return f
 		}
 		if !w.cfg.Now().Before(deadline) {
-			return false
+			return nil
 		}
 		if w.cfg.Sleep(ctx, w.cfg.RecheckEvery) != nil {
-			return changed()
+			return rotated()
 		}
 	}
 }
