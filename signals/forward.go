@@ -22,6 +22,7 @@ import (
 	"errors"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -167,12 +168,9 @@ func (f *Forwarder) Configure(opts Options) {
 // onlyDefaultStops reports whether every signal in stops is one that
 // ListenStopsFirst registers at once.
 func onlyDefaultStops(stops []syscall.Signal) bool {
+	defaults := DefaultStopSignals()
 	for _, s := range stops {
-		found := false
-		for _, d := range DefaultStopSignals() {
-			found = found || s == d
-		}
-		if !found {
+		if !slices.Contains(defaults, s) {
 			return false
 		}
 	}
@@ -291,10 +289,10 @@ func (f *Forwarder) Run(ctx context.Context, t Target, opts Options) error {
 	early, pending := f.early, f.early != 0 && !f.consumed
 	f.consumed = true
 	f.mu.Unlock()
-	if pending {
-		f.forward(t, early, f.log.IsDebug())
-	}
 	debug := f.log.IsDebug()
+	if pending {
+		f.forward(t, early, debug)
+	}
 	for {
 		select {
 		case <-ctx.Done():

@@ -37,20 +37,3 @@ func TestListenStopsFirst(t *testing.T) {
 		t.Fatalf("got %+v, want WINCH", c)
 	}
 }
-
-// A stop signal outside the defaults is caught once Configure returns.
-func TestListenStopsFirstConfiguredStop(t *testing.T) {
-	f := ListenStopsFirst(0)
-	f.Configure(Options{StopSignals: []unix.Signal{unix.SIGHUP}})
-	raise(t, unix.SIGHUP)
-	select {
-	case sig := <-f.Stops():
-		if sig != unix.SIGHUP {
-			t.Fatalf("Stops gave %s, want HUP", Name(sig))
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("configured stop signal HUP not reported")
-	}
-	f.Consume()
-	runForwarder(t, f, newFake(), Options{})
-}
