@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"time"
 
 	"github.com/molecule-ai/codex-launch/signals"
@@ -147,7 +148,7 @@ func helperPdeath() int {
 		go func() {
 			defer close(done)
 			// A goroutine that exits locked takes its thread with it.
-			lockAndLeave()
+			runtime.LockOSThread()
 		}()
 		<-done
 	}

@@ -317,9 +317,6 @@ func (s *Supervisor) Pid() int {
 // Orphans counts the children reaped that were not the main child.
 func (s *Supervisor) Orphans() uint64 { return s.orphans.Load() }
 
-// Done is closed when the main child has been reaped.
-func (s *Supervisor) Done() <-chan struct{} { return s.done }
-
 // Signal sends sig to the child, or to its process group when group is true.
 // It is safe against pid reuse: the child cannot be reaped while it runs.
 // A group can still be signalled after the child exited, while members remain.
@@ -424,13 +421,6 @@ func (s *Supervisor) Wait(ctx context.Context) (int, error) {
 		code = 0
 	}
 	return code, nil
-}
-
-// Status is the main child's raw wait status, once Done is closed.
-func (s *Supervisor) Status() unix.WaitStatus {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.status
 }
 
 // reapAll reaps every child that has changed state and reports whether the
