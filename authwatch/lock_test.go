@@ -81,6 +81,16 @@ func cliWrite(h Home, mutate func(m map[string]any)) error {
 	return os.Rename(tmp, h.AuthPath())
 }
 
+// cliRefresh is the CLI committing a refresh of its own: c's tokens and
+// last_refresh at, written through cliWrite.
+func cliRefresh(h Home, c cred, at time.Time) error {
+	return cliWrite(h, func(m map[string]any) {
+		tk := m["tokens"].(map[string]any)
+		tk["id_token"], tk["access_token"], tk["refresh_token"] = c.ID, c.Access, c.Refresh
+		m["last_refresh"] = FormatTimestamp(at)
+	})
+}
+
 // TestCLIWriterRacesWatchdog: a writer following the CLI's protocol keeps
 // rewriting auth.json (a counter in a key of its own) while the watchdog keeps
 // refreshing. No update of either side may be lost: the final file holds the
@@ -258,11 +268,7 @@ func TestPermanentThenRotatedByCLI(t *testing.T) {
 		m.onPost = nil
 		m.mu.Unlock()
 		go func() {
-			if err := cliWrite(h, func(mm map[string]any) {
-				tk := mm["tokens"].(map[string]any)
-				tk["refresh_token"], tk["access_token"], tk["id_token"] = c1.Refresh, c1.Access, c1.ID
-				mm["last_refresh"] = FormatTimestamp(time.Now())
-			}); err != nil {
+			if err := cliRefresh(h, c1, time.Now()); err != nil {
 				t.Error(err)
 			}
 		}()

@@ -241,11 +241,9 @@ func TestLoopNoticesCLIRewrite(t *testing.T) {
 	r.clock.onSleep = func(now time.Time) {
 		if now.Sub(loopStart) >= time.Hour {
 			once.Do(func() {
-				cliWrite(r.home, func(m map[string]any) {
-					tk := m["tokens"].(map[string]any)
-					tk["access_token"], tk["refresh_token"] = c1.Access, c1.Refresh
-					m["last_refresh"] = FormatTimestamp(now)
-				})
+				if err := cliRefresh(r.home, c1, now); err != nil {
+					t.Error(err)
+				}
 			})
 		}
 	}

@@ -41,11 +41,7 @@ func TestPrimeThenRunNoticesAChangeInBetween(t *testing.T) {
 		t.Fatalf("Prime: %v %v", out, err)
 	}
 	c1 := newCred(1, loopStart.Add(50*time.Hour))
-	if err := cliWrite(r.home, func(m map[string]any) {
-		tk := m["tokens"].(map[string]any)
-		tk["access_token"], tk["refresh_token"] = c1.Access, c1.Refresh
-		m["last_refresh"] = FormatTimestamp(loopStart)
-	}); err != nil {
+	if err := cliRefresh(r.home, c1, loopStart); err != nil {
 		t.Fatal(err)
 	}
 	r.run(100*time.Hour, func(now time.Time) bool { return now.Sub(loopStart) >= time.Hour })
@@ -128,11 +124,7 @@ func rigRewrittenDuringFirstLoad(t *testing.T, c1 cred) *loopRig {
 		c.PollInterval = 10 * time.Minute
 		home := c.Home
 		c.Store = &rewriteAfterLoad{Store: NewFileStore(c.Home), rewrite: func() {
-			if err := cliWrite(home, func(m map[string]any) {
-				tk := m["tokens"].(map[string]any)
-				tk["access_token"], tk["refresh_token"] = c1.Access, c1.Refresh
-				m["last_refresh"] = FormatTimestamp(loopStart)
-			}); err != nil {
+			if err := cliRefresh(home, c1, loopStart); err != nil {
 				t.Error(err)
 			}
 		}}
