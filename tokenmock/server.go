@@ -92,7 +92,8 @@ type Request struct {
 	Account    string
 	Generation int
 	// Outcome says what the mock answered: "refreshed", "reused", "invalid",
-	// "bad_request", "scripted", "not_found".
+	// "bad_request", "scripted", "not_found", or "abandoned" when the client
+	// or the server went away during a Delay or Wait.
 	Outcome string
 	// Problems lists the ways the request broke the contract (wrong content
 	// type, client id, grant type, ...). Empty for a well-formed request.

@@ -272,19 +272,26 @@ func TestHoldBuildsARace(t *testing.T) {
 	}
 }
 
+// TestCloseReleasesHeldRequests: one request held by a Gate, one hanging;
+// Close returns at once and both clients get their (failed) answer.
 func TestCloseReleasesHeldRequests(t *testing.T) {
 	s := Start(Options{})
 	c := s.Issue("a")
 	s.Hold(1)
 	s.Script(Answer{Hang: true})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			post(t, s.URL, refreshBody(c.RefreshToken))
+		}()
+	}
 	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		post(t, s.URL, refreshBody(c.RefreshToken))
-	}()
+	go func() { wg.Wait(); close(done) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := s.WaitPosts(ctx, 1); err != nil {
+	if err := s.WaitPosts(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
 	closed := make(chan struct{})
