@@ -184,7 +184,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.Store = store
 	res.Env = env
-	warnNoCredential(log, home, env)
+	if !seed.Materialised() { // else auth.json holds the variable's credential
+		warnNoCredential(log, home, env)
+	}
 	log.Debug("boot done", "codex_home", home, "user", target.String(), "seed", string(seed.Action), "config_store", string(store))
 	return res, nil
 }
@@ -194,7 +196,7 @@ func warnNoCredential(log hclog.Logger, home string, env []string) {
 	if st, err := os.Stat(filepath.Join(home, "auth.json")); err == nil && st.Size() > 0 {
 		return
 	}
-	for _, name := range []string{"OPENAI_API_KEY", "MINIMAX_API_KEY", "KIMI_API_KEY"} {
+	for _, name := range apiKeyVariables() {
 		if v, ok := LookupEnv(env, name); ok && v != "" {
 			return
 		}

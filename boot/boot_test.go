@@ -111,9 +111,15 @@ func TestRunErrors(t *testing.T) {
 			t.Errorf("%+v: err = %v, want a boot error at step %s", c.cfg, err, c.step)
 		}
 	}
+	// A boot cancelled before it starts writes nothing, not even the
+	// credential it was given.
+	mock := tokenmock.Start(tokenmock.Options{})
+	defer mock.Close()
+	authJSON := tokenmock.FormatAuthJSON(mock.Issue("acct-1"), time.Now(), tokenmock.FileOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := Run(ctx, Config{CodexHome: filepath.Join(root, "x")}); !errors.Is(err, context.Canceled) {
+	cfg := Config{CodexHome: filepath.Join(root, "x"), Environ: []string{"CODEX_AUTH_JSON=" + string(authJSON)}}
+	if _, err := Run(ctx, cfg); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(root, "x", "auth.json")); err == nil {

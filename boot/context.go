@@ -9,8 +9,11 @@ import (
 // CredentialVariables are the variables whose presence the boot log reports,
 // by name only: their values are secrets.
 func CredentialVariables() []string {
-	return []string{"OPENAI_API_KEY", "MINIMAX_API_KEY", "KIMI_API_KEY", "CODEX_AUTH_JSON", "CODEX_CHATGPT_AUTH_JSON", "MOLECULE_ORG_ID"}
+	return append(append(apiKeyVariables(), AuthVariables()...), "MOLECULE_ORG_ID")
 }
+
+// apiKeyVariables are the API keys a child may log in with instead of auth.json.
+func apiKeyVariables() []string { return []string{"OPENAI_API_KEY", "MINIMAX_API_KEY", "KIMI_API_KEY"} }
 
 // contextVariables are not secrets and are logged with their values.
 func contextVariables() []string { return []string{"WORKSPACE_ID", "PLATFORM_URL"} }
