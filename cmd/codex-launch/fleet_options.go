@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -70,7 +71,7 @@ func fleetOptions() []option {
 				}
 				u, err := url.Parse(raw)
 				if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-					return errors.New("want empty, postgres://... or https://...")
+					return errors.New("want empty, a postgres:// URL or an https:// URL")
 				}
 				if u.Scheme == "http" && !loopbackHost(u.Hostname()) {
 					return errors.New("plain http only on loopback")
@@ -148,8 +149,15 @@ func storeFlagCheck(raw string) error {
 	return nil
 }
 
+// loopbackHost is the test for authwatch's token URL: localhost or a loopback
+// address. A prefix test on "127." would pass a DNS name such as
+// 127.example.com, which resolves anywhere.
 func loopbackHost(h string) bool {
-	return h == "localhost" || h == "127.0.0.1" || h == "::1" || strings.HasPrefix(h, "127.")
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // fleetStoreName is the store as the status file and logs show it: "file",

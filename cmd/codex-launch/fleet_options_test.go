@@ -60,6 +60,8 @@ func TestFleetOptionsParseAndNeverEchoThePassword(t *testing.T) {
 		// url.Parse refuses it, so no redaction can be trusted with it.
 		{"CODEX_LAUNCH_CREDENTIAL_STORE": "postgres://u:s3cret-pw x@db/fleet"},
 		{"CODEX_LAUNCH_CREDENTIAL_STORE": "http://u:s3cret-pw@platform.example/"},
+		// A DNS name is not loopback, whatever it starts with.
+		{"CODEX_LAUNCH_CREDENTIAL_STORE": "http://127.platform.example/"},
 		{"CODEX_LAUNCH_CREDENTIAL_NAME": " "},
 		{"CODEX_LAUNCH_FLEET_POLL_INTERVAL": "0"},
 		{"CODEX_LAUNCH_FLEET_FALLBACK_REFRESH": "perhaps"},
@@ -80,13 +82,16 @@ func TestFleetOptionsParseAndNeverEchoThePassword(t *testing.T) {
 }
 
 func TestPlatformStoreIsFollowerOnly(t *testing.T) {
-	env := map[string]string{"CODEX_LAUNCH_CREDENTIAL_STORE": "https://platform.example/api", "CODEX_AUTH_REFRESH_OWNER": "1"}
-	code, cfg, _, _, stderr := runCaptured(t, env, "--", "true")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	if cfg.Fleet.storeKind() != "http" || cfg.RefreshOwner {
-		t.Fatalf("kind %s, refresh owner %v: a platform store must never refresh", cfg.Fleet.storeKind(), cfg.RefreshOwner)
+	// Plain http is allowed on loopback only, localhost or any loopback address.
+	for _, store := range []string{"https://platform.example/api", "http://localhost:8080/", "http://127.0.0.2/", "http://[::1]:8080/"} {
+		env := map[string]string{"CODEX_LAUNCH_CREDENTIAL_STORE": store, "CODEX_AUTH_REFRESH_OWNER": "1"}
+		code, cfg, _, _, stderr := runCaptured(t, env, "--", "true")
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", store, code, stderr)
+		}
+		if cfg.Fleet.storeKind() != "http" || cfg.RefreshOwner {
+			t.Fatalf("%s: kind %s, refresh owner %v: a platform store must never refresh", store, cfg.Fleet.storeKind(), cfg.RefreshOwner)
+		}
 	}
 }
 
