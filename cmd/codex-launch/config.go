@@ -217,12 +217,9 @@ func processOptions() []option {
 			Flag: "stop-signals", Env: "CODEX_LAUNCH_STOP_SIGNALS", Default: "TERM,INT,QUIT",
 			Usage: "signals that are forwarded and also start the stop grace timer",
 			Set: func(c *Config, raw string) error {
-				sigs, err := signals.ParseList(raw)
+				sigs, err := signals.ParseList(raw) // refuses an empty list
 				if err != nil {
 					return err
-				}
-				if len(sigs) == 0 {
-					return errors.New("want at least one signal")
 				}
 				c.StopSignals = sigs
 				return nil

@@ -115,7 +115,7 @@ func (r *rig) noLeak(out string) {
 	}
 }
 
-// authTokens reads the access token auth.json holds (from a copy the child
+// accessTokenIn reads the access token an auth.json holds (a copy the child
 // made, or the file itself).
 func accessTokenIn(t *testing.T, path string) string {
 	t.Helper()

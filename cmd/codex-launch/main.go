@@ -126,13 +126,12 @@ func (p *program) subcommand(name string, args []string, given map[string]string
 	if len(rest) > 0 {
 		return p.usageFailure(fmt.Errorf("%s takes no arguments, got %q", name, rest[0]))
 	}
-	log := newLogger(cfg, p.stderr)
 	switch name {
 	case cmdRefresh:
-		return p.refresh(cfg, log, *once)
+		return p.refresh(cfg, newLogger(cfg, p.stderr), *once)
 	case cmdStatus:
-		return p.status(cfg, log, *asJSON)
+		return p.status(cfg, *asJSON)
 	default:
-		return p.health(cfg, log)
+		return p.health(cfg)
 	}
 }

@@ -8,8 +8,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/molecule-ai/codex-launch/authwatch"
 )
 
@@ -104,7 +102,7 @@ func summarize(f *authwatch.AuthFile) *authSummary {
 }
 
 // status prints what the watchdog knows, for a person or (--json) a program.
-func (p *program) status(cfg *Config, _ hclog.Logger, asJSON bool) int {
+func (p *program) status(cfg *Config, asJSON bool) int {
 	now := time.Now()
 	snap := readSnapshot(cfg, cfg.ResolvedCodexHome(p.homeDir()), now)
 	if asJSON {
@@ -210,7 +208,7 @@ func when(iso string, now time.Time, verb string) string {
 
 // health is for HEALTHCHECK: exit 0 when the credential is usable and the
 // watchdog alive, 1 otherwise, with one line saying why.
-func (p *program) health(cfg *Config, _ hclog.Logger) int {
+func (p *program) health(cfg *Config) int {
 	snap := readSnapshot(cfg, cfg.ResolvedCodexHome(p.homeDir()), time.Now())
 	if snap.Health.OK {
 		fmt.Fprintf(p.stdout, "healthy: %s\n", snap.Health.Reason)
