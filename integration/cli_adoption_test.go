@@ -18,17 +18,10 @@ import (
 // when codex-launch has not: so "zero token requests" is the adoption, not a
 // CLI that never refreshes.
 func TestCLIAdoption(t *testing.T) {
-	env := cliSetup(t)
-	if env == nil {
-		return
-	}
-	for _, v := range env.Versions {
-		t.Run(v.Version, func(t *testing.T) {
-			t.Parallel()
-			t.Run("control", func(t *testing.T) { cliAdoptionControl(t, env, v) })
-			t.Run("adopt", func(t *testing.T) { cliAdoption(t, env, v) })
-		})
-	}
+	cliEachVersion(t, func(t *testing.T, env *cliEnv, v cliVersion) {
+		t.Run("control", func(t *testing.T) { cliAdoptionControl(t, env, v) })
+		t.Run("adopt", func(t *testing.T) { cliAdoption(t, env, v) })
+	})
 }
 
 // cliAdoptionControl: without codex-launch, the CLI refreshes the expiring

@@ -114,6 +114,22 @@ func cliSetup(t *testing.T) *cliEnv {
 	return nil
 }
 
+// cliEachVersion is the frame of every real-CLI test: cliSetup, then fn for
+// each pinned version, side by side, as subtests named after the version.
+func cliEachVersion(t *testing.T, fn func(t *testing.T, env *cliEnv, v cliVersion)) {
+	t.Helper()
+	env := cliSetup(t)
+	if env == nil {
+		return
+	}
+	for _, v := range env.Versions {
+		t.Run(v.Version, func(t *testing.T) {
+			t.Parallel()
+			fn(t, env, v)
+		})
+	}
+}
+
 // cliInside runs in the namespace: bring lo up, make sure nothing else is up,
 // and read what the outer run prepared.
 func cliInside(t *testing.T) *cliEnv {

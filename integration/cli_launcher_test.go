@@ -22,18 +22,11 @@ import (
 // refuses the turn. The turn is also run with codex-launch as PID 1 of its
 // own PID namespace, as in a container.
 func TestCLILauncher(t *testing.T) {
-	env := cliSetup(t)
-	if env == nil {
-		return
-	}
-	for _, v := range env.Versions {
-		t.Run(v.Version, func(t *testing.T) {
-			t.Parallel()
-			t.Run("turn", func(t *testing.T) { cliLauncherTurn(t, env, v, false) })
-			t.Run("turn-as-pid1", func(t *testing.T) { cliLauncherTurn(t, env, v, true) })
-			t.Run("exit-status", func(t *testing.T) { cliLauncherExitStatus(t, env, v) })
-		})
-	}
+	cliEachVersion(t, func(t *testing.T, env *cliEnv, v cliVersion) {
+		t.Run("turn", func(t *testing.T) { cliLauncherTurn(t, env, v, false) })
+		t.Run("turn-as-pid1", func(t *testing.T) { cliLauncherTurn(t, env, v, true) })
+		t.Run("exit-status", func(t *testing.T) { cliLauncherExitStatus(t, env, v) })
+	})
 }
 
 // cliLauncherScenario is a root-made CODEX_HOME with an expiring credential.

@@ -21,18 +21,11 @@ import (
 // codex-launch's refresh must refresh again, as the uid, and must be able to
 // take the locks, write its temporary file and rename it over auth.json.
 func TestCLIOwnership(t *testing.T) {
-	env := cliSetup(t)
-	if env == nil {
-		return
-	}
-	for _, v := range env.Versions {
-		t.Run(v.Version, func(t *testing.T) {
-			t.Parallel()
-			t.Run("root-lock-files", func(t *testing.T) { cliRootLocks(t, env, v) })
-			t.Run("launcher-user", func(t *testing.T) { cliOwnership(t, env, v) })
-			t.Run("root-refresh-once", func(t *testing.T) { cliRootRefreshOnce(t, env, v) })
-		})
-	}
+	cliEachVersion(t, func(t *testing.T, env *cliEnv, v cliVersion) {
+		t.Run("root-lock-files", func(t *testing.T) { cliRootLocks(t, env, v) })
+		t.Run("launcher-user", func(t *testing.T) { cliOwnership(t, env, v) })
+		t.Run("root-refresh-once", func(t *testing.T) { cliRootRefreshOnce(t, env, v) })
+	})
 }
 
 func cliOwnership(t *testing.T, env *cliEnv, v cliVersion) {

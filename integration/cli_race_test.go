@@ -33,28 +33,21 @@ var cliRaceOrders = []string{"cli-first", "launcher-first", "both"}
 //     refresh token unspent;
 //   - the CLI's next turn needs no token request and uses those tokens.
 func TestCLIRace(t *testing.T) {
-	env := cliSetup(t)
-	if env == nil {
-		return
-	}
 	rounds := 3
 	if v, err := strconv.Atoi(os.Getenv(cliRoundsEnv)); err == nil && v > 0 {
 		rounds = v
 	}
-	for _, v := range env.Versions {
-		t.Run(v.Version, func(t *testing.T) {
-			t.Parallel()
-			for _, order := range cliRaceOrders {
-				t.Run(order, func(t *testing.T) {
-					var tally cliRaceTally
-					for i := 0; i < rounds; i++ {
-						tally.add(cliRaceRound(t, env, v, order, i))
-					}
-					t.Logf("RACE %s %s: %s", v.Version, order, tally)
-				})
-			}
-		})
-	}
+	cliEachVersion(t, func(t *testing.T, env *cliEnv, v cliVersion) {
+		for _, order := range cliRaceOrders {
+			t.Run(order, func(t *testing.T) {
+				var tally cliRaceTally
+				for i := 0; i < rounds; i++ {
+					tally.add(cliRaceRound(t, env, v, order, i))
+				}
+				t.Logf("RACE %s %s: %s", v.Version, order, tally)
+			})
+		}
+	})
 }
 
 // cliRaceResult is what one round showed.

@@ -22,16 +22,7 @@ import (
 // config.toml starts without the credential-store key and with a trailing
 // table, so boot must insert the key where the real CLI reads it.
 func TestCLIRestart(t *testing.T) {
-	env := cliSetup(t)
-	if env == nil {
-		return
-	}
-	for _, v := range env.Versions {
-		t.Run(v.Version, func(t *testing.T) {
-			t.Parallel()
-			cliRestart(t, env, v)
-		})
-	}
+	cliEachVersion(t, cliRestart)
 }
 
 func cliRestart(t *testing.T, env *cliEnv, v cliVersion) {

@@ -33,19 +33,12 @@ var cliRunningLeads = []time.Duration{4 * time.Second, 10 * time.Second, 20 * ti
 // not a request that needed no token check. (A dropped and retried request is
 // not enough to make the CLI decide: it retries with the header it built.)
 func TestCLIRunning(t *testing.T) {
-	env := cliSetup(t)
-	if env == nil {
-		return
-	}
-	for _, v := range env.Versions {
-		t.Run(v.Version, func(t *testing.T) {
-			t.Parallel()
-			t.Run("control", func(t *testing.T) { t.Parallel(); cliRunningRetry(t, env, v, false) })
-			t.Run("adopt", func(t *testing.T) { t.Parallel(); cliRunningRetry(t, env, v, true) })
-			t.Run("launcher-loop", func(t *testing.T) { t.Parallel(); cliRunningLoopRetry(t, env, v, false) })
-			t.Run("launcher-loop-race", func(t *testing.T) { t.Parallel(); cliRunningLoopRetry(t, env, v, true) })
-		})
-	}
+	cliEachVersion(t, func(t *testing.T, env *cliEnv, v cliVersion) {
+		t.Run("control", func(t *testing.T) { t.Parallel(); cliRunningRetry(t, env, v, false) })
+		t.Run("adopt", func(t *testing.T) { t.Parallel(); cliRunningRetry(t, env, v, true) })
+		t.Run("launcher-loop", func(t *testing.T) { t.Parallel(); cliRunningLoopRetry(t, env, v, false) })
+		t.Run("launcher-loop-race", func(t *testing.T) { t.Parallel(); cliRunningLoopRetry(t, env, v, true) })
+	})
 }
 
 // cliRunningRetry runs the scenario with growing leads until the CLI reached
@@ -220,7 +213,8 @@ func cliRunningLoop(t *testing.T, env *cliEnv, v cliVersion, lead time.Duration,
 		t.Fatalf("codex-launch -- codex exec: %s", r)
 	}
 	if race {
-		return cliLoopRaceCheck(t, s, v, gen0, r)
+		cliLoopRaceCheck(t, s, v, r)
+		return true
 	}
 	reqs := s.TM.Requests()
 	if len(reqs) != 1 || cliRequester(reqs[0]) != "launcher" || reqs[0].Generation != 0 {
@@ -243,7 +237,7 @@ func cliRunningLoop(t *testing.T, env *cliEnv, v cliVersion, lead time.Duration,
 
 // cliLoopRaceCheck: the CLI redeemed generation 0, the watchdog's second
 // redemption was refused, and codex-launch took the CLI's rotation.
-func cliLoopRaceCheck(t *testing.T, s *cliScenario, v cliVersion, gen0 tokenmock.Credential, r cliResult) bool {
+func cliLoopRaceCheck(t *testing.T, s *cliScenario, v cliVersion, r cliResult) {
 	desc := s.postsSummary()
 	var cliWon, launcherLost bool
 	for _, q := range s.TM.Requests() {
@@ -283,5 +277,4 @@ func cliLoopRaceCheck(t *testing.T, s *cliScenario, v cliVersion, gen0 tokenmock
 	}
 	t.Logf("CLI %s won the race against the watchdog mid-turn: exit %d, token requests %s, status %s/%s",
 		v.Version, r.Code, desc, st.Credential, st.Outcome)
-	return true
 }
