@@ -105,8 +105,9 @@ type Fleet struct {
 	readyOnce  sync.Once
 	runDone    chan struct{}
 
-	localMu sync.Mutex // serialises our writes of the local auth.json
-	stamp   fileStamp  // local auth.json as we last saw or wrote it
+	// stamp is the local auth.json as the follower last saw or wrote it.
+	// Only the follower goroutine (Run) touches it.
+	stamp fileStamp
 }
 
 type request struct {
@@ -560,8 +561,6 @@ func stampOf(path string) fileStamp {
 // protocol, unless the file already holds the same tokens or a strictly
 // newer credential of the same account (that one gets published instead).
 func (f *Fleet) commitLocal(ctx context.Context, a *authwatch.AuthFile) error {
-	f.localMu.Lock()
-	defer f.localMu.Unlock()
 	local, _, _ := f.cfg.Home.Read()
 	if local != nil && (sameTokens(local, a) || localNewer(local, a)) {
 		f.stamp = stampOf(f.cfg.Home.AuthPath())
@@ -591,9 +590,7 @@ func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
 		local, _, _ := f.cfg.Home.Read()
 		if rec == nil {
 			if !usable(local) {
-				f.localMu.Lock()
 				f.stamp = seen
-				f.localMu.Unlock()
 				f.setState("ok", nil, 0)
 				f.log.Warn("credential store is empty and there is no local credential to start it with", "store", f.desc)
 				return nil
@@ -633,26 +630,21 @@ func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
 			}
 			f.setStored(gen, local)
 			f.log.Info("published a newer local credential", "store", f.desc, "generation", gen)
-			f.localMu.Lock()
 			f.stamp = stampOf(f.cfg.Home.AuthPath())
-			f.localMu.Unlock()
 			return nil
 		}
 		f.setStored(rec.Generation, stored)
 		if local != nil && sameTokens(local, stored) {
-			f.localMu.Lock()
 			f.stamp = seen
-			f.localMu.Unlock()
+			return nil
 		}
-		if local == nil || !sameTokens(local, stored) {
-			if err := f.commitLocal(ctx, stored); err != nil {
-				return err
-			}
-			if local != nil && local.AccountID() != stored.AccountID() {
-				f.log.Warn("local auth.json held another account; replaced by the shared credential", "store", f.desc)
-			}
-			f.log.Info("adopted credential generation", "generation", rec.Generation, "by", rec.UpdatedBy)
+		if err := f.commitLocal(ctx, stored); err != nil {
+			return err
 		}
+		if local != nil && local.AccountID() != stored.AccountID() {
+			f.log.Warn("local auth.json held another account; replaced by the shared credential", "store", f.desc)
+		}
+		f.log.Info("adopted credential generation", "generation", rec.Generation, "by", rec.UpdatedBy)
 		return nil
 	}
 	return fmt.Errorf("credential %q kept moving; will retry", f.cfg.Name)
@@ -660,14 +652,15 @@ func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
 
 // checkLocal publishes a local auth.json that changed since we last saw it
 // and is strictly newer than the stored generation (the CLI refreshed it).
+// The new stamp counts as seen even when the sync fails: a store that cannot
+// be read (say, a key this launcher lacks) is retried at the next poll, not
+// queried and logged at every look at the file.
 func (f *Fleet) checkLocal(ctx context.Context, conn *pgstore.Conn) error {
 	st := stampOf(f.cfg.Home.AuthPath())
-	f.localMu.Lock()
-	same := st == f.stamp
-	f.localMu.Unlock()
-	if same {
+	if st == f.stamp {
 		return nil
 	}
+	f.stamp = st
 	return f.syncStored(ctx, conn)
 }
 
@@ -740,5 +733,3 @@ type redacted struct {
 
 func (r *redacted) Error() string { return r.msg }
 func (r *redacted) Unwrap() error { return r.err }
-
-func parseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339, s) }

@@ -437,7 +437,8 @@ func TestKeyRotationResealsAndAMissingKeyIsAClearError(t *testing.T) {
 		return base64.StdEncoding.EncodeToString(b)
 	}
 	k1, k2 := key(), key()
-	run := func(keys string) *Fleet {
+	var logMu sync.Mutex
+	run := func(keys string) (*Fleet, func() string) {
 		t.Helper()
 		ring, err := seal.ParseKeys([]byte(keys))
 		if err != nil {
@@ -446,7 +447,9 @@ func TestKeyRotationResealsAndAMissingKeyIsAClearError(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "codex")
 		os.Mkdir(dir, 0o700)
 		os.WriteFile(filepath.Join(dir, "auth.json"), r.mock.AuthJSON(r.cred, time.Now()), 0o600)
-		f, err := New(Config{URL: r.url, Home: authwatch.Home{Dir: dir}, Keys: ring, LocalInterval: 50 * time.Millisecond})
+		logs := &bytes.Buffer{}
+		log := hclog.New(&hclog.LoggerOptions{Output: &lockedWriter{mu: &logMu, w: logs}})
+		f, err := New(Config{URL: r.url, Home: authwatch.Home{Dir: dir}, Keys: ring, LocalInterval: 50 * time.Millisecond, Logger: log})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -455,7 +458,7 @@ func TestKeyRotationResealsAndAMissingKeyIsAClearError(t *testing.T) {
 		go func() { f.Run(ctx); close(done) }()
 		t.Cleanup(func() { cancel(); <-done })
 		<-f.Ready()
-		return f
+		return f, func() string { logMu.Lock(); defer logMu.Unlock(); return logs.String() }
 	}
 	keyID := func() string {
 		conn, err := pgx.Connect(context.Background(), r.url)
@@ -472,7 +475,8 @@ func TestKeyRotationResealsAndAMissingKeyIsAClearError(t *testing.T) {
 		t.Fatalf("sealed with %q", id)
 	}
 	// Step 2 of the rotation: the new key first, the old one still readable.
-	if st := run("k2:" + k2 + "\nk1:" + k1).State(); st.State != "ok" {
+	rotated, _ := run("k2:" + k2 + "\nk1:" + k1)
+	if st := rotated.State(); st.State != "ok" {
 		t.Fatalf("rotated ring: %+v", st)
 	}
 	if id := keyID(); id != "k2" {
@@ -480,7 +484,7 @@ func TestKeyRotationResealsAndAMissingKeyIsAClearError(t *testing.T) {
 	}
 	// A launcher that only has the old key says which key it lacks and
 	// touches nothing.
-	f := run("k1:" + k1)
+	f, logs := run("k1:" + k1)
 	st := f.State()
 	if st.State != "error" || !strings.Contains(st.Error, `"k2"`) || strings.Contains(st.Error, k1) {
 		t.Fatalf("old ring state %+v", st)
@@ -495,6 +499,12 @@ func TestKeyRotationResealsAndAMissingKeyIsAClearError(t *testing.T) {
 	}
 	if id := keyID(); id != "k2" {
 		t.Fatalf("the old-key launcher rewrote the row: %q", id)
+	}
+	// The unreadable row is retried at the poll (30 s), not queried and
+	// logged at every look at auth.json (50 ms here).
+	time.Sleep(500 * time.Millisecond)
+	if n := strings.Count(logs(), "credential store sync failed"); n > 1 {
+		t.Fatalf("the unreadable row was read and logged %d times in 500 ms", n)
 	}
 }
 

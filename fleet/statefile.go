@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/molecule-ai/codex-launch/authwatch"
 )
@@ -40,7 +41,7 @@ func (f *Fleet) writeState(st State) {
 
 func (f *Fleet) writeStateFile(st State) error {
 	data, _ := json.MarshalIndent(stateJSON{
-		Store: st.Store, State: st.State, Error: st.Error, Since: st.Since.UTC().Format("2006-01-02T15:04:05Z07:00"),
+		Store: st.Store, State: st.State, Error: st.Error, Since: st.Since.UTC().Format(time.RFC3339),
 		Generation: st.Generation, Name: f.cfg.Name, Fallback: f.cfg.Fallback, PID: os.Getpid(),
 	}, "", "  ")
 	dir := f.cfg.Home.Dir
@@ -94,6 +95,6 @@ func ReadState(dir string) (State, error) {
 		return State{}, fmt.Errorf("%s: %w", StateFileName, err)
 	}
 	st := State{Store: j.Store, State: j.State, Error: j.Error, Generation: j.Generation}
-	st.Since, _ = parseTime(j.Since)
+	st.Since, _ = time.Parse(time.RFC3339, j.Since)
 	return st, nil
 }
