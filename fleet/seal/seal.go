@@ -70,20 +70,22 @@ func ParseKeys(text []byte) (*Keyring, error) {
 		if !validKeyID(id) {
 			return nil, fmt.Errorf("key entry %d: key id must be 1-64 of A-Z a-z 0-9 . _ -", i+1)
 		}
+		// Entries are named by position, not id: in an entry written the
+		// wrong way round (KEY:ID), what parses as the id is the key.
 		if seen[id] {
-			return nil, fmt.Errorf("key id %q appears twice", id)
+			return nil, fmt.Errorf("key entry %d: its id appears twice", i+1)
 		}
 		raw, err := decodeKey(strings.TrimSpace(material))
 		if err != nil {
-			return nil, fmt.Errorf("key %q: %w", id, err)
+			return nil, fmt.Errorf("key entry %d: %w", i+1, err)
 		}
 		block, err := aes.NewCipher(raw)
 		if err != nil {
-			return nil, fmt.Errorf("key %q: %w", id, err)
+			return nil, fmt.Errorf("key entry %d: %w", i+1, err)
 		}
 		aead, err := cipher.NewGCM(block)
 		if err != nil {
-			return nil, fmt.Errorf("key %q: %w", id, err)
+			return nil, fmt.Errorf("key entry %d: %w", i+1, err)
 		}
 		seen[id] = true
 		k.keys = append(k.keys, key{id: id, aead: aead})

@@ -63,22 +63,42 @@ func TestOpenRejectsTamperingAndWrongPlace(t *testing.T) {
 	if _, err := k.Open(id, ct[:5], []byte("default")); !errors.Is(err, ErrOpen) {
 		t.Fatalf("short: %v", err)
 	}
-	// Same key material under another id must not open (the id is bound).
-	k2, _ := ParseKeys([]byte("b:" + strings.TrimPrefix("x", "x") + newKey(t)))
-	if _, err := k2.Open("a", ct, []byte("default")); !errors.Is(err, ErrUnknownKey) {
+	// An id this ring does not have is named as such.
+	other, _ := ParseKeys([]byte("b:" + newKey(t)))
+	if _, err := other.Open("a", ct, []byte("default")); !errors.Is(err, ErrUnknownKey) {
 		t.Fatalf("unknown id: %v", err)
+	}
+}
+
+// The key id is authenticated with the ciphertext: the same key material
+// under another id does not open it, so a swapped key_id column fails.
+func TestKeyIDIsBound(t *testing.T) {
+	material := newKey(t)
+	k, err := ParseKeys([]byte("a:" + material + "\nb:" + material))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, ct, _ := k.Seal([]byte("secret"), []byte("default"))
+	if id != "a" {
+		t.Fatalf("sealed with %q", id)
+	}
+	if _, err := k.Open("b", ct, []byte("default")); !errors.Is(err, ErrOpen) {
+		t.Fatalf("opened under another id with the same material: %v", err)
 	}
 }
 
 func TestParseKeysErrorsNeverEchoMaterial(t *testing.T) {
 	material := "c2hvcnQta2V5LW1hdGVyaWFs" // "short-key-material"
-	cases := []string{"", "nocolon", "bad id:" + newKey(t), "a:" + material, "a:" + newKey(t) + ",a:" + newKey(t)}
+	hexMaterial := strings.Repeat("5a", 32)
+	cases := []string{"", "nocolon", "bad id:" + newKey(t), "a:" + material, "a:" + newKey(t) + ",a:" + newKey(t),
+		// Written the wrong way round: the key parses as an id.
+		hexMaterial + ":a"}
 	for _, c := range cases {
 		_, err := ParseKeys([]byte(c))
 		if err == nil {
 			t.Fatalf("%q: no error", c)
 		}
-		if strings.Contains(err.Error(), material) {
+		if strings.Contains(err.Error(), material) || strings.Contains(err.Error(), hexMaterial) {
 			t.Fatalf("error echoes key material: %v", err)
 		}
 	}
