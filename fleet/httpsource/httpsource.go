@@ -96,9 +96,6 @@ func New(cfg Config) (*Source, error) {
 	return &Source{cfg: cfg, endpoint: endpoint, log: cfg.Logger, ready: make(chan struct{})}, nil
 }
 
-// String names the source (no secrets: the URL carries none).
-func (s *Source) String() string { return "platform " + s.endpoint }
-
 // Ready closes after the first sync attempt.
 func (s *Source) Ready() <-chan struct{} { return s.ready }
 
@@ -237,7 +234,7 @@ func findCredential(body []byte) ([]byte, error) {
 					return asBytes(val)
 				}
 			}
-			if k, _ := firstString(t, "key", "name"); k != "" {
+			if k := firstString(t, "key", "name"); k != "" {
 				for _, want := range credentialKeys {
 					if k == want {
 						if val, ok := t["value"]; ok && val != nil {
@@ -268,13 +265,13 @@ func findCredential(body []byte) ([]byte, error) {
 	return nil, nil
 }
 
-func firstString(m map[string]any, keys ...string) (string, bool) {
+func firstString(m map[string]any, keys ...string) string {
 	for _, k := range keys {
 		if s, ok := m[k].(string); ok {
-			return s, true
+			return s
 		}
 	}
-	return "", false
+	return ""
 }
 
 func asBytes(v any) (json.RawMessage, bool) {
