@@ -143,7 +143,7 @@ func dockerfileBinary(t *testing.T) string {
 		}
 	}
 	dockerBuild.once.Do(func() {
-		dir, err := os.MkdirTemp("", "codex-launch-dockerfile-")
+		dir, err := os.MkdirTemp(scratchDir, "dockerfile-")
 		if err != nil {
 			dockerBuild.err = err
 			return

@@ -8,8 +8,8 @@ package integration
 // are collected into a table (written to $PID1_COMPARE_OUT when set) that
 // docs/pid1-compare.md reproduces.
 //
-// Everything hangs off one test, TestPID1, so the binaries are built once per
-// run without a TestMain (the package is shared with other suites).
+// Everything hangs off one test, TestPID1, which builds the scripted child;
+// codex-launch is the package's build (main_test.go).
 
 import (
 	"bytes"
@@ -75,10 +75,10 @@ func TestPID1(t *testing.T) {
 	if err != nil {
 		t.Fatalf("build the scripted child: %v", err)
 	}
-	launcher, lerr := testenv.BuildLauncher(dir)
+	launcher := launcherPath
 	h := &pid1Harness{child: child, dir: dir, res: newPID1Results()}
 	h.inits = []*pid1Init{
-		{name: pid1Launcher, path: launcher, err: lerr,
+		{name: pid1Launcher, path: launcher, err: launcherErr,
 			// An empty CODEX_HOME of its own per run (see startArgv): with no
 			// auth.json the credential side has nothing to do.
 			ownHome: true,

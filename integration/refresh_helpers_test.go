@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,36 +30,15 @@ const (
 	exitPermanent = 3
 )
 
-// The binary is built once per test process, on first use, so that the
-// refresh tests do not depend on (or collide with) a TestMain of another
-// file in this package.
-var refreshBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// refreshLauncher returns the path of the built codex-launch binary.
+// refreshLauncher is the codex-launch binary the refresh proofs run: the
+// package's build, or a binary under study (an older commit, a variant) named
+// by CODEX_LAUNCH_REFRESH_TEST_BINARY, which shows what the proofs catch.
 func refreshLauncher(t testing.TB) string {
 	t.Helper()
-	refreshBuild.once.Do(func() {
-		// A binary under study (an older commit, a variant) instead of
-		// a fresh build: shows what the proofs catch.
-		if p := os.Getenv("CODEX_LAUNCH_REFRESH_TEST_BINARY"); p != "" {
-			refreshBuild.path = p
-			return
-		}
-		dir, err := os.MkdirTemp("", "codex-launch-refresh-bin-")
-		if err != nil {
-			refreshBuild.err = err
-			return
-		}
-		refreshBuild.path, refreshBuild.err = testenv.BuildLauncher(dir)
-	})
-	if refreshBuild.err != nil {
-		t.Fatalf("building codex-launch: %v", refreshBuild.err)
+	if p := os.Getenv("CODEX_LAUNCH_REFRESH_TEST_BINARY"); p != "" {
+		return p
 	}
-	return refreshBuild.path
+	return builtLauncher(t)
 }
 
 // seedScript returns the seed watchdog script (testenv.SeedScript).
