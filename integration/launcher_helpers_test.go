@@ -8,12 +8,9 @@ package integration
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -276,62 +273,6 @@ func (l *launch) signal(sig syscall.Signal) {
 	if err := syscall.Kill(l.launcherPID(), sig); err != nil {
 		l.t.Fatal(err)
 	}
-}
-
-// childrenOf lists the pids whose parent is pid.
-func childrenOf(pid int) []int {
-	var kids []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if ppid, ok := procPPID(n); ok && ppid == pid {
-			kids = append(kids, n)
-		}
-	}
-	return kids
-}
-
-func procPPID(pid int) (int, bool) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, false
-	}
-	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return 0, false
-	}
-	ppid, err := strconv.Atoi(f[1])
-	return ppid, err == nil
-}
-
-// procIDs returns the real uid and gid of pid from /proc.
-func procIDs(pid int) (uid, gid int, err error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		switch f[0] {
-		case "Uid:":
-			uid, _ = strconv.Atoi(f[1])
-		case "Gid:":
-			gid, _ = strconv.Atoi(f[1])
-		}
-	}
-	return uid, gid, nil
 }
 
 // checkNoLeak fails when a minted token appears in b.

@@ -12,15 +12,6 @@ import (
 	"github.com/molecule-ai/codex-launch/tokenmock"
 )
 
-// descendants lists pid and every process below it.
-func descendants(pid int) []int {
-	all := []int{pid}
-	for i := 0; i < len(all); i++ {
-		all = append(all, childrenOf(all[i])...)
-	}
-	return all
-}
-
 // TestLauncherNoTokenInProcessesOrOutput runs a whole life cycle (seed from
 // CODEX_AUTH_JSON, a refresh in the prime, more by the watchdog while the
 // child runs) and looks for every token the mock minted in every process's

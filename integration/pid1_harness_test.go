@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -357,7 +356,7 @@ func (r *pid1Run) initPID() int {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		if kids := pid1ChildrenOf(r.cmd.Process.Pid); len(kids) > 0 {
+		if kids := childrenOf(r.cmd.Process.Pid); len(kids) > 0 {
 			r.initPid = kids[0]
 			return kids[0]
 		}
@@ -375,61 +374,9 @@ func (r *pid1Run) signal(sig syscall.Signal) {
 	}
 }
 
-type pid1Stat struct {
-	state byte
-	ppid  int
-	pgrp  int
-}
-
-func pid1ReadStat(pid int) (pid1Stat, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return pid1Stat{}, false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return pid1Stat{}, false
-	}
-	f := strings.Fields(s[i+2:])
-	if len(f) < 3 {
-		return pid1Stat{}, false
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	pgrp, _ := strconv.Atoi(f[2])
-	return pid1Stat{state: f[0][0], ppid: ppid, pgrp: pgrp}, true
-}
-
-// pid1ChildrenOf lists the live (non-zombie) children of ppid, lowest pid first.
-func pid1ChildrenOf(ppid int) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if st, ok := pid1ReadStat(p); ok && st.ppid == ppid && st.state != 'Z' {
-			out = append(out, p)
-		}
-	}
-	sort.Ints(out)
-	return out
-}
-
-// pid1Alive reports whether pid exists and is not a zombie.
-func pid1Alive(pid int) bool {
-	st, ok := pid1ReadStat(pid)
-	return ok && st.state != 'Z'
-}
-
 // pid1KillTree SIGKILLs pid and every descendant (found before killing).
 func pid1KillTree(pid int) {
-	all := []int{pid}
-	for i := 0; i < len(all); i++ {
-		all = append(all, pid1ChildrenOf(all[i])...)
-	}
-	for _, p := range all {
+	for _, p := range descendants(pid) {
 		_ = syscall.Kill(p, syscall.SIGKILL)
 	}
 }
@@ -539,13 +486,10 @@ func (r *pid1Results) register(scenario string) {
 	}
 }
 
+// note records a cell of a registered scenario.
 func (r *pid1Results) note(scenario, init, cell string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.cells[scenario] == nil {
-		r.cells[scenario] = map[string]string{}
-		r.order = append(r.order, scenario)
-	}
 	r.cells[scenario][init] = cell
 }
 

@@ -54,13 +54,13 @@ func pid1StopIgnoredTerm(t *testing.T, h *pid1Harness, in *pid1Init) string {
 		// The main child's host pid, watched every millisecond: the moment
 		// it dies is when the grace ended in SIGKILL.
 		var childPid int
-		if kids := pid1ChildrenOf(r.initPID()); len(kids) > 0 {
+		if kids := childrenOf(r.initPID()); len(kids) > 0 {
 			childPid = kids[0]
 		}
 		died := make(chan time.Time, 1)
 		go func() {
 			for end := time.Now().Add(pid1Grace * 2); time.Now().Before(end); time.Sleep(time.Millisecond) {
-				if !pid1Alive(childPid) {
+				if !procAlive(childPid) {
 					died <- time.Now()
 					return
 				}
@@ -115,7 +115,7 @@ func pid1StopIgnoredTerm(t *testing.T, h *pid1Harness, in *pid1Init) string {
 			var left []string
 			for _, p := range pids {
 				n, _ := strconv.Atoi(p)
-				if pid1Alive(n) {
+				if procAlive(n) {
 					left = append(left, p)
 				}
 			}
@@ -150,13 +150,13 @@ func pid1Leftovers(t *testing.T, h *pid1Harness, in *pid1Init) string {
 		}
 	})
 	initPid := r.initPID()
-	if !pid1WaitFor(10*time.Second, func() bool { return !pid1Alive(initPid) }) {
+	if !pid1WaitFor(10*time.Second, func() bool { return !procAlive(initPid) }) {
 		t.Fatalf("init still running 10 s after its child exited")
 	}
 	took := time.Since(r.started)
 	var left []int
 	for _, k := range kids {
-		if pid1Alive(k) {
+		if procAlive(k) {
 			left = append(left, k)
 		}
 	}
@@ -219,7 +219,7 @@ func pid1ParentDeath(t *testing.T, h *pid1Harness, in *pid1Init) string {
 	if !told {
 		t.Fatalf("the init's parent died; the child never got USR1")
 	}
-	if !pid1WaitFor(5*time.Second, func() bool { return !pid1Alive(initPid) }) {
+	if !pid1WaitFor(5*time.Second, func() bool { return !procAlive(initPid) }) {
 		t.Errorf("child exited on USR1, init still running")
 	}
 	return "child got USR1"
@@ -261,17 +261,8 @@ func pid1LeftTheGroup(t *testing.T, h *pid1Harness, in *pid1Init) string {
 
 // pid1Tagged lists live processes whose command line holds tag.
 func pid1Tagged(tag string) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err == nil && strings.Contains(string(b), tag) && pid1Alive(p) {
-			out = append(out, p)
-		}
-	}
-	return out
+	return procPIDs(func(pid int) bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		return err == nil && strings.Contains(string(b), tag) && procAlive(pid)
+	})
 }

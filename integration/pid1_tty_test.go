@@ -127,9 +127,9 @@ func pid1TTYRun(t *testing.T, h *pid1Harness, in *pid1Init, ns bool) string {
 	// Host pids: unshare (or the shim) → init → child.
 	var initPid, childPid int
 	pid1WaitFor(5*time.Second, func() bool {
-		if k := pid1ChildrenOf(cmd.Process.Pid); len(k) > 0 {
+		if k := childrenOf(cmd.Process.Pid); len(k) > 0 {
 			initPid = k[0]
-			if k := pid1ChildrenOf(initPid); len(k) > 0 {
+			if k := childrenOf(initPid); len(k) > 0 {
 				childPid = k[0]
 			}
 		}
@@ -138,7 +138,7 @@ func pid1TTYRun(t *testing.T, h *pid1Harness, in *pid1Init, ns bool) string {
 	if childPid == 0 {
 		t.Fatalf("cannot find the init's child")
 	}
-	state := func(pid int) byte { st, _ := pid1ReadStat(pid); return st.state }
+	state := func(pid int) byte { st, _ := readProcStat(pid); return st.state }
 	typeIn("\x1a")
 	// Who stops on Ctrl-Z: the child always; the init too when it behaves as
 	// a job under a shell (not PID 1: codex-launch and dumb-init). As PID 1,
