@@ -12,8 +12,8 @@ import (
 
 // The database URL (with its password) and the sealing keys configure the
 // launcher; they must not reach the child's environment.
-func fleetChildEnvironment(t *testing.T, pg *testenv.Postgres) {
-	r := newFleetRig(t, pg, time.Hour)
+func fleetChildEnvironment(t *testing.T, dbs *testenv.Databases) {
+	r := newFleetRig(t, dbs, time.Hour)
 	r.env["CODEX_LAUNCH_CREDENTIAL_KEYS"] = "k1:" + strings.Repeat("ab", 32)
 	r.child = []string{"sh", "-c", "env > child.env; sleep 600"}
 	r.start(1)
@@ -22,7 +22,7 @@ func fleetChildEnvironment(t *testing.T, pg *testenv.Postgres) {
 	time.Sleep(100 * time.Millisecond)
 	env, _ := os.ReadFile(path)
 	for what, secret := range map[string]string{
-		"the database password": pg.Password, "the sealing key": strings.Repeat("ab", 32),
+		"the database password": r.pg.Password, "the sealing key": strings.Repeat("ab", 32),
 		"CODEX_LAUNCH_CREDENTIAL_STORE": "CODEX_LAUNCH_CREDENTIAL_STORE=", "CODEX_LAUNCH_CREDENTIAL_KEYS": "CODEX_LAUNCH_CREDENTIAL_KEYS=",
 	} {
 		if strings.Contains(string(env), secret) {

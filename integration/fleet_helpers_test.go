@@ -25,8 +25,6 @@ import (
 
 const fleetAccount = "acct-fleet"
 
-var fleetDBs atomic.Int64
-
 // fleetRig is one scenario: a fresh database, a mock endpoint, workspaces.
 type fleetRig struct {
 	t    *testing.T
@@ -51,19 +49,23 @@ type fleetWS struct {
 	ended atomic.Bool
 }
 
-func newFleetRig(t *testing.T, pg *testenv.Postgres, ttl time.Duration) *fleetRig {
+func newFleetRig(t *testing.T, dbs *testenv.Databases, ttl time.Duration) *fleetRig {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	url, err := pg.CreateDatabase(ctx, fmt.Sprintf("fleet%d", fleetDBs.Add(1)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	mock := tokenmock.Start(tokenmock.Options{AccessTTL: ttl})
 	t.Cleanup(mock.Close)
 	cred := mock.Issue(fleetAccount)
-	return &fleetRig{t: t, pg: pg, url: url, mock: mock, seed: mock.AuthJSON(cred, time.Now().Add(-time.Minute)),
+	return &fleetRig{t: t, pg: dbs.Cluster(t), url: dbs.Fresh(t), mock: mock, seed: mock.AuthJSON(cred, time.Now().Add(-time.Minute)),
 		env: map[string]string{}}
+}
+
+// stopDatabase stops the cluster under the running fleet. The scenario
+// starts it again; should it fail first, its end does, for the next one.
+func (r *fleetRig) stopDatabase() {
+	r.t.Helper()
+	if err := r.pg.Stop(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { _ = r.pg.Start() }) // "already running" once the scenario did
 }
 
 // start launches n workspaces: codex-launch -- sleep 600, each seeded from
@@ -156,18 +158,12 @@ func fleetTail(b []byte, n int) string {
 	return string(b)
 }
 
+// refreshToken is the refresh token the workspace's auth.json holds ("" when
+// it holds none).
 func (w *fleetWS) refreshToken() string {
-	data, err := os.ReadFile(filepath.Join(w.home, "auth.json"))
-	if err != nil {
-		return ""
-	}
-	var a struct {
-		Tokens struct {
-			RefreshToken string `json:"refresh_token"`
-		} `json:"tokens"`
-	}
-	json.Unmarshal(data, &a)
-	return a.Tokens.RefreshToken
+	data, _ := os.ReadFile(filepath.Join(w.home, "auth.json"))
+	c, _ := fileTokens(data)
+	return c.RefreshToken
 }
 
 // storeState reads the follower's status file (state, generation).

@@ -27,27 +27,25 @@ import (
 // separate processes of the built binary.
 func TestFleet(t *testing.T) {
 	builtLauncher(t)
-	pg, err := testenv.StartPostgres()
-	if err != nil {
-		testenv.Unavailable(t, "PostgreSQL: "+err.Error())
-	}
-	defer pg.Close()
+	dbs := testenv.StartDatabases("fleet")
+	defer dbs.Close()
+	dbs.Cluster(t) // skips (under CI: fails) with the reason when it could not start
 
-	t.Run("OnePostPerGeneration", func(t *testing.T) { fleetOnePostPerGeneration(t, pg) })
-	t.Run("RefresherKilledHoldingTheLock", func(t *testing.T) { fleetRefresherKilled(t, pg) })
-	t.Run("DatabaseAway", func(t *testing.T) { fleetDatabaseAway(t, pg) })
-	t.Run("LocalRefreshPublished", func(t *testing.T) { fleetLocalRefresh(t, pg) })
-	t.Run("ConcurrentFirstStart", func(t *testing.T) { fleetFirstStart(t, pg) })
-	t.Run("FallbackRefresh", func(t *testing.T) { fleetFallback(t, pg) })
-	t.Run("SecretsStayOutOfTheChild", func(t *testing.T) { fleetChildEnvironment(t, pg) })
-	t.Run("SealedAtRest", func(t *testing.T) { fleetSealed(t, pg) })
-	t.Run("RefreshOnce", func(t *testing.T) { fleetRefreshOnce(t, pg) })
+	t.Run("OnePostPerGeneration", func(t *testing.T) { fleetOnePostPerGeneration(t, dbs) })
+	t.Run("RefresherKilledHoldingTheLock", func(t *testing.T) { fleetRefresherKilled(t, dbs) })
+	t.Run("DatabaseAway", func(t *testing.T) { fleetDatabaseAway(t, dbs) })
+	t.Run("LocalRefreshPublished", func(t *testing.T) { fleetLocalRefresh(t, dbs) })
+	t.Run("ConcurrentFirstStart", func(t *testing.T) { fleetFirstStart(t, dbs) })
+	t.Run("FallbackRefresh", func(t *testing.T) { fleetFallback(t, dbs) })
+	t.Run("SecretsStayOutOfTheChild", func(t *testing.T) { fleetChildEnvironment(t, dbs) })
+	t.Run("SealedAtRest", func(t *testing.T) { fleetSealed(t, dbs) })
+	t.Run("RefreshOnce", func(t *testing.T) { fleetRefreshOnce(t, dbs) })
 }
 
 // 20 launchers, access tokens living 5 s (refreshed 3 s before expiry), five
 // generations: one redemption each, everyone holds each within seconds.
-func fleetOnePostPerGeneration(t *testing.T, pg *testenv.Postgres) {
-	r := newFleetRig(t, pg, 5*time.Second)
+func fleetOnePostPerGeneration(t *testing.T, dbs *testenv.Databases) {
+	r := newFleetRig(t, dbs, 5*time.Second)
 	r.start(20)
 	var worst time.Duration
 	for g := 1; g <= 5; g++ {
@@ -80,8 +78,8 @@ func fleetOnePostPerGeneration(t *testing.T, pg *testenv.Postgres) {
 // The launcher holding the row lock is SIGKILLed while its POST is held at
 // the endpoint (not yet redeemed): its session dies, another launcher takes
 // the lock, re-reads, and redeems the token, once.
-func fleetRefresherKilled(t *testing.T, pg *testenv.Postgres) {
-	r := newFleetRig(t, pg, 5*time.Second)
+func fleetRefresherKilled(t *testing.T, dbs *testenv.Databases) {
+	r := newFleetRig(t, dbs, 5*time.Second)
 	gate := r.mock.Hold(1)
 	defer gate.Release()
 	r.start(8)
@@ -126,20 +124,12 @@ func fleetRefresherKilled(t *testing.T, pg *testenv.Postgres) {
 // The database stops under running launchers: nobody refreshes alone, the
 // children keep running, the store status says so; after it returns the
 // fleet refreshes once and everyone converges.
-func fleetDatabaseAway(t *testing.T, pg *testenv.Postgres) {
-	r := newFleetRig(t, pg, 5*time.Second)
+func fleetDatabaseAway(t *testing.T, dbs *testenv.Databases) {
+	r := newFleetRig(t, dbs, 5*time.Second)
 	r.start(6)
 	r.waitPosts(1, 20*time.Second)
 	r.waitConverged(4 * time.Second)
-	if err := pg.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	restarted := false
-	defer func() {
-		if !restarted {
-			pg.Start()
-		}
-	}()
+	r.stopDatabase()
 	before := r.mock.Posts()
 	time.Sleep(5 * time.Second) // past the next refresh point (2 s) and the expiry (5 s)
 	if n := r.mock.Posts() - before; n != 0 {
@@ -161,10 +151,9 @@ func fleetDatabaseAway(t *testing.T, pg *testenv.Postgres) {
 	if !strings.Contains(string(out), "credential store unavailable") || strings.Contains(string(out), r.pg.Password) {
 		t.Errorf("health while the database is away: %s", out)
 	}
-	if err := pg.Start(); err != nil {
+	if err := r.pg.Start(); err != nil {
 		t.Fatal(err)
 	}
-	restarted = true
 	r.waitPosts(before+1, 40*time.Second)
 	r.waitConverged(5 * time.Second)
 	for _, w := range r.ws {
@@ -179,8 +168,8 @@ func fleetDatabaseAway(t *testing.T, pg *testenv.Postgres) {
 // The CLI of one workspace refreshes on its own (as after a 401): the
 // result is published and adopted everywhere, and nobody redeems the spent
 // token again.
-func fleetLocalRefresh(t *testing.T, pg *testenv.Postgres) {
-	r := newFleetRig(t, pg, time.Minute)
+func fleetLocalRefresh(t *testing.T, dbs *testenv.Databases) {
+	r := newFleetRig(t, dbs, time.Minute)
 	r.start(6)
 	r.waitConverged(10 * time.Second)
 	for _, w := range r.ws {
@@ -219,8 +208,8 @@ func fleetLocalRefresh(t *testing.T, pg *testenv.Postgres) {
 
 // 20 launchers start at once on an empty database: one schema, one
 // generation 1, no POST.
-func fleetFirstStart(t *testing.T, pg *testenv.Postgres) {
-	r := newFleetRig(t, pg, time.Hour)
+func fleetFirstStart(t *testing.T, dbs *testenv.Databases) {
+	r := newFleetRig(t, dbs, time.Hour)
 	r.start(20)
 	for _, w := range r.ws {
 		waitFor(t, 20*time.Second, func() bool { st, g, _ := w.storeState(); return st == "ok" && g == 1 })
@@ -251,8 +240,8 @@ func waitFor(t *testing.T, within time.Duration, ok func() bool) {
 
 // With sealing keys the stored credential is AES-GCM ciphertext under the
 // first key's id, and the fleet works as before.
-func fleetSealed(t *testing.T, pg *testenv.Postgres) {
-	r := newFleetRig(t, pg, 5*time.Second)
+func fleetSealed(t *testing.T, dbs *testenv.Databases) {
+	r := newFleetRig(t, dbs, 5*time.Second)
 	key := make([]byte, 32)
 	rand.Read(key)
 	r.env["CODEX_LAUNCH_CREDENTIAL_KEYS"] = "k1:" + base64.StdEncoding.EncodeToString(key)
@@ -277,8 +266,8 @@ func fleetSealed(t *testing.T, pg *testenv.Postgres) {
 
 // `refresh --once` on a shared store: one pass through the database, the
 // seed's exit codes (0 refreshed, then 1 nothing to do).
-func fleetRefreshOnce(t *testing.T, pg *testenv.Postgres) {
-	r := newFleetRig(t, pg, 30*time.Second)
+func fleetRefreshOnce(t *testing.T, dbs *testenv.Databases) {
+	r := newFleetRig(t, dbs, 30*time.Second)
 	dir := t.TempDir()
 	home := filepath.Join(dir, "codex")
 	os.MkdirAll(home, 0o700)
@@ -380,21 +369,13 @@ func TestFleetPlatformFollower(t *testing.T) {
 
 // With --fleet-fallback-refresh a launcher refreshes alone while the
 // database is away, and publishes the result when it returns.
-func fleetFallback(t *testing.T, pg *testenv.Postgres) {
-	r := newFleetRig(t, pg, 5*time.Second)
+func fleetFallback(t *testing.T, dbs *testenv.Databases) {
+	r := newFleetRig(t, dbs, 5*time.Second)
 	r.env["CODEX_LAUNCH_FLEET_FALLBACK_REFRESH"] = "1"
 	r.start(1)
 	w := r.ws[0]
 	waitFor(t, 10*time.Second, func() bool { st, g, _ := w.storeState(); return st == "ok" && g == 1 })
-	if err := pg.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	restarted := false
-	defer func() {
-		if !restarted {
-			pg.Start()
-		}
-	}()
+	r.stopDatabase()
 	if n := r.mock.Posts(); n != 0 {
 		t.Fatalf("%d POSTs before the database went away; the scenario needs the refresh to fall in the outage", n)
 	}
@@ -403,10 +384,9 @@ func fleetFallback(t *testing.T, pg *testenv.Postgres) {
 	if st, _, _ := w.storeState(); st != "fallback" {
 		t.Errorf("store status %q, want fallback", st)
 	}
-	if err := pg.Start(); err != nil {
+	if err := r.pg.Start(); err != nil {
 		t.Fatal(err)
 	}
-	restarted = true
 	waitFor(t, 20*time.Second, func() bool { st, g, _ := w.storeState(); return st == "ok" && g >= 2 })
 	r.stopAll()
 	r.checkOneRedemptionPerGeneration()
