@@ -145,7 +145,7 @@ func CheckTokenURL(rawURL string) (*url.URL, error) {
 		return nil, errors.New("token endpoint URL is not a URL")
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("token endpoint URL %q has no host", redactURL(u))
+		return nil, fmt.Errorf("token endpoint URL %q has no host", RedactURL(u))
 	}
 	if u.User != nil {
 		return nil, fmt.Errorf("token endpoint URL must not carry credentials")
@@ -153,11 +153,11 @@ func CheckTokenURL(rawURL string) (*url.URL, error) {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !isLoopbackHost(u.Hostname()) {
-			return nil, fmt.Errorf("token endpoint URL %q: plain http is allowed only for a loopback host (the request carries a refresh token)", redactURL(u))
+		if !IsLoopbackHost(u.Hostname()) {
+			return nil, fmt.Errorf("token endpoint URL %q: plain http is allowed only for a loopback host (the request carries a refresh token)", RedactURL(u))
 		}
 	default:
-		return nil, fmt.Errorf("token endpoint URL %q: scheme must be https", redactURL(u))
+		return nil, fmt.Errorf("token endpoint URL %q: scheme must be https", RedactURL(u))
 	}
 	return u, nil
 }
@@ -208,7 +208,10 @@ func (e *Endpoint) httpClient() *http.Client {
 	return e.client
 }
 
-func isLoopbackHost(h string) bool {
+// IsLoopbackHost reports whether h is localhost or a loopback address: the
+// only hosts plain http may carry a secret to. A prefix test on "127." would
+// pass a DNS name such as 127.example.com, which resolves anywhere.
+func IsLoopbackHost(h string) bool {
 	if strings.EqualFold(h, "localhost") {
 		return true
 	}
@@ -216,15 +219,16 @@ func isLoopbackHost(h string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// redactURL is the URL without query or fragment, for messages.
-func redactURL(u *url.URL) string {
+// RedactURL is the URL without user information, query or fragment, for
+// logs and messages: any of them may carry a secret.
+func RedactURL(u *url.URL) string {
 	c := *u
 	c.RawQuery, c.Fragment, c.User = "", "", nil
 	return c.String()
 }
 
 // String is the endpoint for logs (no query string).
-func (e *Endpoint) String() string { return redactURL(e.URL) }
+func (e *Endpoint) String() string { return RedactURL(e.URL) }
 
 type refreshRequest struct {
 	ClientID      string `json:"client_id"`

@@ -37,6 +37,18 @@ func TestLogContextNamesOnly(t *testing.T) {
 	}
 }
 
+// A URL in the boot line loses its user information, query and fragment,
+// which may carry a token.
+func TestLogContextRedactsURLs(t *testing.T) {
+	var logs bytes.Buffer
+	env := []string{"PLATFORM_URL=https://svc:" + tokenmock.Sentinel + "@platform.example/x?k=" + tokenmock.Sentinel + "#" + tokenmock.Sentinel}
+	LogContext(testLogger(&logs), nil, []string{"true"}, env)
+	out := logs.String()
+	if strings.Contains(out, tokenmock.Sentinel) || !strings.Contains(out, "PLATFORM_URL=https://platform.example/x") {
+		t.Fatalf("boot line:\n%s", out)
+	}
+}
+
 func TestRun(t *testing.T) {
 	mock := tokenmock.Start(tokenmock.Options{})
 	defer mock.Close()

@@ -1,9 +1,12 @@
 package boot
 
 import (
+	"net/url"
 	"os"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/molecule-ai/codex-launch/authwatch"
 )
 
 // CredentialVariables are the variables whose presence the boot log reports,
@@ -15,7 +18,8 @@ func CredentialVariables() []string {
 // apiKeyVariables are the API keys a child may log in with instead of auth.json.
 func apiKeyVariables() []string { return []string{"OPENAI_API_KEY", "MINIMAX_API_KEY", "KIMI_API_KEY"} }
 
-// contextVariables are not secrets and are logged with their values.
+// contextVariables are not secrets and are logged with their values (a URL
+// without its user information, query or fragment, which may carry one).
 func contextVariables() []string { return []string{"WORKSPACE_ID", "PLATFORM_URL"} }
 
 // LogContext writes the one boot line an operator reads first: who the
@@ -33,6 +37,9 @@ func LogContext(log hclog.Logger, target *User, command []string, environ []stri
 	args = append(args, "command", command)
 	for _, name := range contextVariables() {
 		if v, ok := LookupEnv(environ, name); ok && v != "" {
+			if u, err := url.Parse(v); err == nil && u.Host != "" {
+				v = authwatch.RedactURL(u)
+			}
 			args = append(args, name, v)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -73,7 +72,7 @@ func fleetOptions() []option {
 				if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 					return errors.New("want empty, a postgres:// URL or an https:// URL")
 				}
-				if u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+				if u.Scheme == "http" && !authwatch.IsLoopbackHost(u.Hostname()) {
 					return errors.New("plain http only on loopback")
 				}
 				// Follower-only: a central refresher owns the refresh token,
@@ -149,17 +148,6 @@ func storeFlagCheck(raw string) error {
 	return nil
 }
 
-// loopbackHost is the test for authwatch's token URL: localhost or a loopback
-// address. A prefix test on "127." would pass a DNS name such as
-// 127.example.com, which resolves anywhere.
-func loopbackHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
-}
-
 // fleetStoreName is the store as the status file and logs show it: "file",
 // or the shared store's URL without its password.
 func fleetStoreName(cfg *Config) string {
@@ -170,8 +158,7 @@ func fleetStoreName(cfg *Config) string {
 		return fmt.Sprintf("%s (credential %s)", pgstore.Redact(cfg.Fleet.Store), cfg.Fleet.Name)
 	}
 	if u, err := url.Parse(cfg.Fleet.Store); err == nil {
-		u.User = nil
-		return "platform " + u.String()
+		return "platform " + authwatch.RedactURL(u)
 	}
 	return "platform"
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/molecule-ai/codex-launch/authwatch"
+	"github.com/molecule-ai/codex-launch/tokenmock"
 )
 
 func TestFleetOptionDefaults(t *testing.T) {
@@ -92,6 +93,19 @@ func TestPlatformStoreIsFollowerOnly(t *testing.T) {
 		if cfg.Fleet.storeKind() != "http" || cfg.RefreshOwner {
 			t.Fatalf("%s: kind %s, refresh owner %v: a platform store must never refresh", store, cfg.Fleet.storeKind(), cfg.RefreshOwner)
 		}
+	}
+}
+
+// The platform store's name, in logs and the status file, keeps no user
+// information, query or fragment: any of them may carry a token.
+func TestPlatformStoreNameIsRedacted(t *testing.T) {
+	env := map[string]string{"CODEX_LAUNCH_CREDENTIAL_STORE": "https://u:pw@platform.example/api?token=" + tokenmock.Sentinel + "#frag"}
+	code, cfg, _, _, stderr := runCaptured(t, env, "--", "true")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if got := fleetStoreName(cfg); got != "platform https://platform.example/api" {
+		t.Fatalf("store name %q", got)
 	}
 }
 
