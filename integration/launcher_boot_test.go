@@ -126,8 +126,10 @@ func TestLauncherSeedRules(t *testing.T) {
 			if n := l.Mock.Posts(); n != 0 {
 				t.Errorf("%d POSTs for fresh credentials", n)
 			}
-			if st, err := os.Stat(filepath.Join(l.CodexHome, "auth.json")); err != nil || st.Mode().Perm() != 0o600 {
-				t.Errorf("auth.json: %v %v, want mode 0600", st.Mode(), err)
+			if st, err := os.Stat(filepath.Join(l.CodexHome, "auth.json")); err != nil {
+				t.Error(err)
+			} else if st.Mode().Perm() != 0o600 {
+				t.Errorf("auth.json mode %v, want 0600", st.Mode().Perm())
 			}
 			l.checkNoLeak("output", l.output.Bytes())
 		})

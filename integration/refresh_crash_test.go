@@ -97,11 +97,9 @@ func TestRefreshSurvivesSIGKILL(t *testing.T) {
 		default:
 			t.Fatalf("kill %d: auth.json holds neither the old nor the new credential", kills)
 		}
-		if b, err := os.ReadFile(h.statusPath()); err == nil && len(b) > 0 {
-			if h.status() == nil {
-				t.Fatalf("kill %d: status file empty", kills)
-			}
-		}
+		// The status file is written by rename too: absent or whole, never
+		// empty or torn (h.status fails the test on anything but a JSON object).
+		h.status()
 	}
 	t.Logf("%d kills in %s (a run takes ~%s): %d after the commit, %d before the POST, %d between POST and commit",
 		kills, time.Since(start).Round(time.Millisecond), typical.Round(time.Millisecond), committed, untouched, lostInFlight)

@@ -32,9 +32,7 @@ const (
 )
 
 type parityCase struct {
-	name string
-	// eight marks the counterparts of the seed's own tests.
-	eight bool
+	name  string
 	setup func(h *home)
 	ours  int
 	seed  int
@@ -50,33 +48,34 @@ func parityCases() []parityCase {
 		return func(h *home) { h.expired("acct-1"); h.Srv.Script(a) }
 	}
 	return []parityCase{
-		{name: "absent auth.json", eight: true, setup: func(h *home) {},
+		// The counterparts of the seed's own eight tests...
+		{name: "absent auth.json", setup: func(h *home) {},
 			ours: exitNothing, seed: exitNothing},
-		{name: "api-key mode", eight: true, setup: func(h *home) {
+		{name: "api-key mode", setup: func(h *home) {
 			h.write(tokenmock.FormatAuthJSON(tokenmock.Credential{}, time.Now(), tokenmock.FileOptions{Mode: "apikey", APIKey: "sk-test", NoTokens: true, NoLastRefresh: true}))
 		}, ours: exitNothing, seed: exitNothing},
-		{name: "fresh token", eight: true, setup: func(h *home) { h.fresh("acct-1") },
+		{name: "fresh token", setup: func(h *home) { h.fresh("acct-1") },
 			ours: exitNothing, seed: exitNothing},
-		{name: "expiring access token", eight: true, setup: func(h *home) {
+		{name: "expiring access token", setup: func(h *home) {
 			c := h.Srv.IssueWithExpiry("acct-1", time.Now().Add(5*time.Minute)) // inside the 600 s margin
 			h.write(h.Srv.AuthJSON(c, time.Now().Add(-time.Hour)))
 		}, ours: exitRefreshed, seed: exitRefreshed, ourResult: refreshed, seedResult: refreshed},
-		{name: "stale last_refresh", eight: true, setup: func(h *home) {
+		{name: "stale last_refresh", setup: func(h *home) {
 			c := h.Srv.IssueWithExpiry("acct-1", time.Now().Add(10*time.Hour))
 			h.write(h.Srv.AuthJSON(c, time.Now().Add(-8*24*time.Hour)))
 		}, ours: exitRefreshed, seed: exitRefreshed, ourResult: refreshed, seedResult: refreshed},
-		{name: "401 is permanent", eight: true, setup: script(tokenmock.Error(401, "refresh_token_expired")),
+		{name: "401 is permanent", setup: script(tokenmock.Error(401, "refresh_token_expired")),
 			ours: exitPermanent, seed: exitPermanent},
-		{name: "5xx is transient", eight: true, setup: script(tokenmock.Error(500, "server_error")),
+		{name: "5xx is transient", setup: script(tokenmock.Error(500, "server_error")),
 			ours: exitTransient, seed: exitTransient},
-		{name: "absent CODEX_HOME directory", eight: true, setup: func(h *home) {
+		{name: "absent CODEX_HOME directory", setup: func(h *home) {
 			h.Env["CODEX_HOME"] = filepath.Join(h.Dir, "missing")
 		}, ours: exitNothing, seed: exitNothing},
+
+		// ...and beyond them: the same fixtures where the seed is sound...
 		{name: "CODEX_HOME unset (image smoke)", setup: func(h *home) {
 			h.Env["CODEX_HOME"] = unset
 		}, ours: exitNothing, seed: exitNothing},
-
-		// Beyond the eight: the same fixtures where the seed is sound...
 		{name: "no refresh token", setup: func(h *home) {
 			c := h.Srv.IssueWithExpiry("acct-1", time.Now().Add(-time.Minute))
 			c.RefreshToken = ""
