@@ -62,23 +62,32 @@ func StartPostgres() (*Postgres, error) {
 	if p.Dir, err = os.MkdirTemp("", "codex-launch-pg-"); err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(p.Dir, 0o755); err != nil {
+	if err := p.create(initdb); err != nil {
+		p.Close()
 		return nil, err
+	}
+	return p, nil
+}
+
+// create makes the cluster in p.Dir (as the postgres account when p.cred is
+// set), picks a free port and starts the server.
+func (p *Postgres) create(initdb string) error {
+	if err := os.Chmod(p.Dir, 0o755); err != nil {
+		return err
 	}
 	for _, d := range []string{"data", "sock"} {
 		if err := os.Mkdir(filepath.Join(p.Dir, d), 0o700); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	pwfile := filepath.Join(p.Dir, "pwfile")
 	if err := os.WriteFile(pwfile, []byte(p.Password+"\n"), 0o600); err != nil {
-		return nil, err
+		return err
 	}
 	if p.cred != nil {
 		for _, f := range []string{"data", "sock", "pwfile"} {
 			if err := os.Chown(filepath.Join(p.Dir, f), int(p.cred.Uid), int(p.cred.Gid)); err != nil {
-				p.Close()
-				return nil, err
+				return err
 			}
 		}
 	}
@@ -87,19 +96,14 @@ func StartPostgres() (*Postgres, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
 	cmd.Dir = p.Dir
 	if out, err := cmd.CombinedOutput(); err != nil {
-		p.Close()
-		return nil, fmt.Errorf("initdb: %w: %s", err, lastLines(out, 5))
+		return fmt.Errorf("initdb: %w: %s", err, lastLines(out, 5))
 	}
 	os.Remove(pwfile)
+	var err error
 	if p.Port, err = freePort(); err != nil {
-		p.Close()
-		return nil, err
+		return err
 	}
-	if err := p.Start(); err != nil {
-		p.Close()
-		return nil, err
-	}
-	return p, nil
+	return p.Start()
 }
 
 func freePort() (int, error) {
