@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/molecule-ai/codex-launch/tokenmock"
 )
 
 // TestCLIAdoption: after codex-launch refreshes a credential that the CLI
@@ -29,9 +27,7 @@ func TestCLIAdoption(t *testing.T) {
 func cliAdoptionControl(t *testing.T, env *cliEnv, v cliVersion) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s := newCLIScenario(t, env, tokenmock.Options{}, nil)
-	cred := s.TM.IssueWithExpiry(s.Account, time.Now().Add(v.RefreshBelow))
-	s.WriteAuth(cred, nil)
+	s, _ := newDueCLIScenario(t, env, v, nil)
 
 	r := s.Turn(ctx, v, nil)
 	if r.Code != 0 || !strings.Contains(r.Stdout, cliBackendReply) {
@@ -47,9 +43,7 @@ func cliAdoptionControl(t *testing.T, env *cliEnv, v cliVersion) {
 func cliAdoption(t *testing.T, env *cliEnv, v cliVersion) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s := newCLIScenario(t, env, tokenmock.Options{}, nil)
-	old := s.TM.IssueWithExpiry(s.Account, time.Now().Add(v.RefreshBelow))
-	s.WriteAuth(old, nil)
+	s, old := newDueCLIScenario(t, env, v, nil)
 
 	r := s.Launch(ctx, "refresh", "--once")
 	if r.Code != 0 {

@@ -251,7 +251,7 @@ type cliScenario struct {
 
 // newCLIScenario makes a CODEX_HOME (owned by owner when not nil) with the
 // config.toml that points the CLI at the mocks, and starts the mocks.
-func newCLIScenario(t *testing.T, env *cliEnv, tmOpts tokenmock.Options, owner *syscall.Credential) *cliScenario {
+func newCLIScenario(t *testing.T, env *cliEnv, owner *syscall.Credential) *cliScenario {
 	t.Helper()
 	base := t.TempDir()
 	// t.TempDir's directories are 0700: open them for the unprivileged uid.
@@ -271,12 +271,9 @@ func newCLIScenario(t *testing.T, env *cliEnv, tmOpts tokenmock.Options, owner *
 			}
 		}
 	}
-	if tmOpts.AccessTTL == 0 {
-		// Well beyond codex-launch's default 4 h safety margin: a fresh
-		// token is one neither side wants to refresh.
-		tmOpts.AccessTTL = 24 * time.Hour
-	}
-	s.TM = tokenmock.Start(tmOpts)
+	// Tokens live well beyond codex-launch's default 4 h safety margin: a
+	// fresh token is one neither side wants to refresh.
+	s.TM = tokenmock.Start(tokenmock.Options{AccessTTL: 24 * time.Hour})
 	t.Cleanup(s.TM.Close)
 	s.BE = startCLIBackend()
 	t.Cleanup(s.BE.Close)
@@ -293,6 +290,17 @@ enabled = false
 `, s.BE.ChatGPTBaseURL(), s.BE.OpenAIBaseURL())
 	s.writeFile("config.toml", []byte(config), 0o644, owner)
 	return s
+}
+
+// newDueCLIScenario is newCLIScenario with an auth.json (owned by owner when
+// not nil) holding generation 0 of a credential that CLI v refreshes before
+// its next turn.
+func newDueCLIScenario(t *testing.T, env *cliEnv, v cliVersion, owner *syscall.Credential) (*cliScenario, tokenmock.Credential) {
+	t.Helper()
+	s := newCLIScenario(t, env, owner)
+	gen0 := s.TM.IssueWithExpiry(s.Account, time.Now().Add(v.RefreshBelow))
+	s.WriteAuth(gen0, owner)
+	return s, gen0
 }
 
 // AuthPath is $CODEX_HOME/auth.json.

@@ -31,9 +31,7 @@ func TestCLILauncher(t *testing.T) {
 
 // cliLauncherScenario is a root-made CODEX_HOME with an expiring credential.
 func cliLauncherScenario(t *testing.T, env *cliEnv, v cliVersion) (*cliScenario, tokenmock.Credential) {
-	s := newCLIScenario(t, env, tokenmock.Options{}, nil)
-	old := s.TM.IssueWithExpiry(s.Account, time.Now().Add(v.RefreshBelow))
-	s.WriteAuth(old, nil)
+	s, old := newDueCLIScenario(t, env, v, nil)
 	if err := os.Chown(s.Home, cliUID, cliUID); err != nil {
 		t.Fatal(err)
 	}

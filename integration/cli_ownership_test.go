@@ -9,8 +9,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/molecule-ai/codex-launch/tokenmock"
 )
 
 // TestCLIOwnership: codex-launch started as root with --user an unprivileged
@@ -31,9 +29,7 @@ func TestCLIOwnership(t *testing.T) {
 func cliOwnership(t *testing.T, env *cliEnv, v cliVersion) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s := newCLIScenario(t, env, tokenmock.Options{}, nil)
-	gen0 := s.TM.IssueWithExpiry(s.Account, time.Now().Add(v.RefreshBelow))
-	s.WriteAuth(gen0, nil)
+	s, gen0 := newDueCLIScenario(t, env, v, nil)
 	// What a root process leaves behind: root-owned lock files, a
 	// root-owned home that others cannot write.
 	s.writeFile("auth.lock", nil, 0o600, nil)
@@ -122,9 +118,7 @@ func cliRootLocks(t *testing.T, env *cliEnv, v cliVersion) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	uid := cliUIDCred()
-	s := newCLIScenario(t, env, tokenmock.Options{}, uid)
-	gen0 := s.TM.IssueWithExpiry(s.Account, time.Now().Add(v.RefreshBelow))
-	s.WriteAuth(gen0, uid)
+	s, gen0 := newDueCLIScenario(t, env, v, uid)
 	s.writeFile("auth.lock", nil, 0o600, nil)
 	s.writeFile("auth.json.lock", nil, 0o600, nil)
 
@@ -148,9 +142,7 @@ func cliRootRefreshOnce(t *testing.T, env *cliEnv, v cliVersion) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	uid := cliUIDCred()
-	s := newCLIScenario(t, env, tokenmock.Options{}, uid)
-	gen0 := s.TM.IssueWithExpiry(s.Account, time.Now().Add(v.RefreshBelow))
-	s.WriteAuth(gen0, uid)
+	s, _ := newDueCLIScenario(t, env, v, uid)
 
 	r := s.Launch(ctx, "refresh", "--once")
 	if r.Code != 0 {

@@ -121,9 +121,7 @@ func cliRaceRound(t *testing.T, env *cliEnv, v cliVersion, order string, round i
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s := newCLIScenario(t, env, tokenmock.Options{}, nil)
-	old := s.TM.IssueWithExpiry(s.Account, time.Now().Add(v.RefreshBelow))
-	s.WriteAuth(old, nil)
+	s, old := newDueCLIScenario(t, env, v, nil)
 
 	var (
 		wg            sync.WaitGroup

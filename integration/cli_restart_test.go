@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/molecule-ai/codex-launch/tokenmock"
 )
 
 // TestCLIRestart: a container that is restarted keeps its CODEX_HOME volume
@@ -28,7 +26,7 @@ func TestCLIRestart(t *testing.T) {
 func cliRestart(t *testing.T, env *cliEnv, v cliVersion) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	s := newCLIScenario(t, env, tokenmock.Options{}, nil)
+	s := newCLIScenario(t, env, nil)
 	cfgPath := filepath.Join(s.Dir, "config.toml")
 	cfg, err := os.ReadFile(cfgPath)
 	if err != nil {

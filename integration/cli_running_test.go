@@ -58,7 +58,7 @@ func cliRunningRetry(t *testing.T, env *cliEnv, v cliVersion, withLauncher bool)
 func cliRunning(t *testing.T, env *cliEnv, v cliVersion, lead time.Duration, withLauncher bool) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	s := newCLIScenario(t, env, tokenmock.Options{}, nil)
+	s := newCLIScenario(t, env, nil)
 	// Outside the CLI's window when it starts, inside it lead later.
 	dueAt := time.Now().Add(lead)
 	gen0 := s.TM.IssueWithExpiry(s.Account, dueAt.Add(v.Window))
@@ -159,7 +159,7 @@ func cliRunningLoopRetry(t *testing.T, env *cliEnv, v cliVersion, race bool) {
 func cliRunningLoop(t *testing.T, env *cliEnv, v cliVersion, lead time.Duration, race bool) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	s := newCLIScenario(t, env, tokenmock.Options{}, nil)
+	s := newCLIScenario(t, env, nil)
 	margin := v.Window + time.Second
 	// The watchdog's refresh is due lead from now, the CLI's a second later.
 	refreshAt := time.Now().Add(lead)
