@@ -444,8 +444,9 @@ func (s *cliScenario) checkNoLeak(what, out string) {
 	}
 }
 
-// tokenPosts counts the POSTs the token endpoint received and those that
-// reached the backend's token path by mistake.
+// tokenPosts counts the POSTs the token endpoint received: the CLI's reach
+// it through CODEX_REFRESH_TOKEN_URL_OVERRIDE (baseEnv), as the control runs
+// show.
 func (s *cliScenario) tokenPosts() int { return s.TM.Posts() }
 
 // postsSummary describes the token endpoint's requests, token-free:
@@ -462,7 +463,7 @@ func (s *cliScenario) postsSummary() string {
 	return strings.Join(parts, " ")
 }
 
-// requester tells codex-launch's token requests (User-Agent codex-launch)
+// cliRequester tells codex-launch's token requests (User-Agent codex-launch)
 // from the CLI's.
 func cliRequester(r tokenmock.Request) string {
 	if strings.HasPrefix(r.Header.Get("User-Agent"), "codex-launch") {

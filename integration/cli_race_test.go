@@ -322,7 +322,7 @@ func cliRaceRound(t *testing.T, env *cliEnv, v cliVersion, order string, round i
 	return res
 }
 
-// turnToken classifies the access tokens turns carried.
+// cliTurnToken classifies the access tokens turns carried.
 func cliTurnToken(turns []cliBackendRequest, oldToken, newToken string) string {
 	seen := map[string]bool{}
 	for _, tr := range turns {
