@@ -1,13 +1,17 @@
 package signals
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 )
 
@@ -89,10 +93,20 @@ func startRun(f *Forwarder, tg Target, opts Options) func() error {
 
 func TestStopBeforeRunIsReportedAndDeliveredLater(t *testing.T) {
 	f := Listen(0)
+	var logs lockedBuffer
+	f.Configure(Options{Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})})
 	ctx, release := f.StopContext(context.Background())
 	defer release()
 
-	raise(t, unix.SIGUSR1) // not a stop signal: dropped, there is no child yet
+	// Not a stop signal: dropped, there is no child yet. The runtime does
+	// not keep the order of two different signals, so TERM is sent only once
+	// the pump has dropped USR1.
+	raise(t, unix.SIGUSR1)
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "dropped: signal=USR1"); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("USR1 before Run was not dropped; log:\n%s", logs.String())
+		}
+	}
 	raise(t, unix.SIGTERM)
 	select {
 	case sig := <-f.Stops():
@@ -259,4 +273,22 @@ func TestRunTwice(t *testing.T) {
 	if err := f.Run(context.Background(), tg, Options{}); err == nil {
 		t.Fatal("second Run must fail")
 	}
+}
+
+// lockedBuffer is a log sink safe to read while the forwarder writes to it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
