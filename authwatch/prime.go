@@ -14,17 +14,22 @@ type Priming struct {
 	err     error
 }
 
-// StartPrime runs Prime's pass in its own goroutine and returns at once. It
-// is for a launcher that bounds how long its child waits for the pass (a
-// timer beside Done), while a POST already sent always runs to its commit,
-// beside the child if need be. The outcome is known when Done is closed; the
-// status file is written after that, while the caller starts its child (the
-// file tells a child nothing).
+// StartPrime runs the first pass of the loop that Run then continues, in its
+// own goroutine, and returns at once. It is for a launcher that must know the
+// credential's state before it starts the child, and bounds how long the
+// child waits for it (a timer beside Done), while a POST already sent always
+// runs to its commit, beside the child if need be. The outcome is known when
+// Done is closed; the status file, written as the loop writes it, comes after
+// that, while the caller starts its child (the file tells a child nothing).
 //
-// Run, called after StartPrime, first waits for the whole pass and then
-// continues as it does after Prime. On a path that never reaches Run, call
-// Finish: it abandons what can be abandoned (a lock wait, a POST not yet
-// sent) and waits for the rest. Call StartPrime once, before Run.
+// Run, called after StartPrime, first waits for the whole pass, and then for
+// the next check the pass scheduled instead of passing again at once: a
+// second read of auth.json and a second status write while the child starts
+// would learn nothing. Run still re-decides early when someone else (the
+// CLI, a new login) rewrites auth.json, even while this pass was deciding.
+// On a path that never reaches Run, call Finish: it abandons what can be
+// abandoned (a lock wait, a POST not yet sent) and waits for the rest. Call
+// StartPrime once, before Run.
 func (w *Watchdog) StartPrime() *Priming {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Priming{cancel: cancel, done: make(chan struct{}), written: make(chan struct{})}
@@ -46,7 +51,7 @@ func (w *Watchdog) StartPrime() *Priming {
 // Done is closed once the pass's outcome is known.
 func (p *Priming) Done() <-chan struct{} { return p.done }
 
-// Result is the pass's outcome, as Prime returns it; it waits for Done.
+// Result is the pass's outcome, as Pass would return it; it waits for Done.
 func (p *Priming) Result() (Outcome, error) {
 	<-p.done
 	return p.out, p.err

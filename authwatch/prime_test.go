@@ -8,37 +8,24 @@ import (
 	"time"
 )
 
-// TestPrimeThenRunWaitsForTheNextCheck: after Prime, Run does not pass again
-// at once; its first pass is at the next check Prime scheduled (expiry 8 h
-// minus the 4 h margin), and the prime's status already reads as the loop's.
-func TestPrimeThenRunWaitsForTheNextCheck(t *testing.T) {
-	c0 := newCred(0, loopStart.Add(8*time.Hour))
-	r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, nil)
-	out, err := r.w.Prime(context.Background())
-	if out != OutcomeNothingToDo || err != nil {
-		t.Fatalf("Prime: %v %v", out, err)
-	}
-	st, err := ReadStatus(r.home)
-	if err != nil || !st.WatchdogLoop || st.NextCheckAt != loopStart.Add(4*time.Hour).Format(time.RFC3339) {
-		t.Fatalf("status after Prime: %+v %v", st, err)
-	}
-	r.run(100*time.Hour, func(time.Time) bool { return len(r.postTimes()) >= 1 })
-	if got := offsets(r.postTimes(), loopStart); !equalDurs(got, []time.Duration{4 * time.Hour}) {
-		t.Fatalf("POSTs at %v, want [4h]", got)
-	}
-	if n := strings.Count(r.log.String(), "no-op: credential fresh"); n != 1 {
-		t.Fatalf("%d no-op passes, want only the prime's:\n%s", n, r.log.String())
-	}
+// prime runs the prime pass to its end, status file included, before the
+// test goes on: as a launcher whose child waits for the credential does.
+func (r *loopRig) prime() (Outcome, error) {
+	r.t.Helper()
+	pr := r.w.StartPrime()
+	out, err := pr.Result()
+	pr.Finish()
+	return out, err
 }
 
-// TestPrimeThenRunNoticesAChangeInBetween: auth.json rewritten after Prime
-// but before Run's wait began is still a change for Run's first poll: it
+// TestPrimeThenRunNoticesAChangeInBetween: auth.json rewritten after the
+// prime but before Run's wait began is still a change for Run's first poll: it
 // re-decides from the new file instead of sleeping to the old schedule.
 func TestPrimeThenRunNoticesAChangeInBetween(t *testing.T) {
 	c0 := newCred(0, loopStart.Add(20*time.Hour))
 	r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, func(c *Config) { c.PollInterval = 10 * time.Minute })
-	if out, err := r.w.Prime(context.Background()); out != OutcomeNothingToDo || err != nil {
-		t.Fatalf("Prime: %v %v", out, err)
+	if out, err := r.prime(); out != OutcomeNothingToDo || err != nil {
+		t.Fatalf("prime: %v %v", out, err)
 	}
 	c1 := newCred(1, loopStart.Add(50*time.Hour))
 	if err := cliRefresh(r.home, c1, loopStart); err != nil {
@@ -46,7 +33,7 @@ func TestPrimeThenRunNoticesAChangeInBetween(t *testing.T) {
 	}
 	r.run(100*time.Hour, func(now time.Time) bool { return now.Sub(loopStart) >= time.Hour })
 	if !strings.Contains(r.log.String(), "auth.json changed") {
-		t.Fatalf("change between Prime and Run not noticed:\n%s", r.log.String())
+		t.Fatalf("change between the prime and Run not noticed:\n%s", r.log.String())
 	}
 	st, _ := ReadStatus(r.home)
 	if st.AccessTokenExpiresAt != c1.Exp.Format(time.RFC3339) {
@@ -58,8 +45,9 @@ func TestPrimeThenRunNoticesAChangeInBetween(t *testing.T) {
 }
 
 // StartPrime gives the outcome on Done and writes the status file by
-// Finish; Run after it does not pass again at once but continues with the
-// wait the prime scheduled.
+// Finish; the status already reads as the loop's. Run after it does not pass
+// again at once but continues with the wait the prime scheduled: its first
+// pass is at the next check (expiry 8 h minus the 4 h margin).
 func TestStartPrimeThenFinish(t *testing.T) {
 	c0 := newCred(0, loopStart.Add(8*time.Hour))
 	r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, nil)
@@ -102,7 +90,7 @@ func TestStartPrimeThenRunAtOnce(t *testing.T) {
 }
 
 // rewriteAfterLoad is a file store whose first Load is followed at once by
-// a rewrite of auth.json, as if the CLI wrote while the prime was deciding.
+// a rewrite of auth.json, as if the CLI wrote while the pass was deciding.
 type rewriteAfterLoad struct {
 	Store
 	once    sync.Once
@@ -137,8 +125,8 @@ func rigRewrittenDuringFirstLoad(t *testing.T, c1 cred) *loopRig {
 func TestPrimeThenRunNoticesAChangeDuringThePrime(t *testing.T) {
 	c1 := newCred(1, loopStart.Add(50*time.Hour))
 	r := rigRewrittenDuringFirstLoad(t, c1)
-	if out, err := r.w.Prime(context.Background()); out != OutcomeNothingToDo || err != nil {
-		t.Fatalf("Prime: %v %v", out, err)
+	if out, err := r.prime(); out != OutcomeNothingToDo || err != nil {
+		t.Fatalf("prime: %v %v", out, err)
 	}
 	r.run(100*time.Hour, func(now time.Time) bool { return now.Sub(loopStart) >= time.Hour })
 	if !strings.Contains(r.log.String(), "auth.json changed") {
@@ -155,8 +143,8 @@ func TestPrimeThenRunNoticesAChangeDuringThePrime(t *testing.T) {
 func TestPrimeRefreshIsNotAChangeForRun(t *testing.T) {
 	c0 := newCred(0, loopStart.Add(time.Hour))
 	r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, func(c *Config) { c.PollInterval = 10 * time.Minute })
-	if out, err := r.w.Prime(context.Background()); out != OutcomeRefreshed || err != nil {
-		t.Fatalf("Prime: %v %v", out, err)
+	if out, err := r.prime(); out != OutcomeRefreshed || err != nil {
+		t.Fatalf("prime: %v %v", out, err)
 	}
 	r.run(100*time.Hour, func(now time.Time) bool { return now.Sub(loopStart) >= time.Hour })
 	if strings.Contains(r.log.String(), "auth.json changed") {

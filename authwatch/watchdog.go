@@ -111,9 +111,9 @@ type Watchdog struct {
 	deadToken [32]byte
 	hasDead   bool
 
-	// primed is set by Prime: Run's first step is then the wait for
-	// primedNext, against the auth.json version the prime's pass left
-	// as its base (see decideWithBase).
+	// primed is set by StartPrime's pass: Run's first step is then the
+	// wait for primedNext, against the auth.json version the prime's
+	// pass left as its base (see decideWithBase).
 	primed     bool
 	primedNext time.Time
 	primedBase fileVersion
@@ -220,22 +220,8 @@ func (w *Watchdog) Pass(ctx context.Context) (Outcome, error) {
 	return r.outcome, r.err
 }
 
-// Prime is the first pass of the loop that Run then continues, for a
-// launcher that must know the credential's state before it starts the child.
-// It writes the status file as the loop does, and Run begins by waiting for
-// the next check this pass scheduled instead of passing again at once: a
-// second read of auth.json and a second status write while the child starts
-// would learn nothing. Run still re-decides early when someone else (the
-// CLI, a new login) rewrites auth.json, even while this pass was deciding.
-// Call Prime and Run from one goroutine, or hand over with a happens-before
-// edge (the loop is single-threaded).
-func (w *Watchdog) Prime(ctx context.Context) (Outcome, error) {
-	r, st := w.primePass(ctx)
-	w.writeStatus(st)
-	return r.outcome, r.err
-}
-
-// primePass is Prime without the status write.
+// primePass is StartPrime's pass, without the status write: it leaves Run
+// the wait it scheduled.
 func (w *Watchdog) primePass(ctx context.Context) (passResult, *Status) {
 	w.loop = true
 	r, st, base := w.decideWithBase(ctx)
@@ -623,7 +609,7 @@ func (w *Watchdog) Run(ctx context.Context) error {
 	w.log.Info("watchdog: starting", "codex_home", w.cfg.Home.Dir, "interval", p.Interval, "safety_margin", p.SafetyMargin,
 		"stale_after", p.StaleAfter, "owner", w.cfg.Owner, "store", w.cfg.StoreName)
 	if w.primed {
-		// Prime has just passed: continue with its wait.
+		// The prime has just passed: continue with its wait.
 		w.primed = false
 		if w.wait(ctx, w.primedNext, w.primedBase) != nil && ctx.Err() != nil {
 			w.log.Info("watchdog: stopping")
