@@ -98,14 +98,37 @@ func readAuth(t *testing.T, h Home) []byte {
 // logBuf captures a logger's output and checks it for token leaks when the
 // test ends.
 type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu    sync.Mutex
+	b     bytes.Buffer
+	hooks []lineHook
+}
+
+// lineHook lets a test act at the moment the code under test logs a line:
+// a point in a pass that no other seam reaches.
+type lineHook struct {
+	substr string
+	fn     func()
+}
+
+// onLine runs fn synchronously, in the logging goroutine, after each line
+// that contains substr has been captured.
+func (l *logBuf) onLine(substr string, fn func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.hooks = append(l.hooks, lineHook{substr: substr, fn: fn})
 }
 
 func (l *logBuf) Write(p []byte) (int, error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
+	n, err := l.b.Write(p)
+	hooks := l.hooks
+	l.mu.Unlock()
+	for _, h := range hooks {
+		if bytes.Contains(p, []byte(h.substr)) {
+			h.fn()
+		}
+	}
+	return n, err
 }
 
 func (l *logBuf) String() string {

@@ -3,6 +3,7 @@ package authwatch
 import (
 	"context"
 	"runtime"
+	"time"
 )
 
 // Priming is a prime pass running in its own goroutine (StartPrime).
@@ -12,6 +13,10 @@ type Priming struct {
 	written chan struct{} // and the status file is written
 	out     Outcome
 	err     error
+	// next and base are the wait the pass scheduled, for Run to continue
+	// with once written is closed.
+	next time.Time
+	base fileVersion
 }
 
 // StartPrime runs the first pass of the loop that Run then continues, in its
@@ -34,10 +39,11 @@ func (w *Watchdog) StartPrime() *Priming {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Priming{cancel: cancel, done: make(chan struct{}), written: make(chan struct{})}
 	w.priming = p
+	w.loop = true
 	go func() {
 		defer close(p.written)
-		r, st := w.primePass(ctx)
-		p.out, p.err = r.outcome, r.err
+		r, st := w.decidePass(ctx)
+		p.out, p.err, p.next, p.base = r.outcome, r.err, r.next, r.base
 		close(p.done)
 		// Hand the processor to whoever waits on Done, a launcher about to
 		// start its child: a goroutine woken by this one would otherwise

@@ -2,10 +2,14 @@ package authwatch
 
 import (
 	"context"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // prime runs the prime pass to its end, status file included, before the
@@ -91,6 +95,8 @@ func TestStartPrimeThenRunAtOnce(t *testing.T) {
 
 // rewriteAfterLoad is a file store whose first Load is followed at once by
 // a rewrite of auth.json, as if the CLI wrote while the pass was deciding.
+// Being no *FileStore, it stands for any other Store (the fleet's): the
+// watchdog cannot see what its Load read of auth.json.
 type rewriteAfterLoad struct {
 	Store
 	once    sync.Once
@@ -103,38 +109,94 @@ func (s *rewriteAfterLoad) Load(ctx context.Context) (*AuthFile, error) {
 	return f, err
 }
 
-// rigRewrittenDuringFirstLoad is a loop rig on a credential good for 20 h
-// whose auth.json the CLI rewrites to c1 right after the first Load.
-func rigRewrittenDuringFirstLoad(t *testing.T, c1 cred) *loopRig {
+// cliRefreshTo returns a rewrite of auth.json to c, as the CLI makes it.
+func cliRefreshTo(t *testing.T, h Home, c cred) func() {
+	return func() {
+		if err := cliRefresh(h, c, loopStart); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// rigRewrittenDuringFirstPass is a loop rig on a credential good for 20 h
+// whose auth.json the CLI rewrites to c1 once the first pass has read it:
+// right after Load for another store, and when the pass logs its verdict
+// for the file store (whose read the watchdog makes itself).
+func rigRewrittenDuringFirstPass(t *testing.T, c1 cred, otherStore bool) *loopRig {
 	t.Helper()
 	c0 := newCred(0, loopStart.Add(20*time.Hour))
-	return newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, func(c *Config) {
+	r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, func(c *Config) {
 		c.PollInterval = 10 * time.Minute
-		home := c.Home
-		c.Store = &rewriteAfterLoad{Store: NewFileStore(c.Home), rewrite: func() {
-			if err := cliRefresh(home, c1, loopStart); err != nil {
-				t.Error(err)
-			}
-		}}
+		if otherStore {
+			c.Store = &rewriteAfterLoad{Store: NewFileStore(c.Home), rewrite: cliRefreshTo(t, c.Home, c1)}
+		}
 	})
+	if !otherStore {
+		var once sync.Once
+		rewrite := cliRefreshTo(t, r.home, c1)
+		r.log.onLine("no-op: credential fresh", func() { once.Do(rewrite) })
+	}
+	return r
+}
+
+// forEachStore runs f for the file store and for another store.
+func forEachStore(t *testing.T, f func(t *testing.T, otherStore bool)) {
+	t.Run("file", func(t *testing.T) { f(t, false) })
+	t.Run("other", func(t *testing.T) { f(t, true) })
 }
 
 // TestPrimeThenRunNoticesAChangeDuringThePrime: a rewrite of auth.json after
 // the prime read it, while the prime was still deciding, is a change for
 // Run's first poll; the prime's own verdict was made on the old file.
 func TestPrimeThenRunNoticesAChangeDuringThePrime(t *testing.T) {
+	forEachStore(t, func(t *testing.T, otherStore bool) {
+		c1 := newCred(1, loopStart.Add(50*time.Hour))
+		r := rigRewrittenDuringFirstPass(t, c1, otherStore)
+		if out, err := r.prime(); out != OutcomeNothingToDo || err != nil {
+			t.Fatalf("prime: %v %v", out, err)
+		}
+		r.run(100*time.Hour, func(now time.Time) bool { return now.Sub(loopStart) >= time.Hour })
+		if !strings.Contains(r.log.String(), "auth.json changed") {
+			t.Fatalf("rewrite during the prime not noticed:\n%s", r.log.String())
+		}
+		st, _ := ReadStatus(r.home)
+		if st.AccessTokenExpiresAt != c1.Exp.Format(time.RFC3339) {
+			t.Fatalf("status not re-decided from the new file: %+v", st)
+		}
+	})
+}
+
+// TestPrimeThenRunWaitsOnTheFileThePrimeDecidedOn: auth.json rewritten just
+// before the prime read it is the file the prime decides on, so it is no
+// change for Run's wait: Run neither logs one nor passes again before the
+// check the prime scheduled. A base read apart from the decision's read
+// (before it) would take the rewrite for a change.
+func TestPrimeThenRunWaitsOnTheFileThePrimeDecidedOn(t *testing.T) {
+	c0 := newCred(0, loopStart.Add(20*time.Hour))
 	c1 := newCred(1, loopStart.Add(50*time.Hour))
-	r := rigRewrittenDuringFirstLoad(t, c1)
+	r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, func(c *Config) {
+		c.PollInterval = 10 * time.Minute
+		// A pass looks at the clock before it reads auth.json: the
+		// rewrite comes first thing in the prime.
+		now, rewrite := c.Now, cliRefreshTo(t, c.Home, c1)
+		var once sync.Once
+		c.Now = func() time.Time {
+			once.Do(rewrite)
+			return now()
+		}
+	})
 	if out, err := r.prime(); out != OutcomeNothingToDo || err != nil {
 		t.Fatalf("prime: %v %v", out, err)
 	}
-	r.run(100*time.Hour, func(now time.Time) bool { return now.Sub(loopStart) >= time.Hour })
-	if !strings.Contains(r.log.String(), "auth.json changed") {
-		t.Fatalf("rewrite during the prime not noticed:\n%s", r.log.String())
+	if st, _ := ReadStatus(r.home); st.AccessTokenExpiresAt != c1.Exp.Format(time.RFC3339) {
+		t.Fatalf("the prime did not decide on the rewritten file (did the rewrite come after its read?): %+v", st)
 	}
-	st, _ := ReadStatus(r.home)
-	if st.AccessTokenExpiresAt != c1.Exp.Format(time.RFC3339) {
-		t.Fatalf("status not re-decided from the new file: %+v", st)
+	r.run(100*time.Hour, func(now time.Time) bool { return now.Sub(loopStart) >= time.Hour })
+	if strings.Contains(r.log.String(), "auth.json changed") {
+		t.Fatalf("the file the prime decided on taken for a change:\n%s", r.log.String())
+	}
+	if n := strings.Count(r.log.String(), "no-op: credential fresh"); n != 1 {
+		t.Fatalf("%d no-op passes, want only the prime's:\n%s", n, r.log.String())
 	}
 }
 
@@ -158,14 +220,126 @@ func TestPrimeRefreshIsNotAChangeForRun(t *testing.T) {
 // TestRunNoticesAChangeDuringAPass: the same for the loop's own passes: a
 // rewrite after a pass read auth.json is a change for the wait that follows.
 func TestRunNoticesAChangeDuringAPass(t *testing.T) {
+	forEachStore(t, func(t *testing.T, otherStore bool) {
+		c1 := newCred(1, loopStart.Add(50*time.Hour))
+		r := rigRewrittenDuringFirstPass(t, c1, otherStore)
+		r.run(100*time.Hour, func(now time.Time) bool { return now.Sub(loopStart) >= time.Hour })
+		if !strings.Contains(r.log.String(), "auth.json changed") {
+			t.Fatalf("rewrite during a pass not noticed:\n%s", r.log.String())
+		}
+		st, _ := ReadStatus(r.home)
+		if st.AccessTokenExpiresAt != c1.Exp.Format(time.RFC3339) {
+			t.Fatalf("status not re-decided from the new file: %+v", st)
+		}
+	})
+}
+
+// TestRunNoticesARewriteRightAfterItsRefresh: a new login, or a logout,
+// written as soon as the loop's refresh has committed and let go of the
+// locks (before the pass has even logged its result) is a change for the
+// wait that follows. The base after a refresh is the file the pass wrote,
+// not auth.json read again once the pass is over: that read would take the
+// change in and sleep past it to the next check, 4 h away.
+func TestRunNoticesARewriteRightAfterItsRefresh(t *testing.T) {
 	c1 := newCred(1, loopStart.Add(50*time.Hour))
-	r := rigRewrittenDuringFirstLoad(t, c1)
-	r.run(100*time.Hour, func(now time.Time) bool { return now.Sub(loopStart) >= time.Hour })
-	if !strings.Contains(r.log.String(), "auth.json changed") {
-		t.Fatalf("rewrite during a pass not noticed:\n%s", r.log.String())
+	for _, tc := range []struct {
+		name    string
+		rewrite func(t *testing.T, h Home) func()
+		check   func(st Status) bool
+	}{
+		{"login", func(t *testing.T, h Home) func() { return cliRefreshTo(t, h, c1) },
+			func(st Status) bool { return st.AccessTokenExpiresAt == c1.Exp.Format(time.RFC3339) }},
+		{"logout", func(t *testing.T, h Home) func() {
+			return func() {
+				if err := os.Remove(h.AuthPath()); err != nil {
+					t.Error(err)
+				}
+			}
+		}, func(st Status) bool { return st.Credential == "absent" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c0 := newCred(0, loopStart.Add(time.Hour))
+			r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, func(c *Config) { c.PollInterval = 10 * time.Minute })
+			var once sync.Once
+			rewrite := tc.rewrite(t, r.home)
+			r.log.onLine("refresh: ok", func() { once.Do(rewrite) })
+			r.run(100*time.Hour, func(now time.Time) bool { return now.Sub(loopStart) >= time.Hour })
+			if n := len(r.postTimes()); n != 1 {
+				t.Fatalf("%d POSTs, want the one refresh", n)
+			}
+			if !strings.Contains(r.log.String(), "auth.json changed") {
+				t.Fatalf("%s right after the refresh not noticed:\n%s", tc.name, r.log.String())
+			}
+			if st, err := ReadStatus(r.home); err != nil || !tc.check(st) {
+				t.Fatalf("status not re-decided after the %s: %+v %v", tc.name, st, err)
+			}
+		})
 	}
-	st, _ := ReadStatus(r.home)
-	if st.AccessTokenExpiresAt != c1.Exp.Format(time.RFC3339) {
-		t.Fatalf("status not re-decided from the new file: %+v", st)
+}
+
+// opensOf counts the opens of one file from now on, through inotify: the
+// only way to see a read the watchdog makes itself. Open and close events
+// alternate, so the kernel never merges two opens into one event.
+type opensOf struct {
+	t  *testing.T
+	fd int
+}
+
+func watchOpens(t *testing.T, path string) *opensOf {
+	t.Helper()
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatalf("inotify: %v", err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if _, err := unix.InotifyAddWatch(fd, path, unix.IN_OPEN|unix.IN_CLOSE_NOWRITE|unix.IN_CLOSE_WRITE); err != nil {
+		t.Fatalf("inotify watch: %v", err)
+	}
+	return &opensOf{t: t, fd: fd}
+}
+
+// count returns the opens since the last count.
+func (o *opensOf) count() int {
+	o.t.Helper()
+	n := 0
+	buf := make([]byte, 64*unix.SizeofInotifyEvent)
+	for {
+		m, err := unix.Read(o.fd, buf)
+		if err == unix.EAGAIN {
+			return n
+		}
+		if err != nil {
+			o.t.Fatalf("inotify read: %v", err)
+		}
+		for off := 0; off+unix.SizeofInotifyEvent <= m; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			if ev.Mask&unix.IN_OPEN != 0 {
+				n++
+			}
+			off += unix.SizeofInotifyEvent + int(ev.Len)
+		}
+	}
+}
+
+// TestLoopReadsAuthJSONOncePerPass: a pass reads auth.json once, and takes
+// the version its wait compares against from that read; the waits between
+// passes only stat the file while it does not change. Here the prime at 0
+// and the loop's passes at 6 h and 12 h (the interval) find it fresh.
+func TestLoopReadsAuthJSONOncePerPass(t *testing.T) {
+	c0 := newCred(0, loopStart.Add(20*time.Hour))
+	r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, func(c *Config) { c.PollInterval = 10 * time.Minute })
+	opens := watchOpens(t, r.home.AuthPath())
+	if out, err := r.prime(); out != OutcomeNothingToDo || err != nil {
+		t.Fatalf("prime: %v %v", out, err)
+	}
+	if n := opens.count(); n != 1 {
+		t.Fatalf("the prime opened auth.json %d times, want once", n)
+	}
+	r.run(100*time.Hour, func(now time.Time) bool { return now.Sub(loopStart) >= 13*time.Hour })
+	if n := strings.Count(r.log.String(), "no-op: credential fresh"); n != 3 {
+		t.Fatalf("%d passes, want 3 (at 0, 6 h, 12 h):\n%s", n, r.log.String())
+	}
+	if n := opens.count(); n != 2 {
+		t.Fatalf("the loop's 2 passes and their waits opened auth.json %d times, want 2", n)
 	}
 }

@@ -111,13 +111,8 @@ type Watchdog struct {
 	deadToken [32]byte
 	hasDead   bool
 
-	// primed is set by StartPrime's pass: Run's first step is then the
-	// wait for primedNext, against the auth.json version the prime's
-	// pass left as its base (see decideWithBase).
-	primed     bool
-	primedNext time.Time
-	primedBase fileVersion
-	// priming is set by StartPrime: Run first waits for that pass.
+	// priming is set by StartPrime: Run first waits for that pass, then
+	// for the check it scheduled.
 	priming *Priming
 }
 
@@ -211,45 +206,22 @@ type passResult struct {
 	outcome Outcome
 	err     error
 	next    time.Time
+	// base is the auth.json version the wait after the pass compares
+	// against (see load and committedVersion); zero for a lone Pass.
+	base fileVersion
 }
 
 // Pass runs one watchdog pass (the seed's --once) and writes the status file.
 // The error is non-nil only for outcomes 2 and 3, and is token-free.
 func (w *Watchdog) Pass(ctx context.Context) (Outcome, error) {
-	r, _ := w.pass(ctx)
+	r := w.pass(ctx)
 	return r.outcome, r.err
 }
 
-// primePass is StartPrime's pass, without the status write: it leaves Run
-// the wait it scheduled.
-func (w *Watchdog) primePass(ctx context.Context) (passResult, *Status) {
-	w.loop = true
-	r, st, base := w.decideWithBase(ctx)
-	w.primed, w.primedNext, w.primedBase = true, r.next, base
-	return r, st
-}
-
-func (w *Watchdog) pass(ctx context.Context) (passResult, fileVersion) {
-	r, st, base := w.decideWithBase(ctx)
-	w.writeStatus(st)
-	return r, base
-}
-
-// decideWithBase is decidePass plus the auth.json version the wait after it
-// compares against: the file as the pass found it, so that a write by someone
-// else while the pass ran (after its read) is still a change. Only a refresh
-// this pass committed moves the base: that write is not "auth.json changed".
-// A lone Pass has no wait after it, and skips reading the file for it.
-func (w *Watchdog) decideWithBase(ctx context.Context) (passResult, *Status, fileVersion) {
-	var base fileVersion
-	if w.loop {
-		base = authVersion(w.cfg.Home.AuthPath())
-	}
+func (w *Watchdog) pass(ctx context.Context) passResult {
 	r, st := w.decidePass(ctx)
-	if w.loop && r.outcome == OutcomeRefreshed {
-		base = authVersion(w.cfg.Home.AuthPath())
-	}
-	return r, st, base
+	w.writeStatus(st)
+	return r
 }
 
 // writeStatus writes st unless it is nil (no CODEX_HOME to write into).
@@ -280,7 +252,13 @@ func (w *Watchdog) decidePass(ctx context.Context) (passResult, *Status) {
 		w.log.Info("skip: CODEX_HOME is not there", "codex_home", w.cfg.Home.Dir, "error", errText(err))
 		return passResult{outcome: OutcomeNothingToDo, next: now.Add(w.cfg.Policy.Interval)}, nil
 	}
-	res := w.decideAndRefresh(ctx, now, &st)
+	cur, base, err := w.load(ctx)
+	res := w.decideAndRefresh(ctx, now, &st, cur, err)
+	if res.outcome != OutcomeRefreshed {
+		// Only a refresh this pass committed moves the base: that write
+		// is not "auth.json changed".
+		res.base = base
+	}
 	st.OutcomeCode = int(res.outcome)
 	if w.loop {
 		st.NextCheckAt = isoTime(res.next)
@@ -319,9 +297,75 @@ func fillStatus(st *Status, f *AuthFile, now time.Time) {
 	st.UnknownKeys = f.UnknownKeys()
 }
 
-func (w *Watchdog) decideAndRefresh(ctx context.Context, now time.Time, st *Status) passResult {
+// load reads the credential a pass decides on and, in the loop, the auth.json
+// version the wait after the pass compares against. That version must be
+// the file the decision saw: taken before it, a rewrite in between wakes the
+// wait for a file the pass has already decided on; taken after it, a rewrite
+// in between is absorbed into the base and goes unnoticed until the next
+// check. The file store's credential is auth.json itself, so one read gives
+// both; the stamp is taken before that read, so a rewrite after it moves the
+// stamp and the poll compares contents. Another store's Load does not say
+// what it read of auth.json: the version is read just before it, where a
+// rewrite costs a spare pass rather than a missed change. A lone Pass has no
+// wait after it and takes no version.
+func (w *Watchdog) load(ctx context.Context) (*AuthFile, fileVersion, error) {
+	path := w.cfg.Home.AuthPath()
+	var base fileVersion
+	fs := w.fileStore()
+	if fs == nil {
+		if w.loop {
+			base = authVersion(path)
+		}
+		f, err := w.store.Load(ctx)
+		return f, base, err
+	}
+	if w.loop {
+		base.stamp = statStamp(path)
+	}
+	// As FileStore.Load, keeping the bytes.
+	f, raw, err := fs.Home.Read()
+	if w.loop && raw != nil {
+		// raw is nil exactly when the read failed, where contentSum
+		// gives the zero sum too; a malformed file still has its sum.
+		base.sum = sha256.Sum256(raw)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, base, nil
+	}
+	return f, base, err
+}
+
+// fileStore is the store when it is the file store of the auth.json the
+// loop watches, else nil.
+func (w *Watchdog) fileStore() *FileStore {
+	if fs, ok := w.store.(*FileStore); ok && fs.Home.AuthPath() == w.cfg.Home.AuthPath() {
+		return fs
+	}
+	return nil
+}
+
+// committedVersion is the base after a pass committed f: our own write is no
+// change, anyone's after it is. The file store wrote f.Marshal() to
+// auth.json, so no read is needed, and none must be made: once the locks are
+// released, the CLI may write at once, and a read would take that in. The
+// stamp is left unknown (a stat now could already be of the CLI's file), so
+// the first poll compares contents. Another store's Update does not say
+// what it left in auth.json: that is read back, and a write between its
+// commit and this read goes unnoticed until the next check.
+func (w *Watchdog) committedVersion(f *AuthFile) fileVersion {
+	if !w.loop {
+		return fileVersion{}
+	}
+	if w.fileStore() == nil {
+		return authVersion(w.cfg.Home.AuthPath())
+	}
+	return fileVersion{stamp: fileStamp{size: -1}, sum: sha256.Sum256(f.Marshal())}
+}
+
+// decideAndRefresh decides on cur, the credential load returned (or its
+// error), and refreshes it when due.
+func (w *Watchdog) decideAndRefresh(ctx context.Context, now time.Time, st *Status, cur *AuthFile, err error) passResult {
 	p := w.cfg.Policy
-	cur, err := w.store.Load(ctx)
 	if err != nil {
 		if errors.Is(err, ErrMalformed) {
 			st.WatchdogLastOutcome, st.Credential, st.Reason = "skip:unreadable", "unreadable", errText(err)
@@ -445,7 +489,7 @@ func (w *Watchdog) refresh(ctx context.Context, now time.Time, seen *AuthFile, v
 				"access_expires_at", isoTime(exp), "safety_margin", p.SafetyMargin)
 		}
 		w.log.Info("refresh: ok", "access_expires_at", isoTime(exp), "rotated_refresh_token", committed.Tokens().RefreshToken != used, "next_check", isoTime(next))
-		return passResult{outcome: OutcomeRefreshed, next: next}
+		return passResult{outcome: OutcomeRefreshed, next: next, base: w.committedVersion(committed)}
 	case errors.Is(err, ErrSuperseded):
 		f, _ := w.store.Load(ctx)
 		fillStatus(st, f, after)
@@ -593,7 +637,8 @@ func (w *Watchdog) rotatedElsewhere(ctx context.Context, used string) *AuthFile 
 // the CLI's own refresh), backs off after transient failures and, after a
 // permanent one, waits for a new credential instead of spending the dead one.
 func (w *Watchdog) Run(ctx context.Context) error {
-	if pr := w.priming; pr != nil {
+	pr := w.priming
+	if pr != nil {
 		// The pass StartPrime began owns the watchdog's state until it
 		// has written its status.
 		w.priming = nil
@@ -608,10 +653,9 @@ func (w *Watchdog) Run(ctx context.Context) error {
 	p := w.cfg.Policy
 	w.log.Info("watchdog: starting", "codex_home", w.cfg.Home.Dir, "interval", p.Interval, "safety_margin", p.SafetyMargin,
 		"stale_after", p.StaleAfter, "owner", w.cfg.Owner, "store", w.cfg.StoreName)
-	if w.primed {
+	if pr != nil {
 		// The prime has just passed: continue with its wait.
-		w.primed = false
-		if w.wait(ctx, w.primedNext, w.primedBase) != nil && ctx.Err() != nil {
+		if w.wait(ctx, pr.next, pr.base) != nil && ctx.Err() != nil {
 			w.log.Info("watchdog: stopping")
 			return nil
 		}
@@ -621,12 +665,12 @@ func (w *Watchdog) Run(ctx context.Context) error {
 			w.log.Info("watchdog: stopping")
 			return nil
 		}
-		r, base := w.pass(ctx)
+		r := w.pass(ctx)
 		if ctx.Err() != nil {
 			w.log.Info("watchdog: stopping")
 			return nil
 		}
-		w.wait(ctx, r.next, base)
+		w.wait(ctx, r.next, r.base)
 	}
 }
 
@@ -679,7 +723,8 @@ func authVersion(path string) fileVersion {
 	return fileVersion{stamp: statStamp(path), sum: contentSum(path)}
 }
 
-// fileStamp identifies a version of auth.json cheaply.
+// fileStamp identifies a version of auth.json cheaply. A negative size
+// (committedVersion) matches no file: the next poll reads the contents.
 type fileStamp struct{ ino, size, mtime int64 }
 
 func statStamp(path string) fileStamp {
