@@ -163,49 +163,15 @@ func fleetStoreName(cfg *Config) string {
 	return "platform"
 }
 
-// runningStore is a shared store whose follower runs in the background until
-// Close: the launcher and `refresh` only see an authwatch.Store (and an
-// io.Closer), whatever kind it is.
-type runningStore struct {
-	authwatch.Store
-	name   string
-	state  func() fleet.State
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-// Close stops the follower (ending its database session) and waits for it.
-func (s *runningStore) Close() error {
-	s.cancel()
-	<-s.done
-	return nil
-}
-
-// String is the store's redacted name.
-func (s *runningStore) String() string { return s.name }
-
-// State reports the shared store's health (zero for the platform source).
-func (s *runningStore) State() fleet.State {
-	if s.state == nil {
-		return fleet.State{Store: s.name, State: "ok"}
-	}
-	return s.state()
-}
-
 // buildStore turns the fleet options into a store. nil means the local file
-// alone (the default). For a shared store it starts the follower (bound to
-// ctx; Close stops it) and waits, at most the prime timeout, for its first
-// sync, so that the prime pass and the child start on the fleet's newest
-// generation. An https store is follower-only: the option table has already
-// turned refresh-owner off, so this launcher never POSTs.
+// alone (the default). A shared store comes back started (fleet.Start: its
+// follower runs until Close) once its first sync is done or the prime timeout
+// has passed, so that the prime pass and the child start on the fleet's
+// newest generation. An https store is follower-only: the option table has
+// already turned refresh-owner off, so this launcher never POSTs.
 func buildStore(ctx context.Context, cfg *Config, home authwatch.Home, log hclog.Logger) (authwatch.Store, error) {
 	fc := cfg.Fleet
-	var (
-		store authwatch.Store
-		run   func(context.Context) error
-		ready <-chan struct{}
-		state func() fleet.State
-	)
+	var f fleet.Follower
 	switch fc.storeKind() {
 	case "file":
 		return nil, nil
@@ -222,13 +188,13 @@ func buildStore(ctx context.Context, cfg *Config, home authwatch.Home, log hclog
 		if err != nil {
 			return nil, &UsageError{Msg: "--credential-store (CODEX_LAUNCH_CREDENTIAL_STORE): " + err.Error()}
 		}
-		store, run, ready = authwatch.NewFileStore(home), src.Run, src.Ready()
+		f.Store, f.Run, f.Ready = authwatch.NewFileStore(home), src.Run, src.Ready()
 	default:
 		keys, err := loadKeys(fc)
 		if err != nil {
 			return nil, &UsageError{Msg: err.Error()}
 		}
-		f, err := fleet.New(fleet.Config{
+		fl, err := fleet.New(fleet.Config{
 			URL: fc.Store, Name: fc.Name, Keys: keys, Home: home, Fallback: fc.Fallback,
 			PollInterval: fc.PollInterval, LockTimeout: max(2*cfg.RefreshTimeout, 30*time.Second),
 			IdleTxTimeout: max(2*time.Minute, 2*cfg.RefreshTimeout+30*time.Second),
@@ -237,27 +203,10 @@ func buildStore(ctx context.Context, cfg *Config, home authwatch.Home, log hclog
 		if err != nil {
 			return nil, &UsageError{Msg: "--credential-store (CODEX_LAUNCH_CREDENTIAL_STORE): " + err.Error()}
 		}
-		store, run, ready, state = f, f.Run, f.Ready(), f.State
+		f.Store, f.Run, f.Ready, f.State = fl, fl.Run, fl.Ready(), fl.State
 	}
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	rs := &runningStore{Store: store, name: fleetStoreName(cfg), state: state, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(rs.done)
-		run(rctx)
-	}()
-	wait := cfg.PrimeTimeout
-	if wait <= 0 {
-		wait = 10 * time.Second
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ready:
-	case <-t.C:
-		log.Named("fleet").Warn("credential store not synced within the prime timeout; starting on the local credential", "store", rs.name)
-	case <-ctx.Done():
-	}
-	return rs, nil
+	f.Name = fleetStoreName(cfg)
+	return fleet.Start(ctx, f, cfg.PrimeTimeout, log.Named("fleet")), nil
 }
 
 // loadKeys reads the sealing keys: the key file's first, then the inline ones.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/molecule-ai/codex-launch/authwatch"
+	"github.com/molecule-ai/codex-launch/fleet"
 	"github.com/molecule-ai/codex-launch/tokenmock"
 )
 
@@ -106,6 +109,67 @@ func TestPlatformStoreNameIsRedacted(t *testing.T) {
 	}
 	if got := fleetStoreName(cfg); got != "platform https://platform.example/api" {
 		t.Fatalf("store name %q", got)
+	}
+}
+
+// buildStore hands each kind of shared store to fleet.Start whole: the store
+// comes back started, under fleetStoreName, once its follower's first sync
+// is done (long before the prime timeout), with the follower's health for
+// the PostgreSQL store and a plain "ok" for the platform source.
+func TestBuildStoreStartsTheFollower(t *testing.T) {
+	asked := make(chan string, 10)
+	platform := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked <- r.URL.Path + " " + r.Header.Get("Authorization")
+		w.Write([]byte("{}"))
+	}))
+	defer platform.Close()
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("platform-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("WORKSPACE_ID", "ws-1")
+
+	for _, tc := range []struct {
+		store, state string
+	}{
+		{platform.URL, "ok"},
+		// Nothing listens on port 1: the first attempt fails at once.
+		{"postgres://codex@127.0.0.1:1/fleet", "unavailable"},
+	} {
+		cfg := &Config{
+			Fleet:        fleetConfig{Store: tc.store, Name: "default", TokenFile: tokenFile, SyncInterval: time.Hour, PollInterval: time.Hour},
+			PrimeTimeout: time.Minute, RefreshTimeout: 10 * time.Second,
+		}
+		t0 := time.Now()
+		s, err := buildStore(context.Background(), cfg, authwatch.Home{Dir: t.TempDir()}, hclog.NewNullLogger())
+		if err != nil {
+			t.Fatalf("%s: %v", tc.store, err)
+		}
+		r, ok := s.(*fleet.Running)
+		if !ok {
+			t.Fatalf("%s: store %T, want a *fleet.Running", tc.store, s)
+		}
+		took := time.Since(t0)
+		if took > 30*time.Second {
+			t.Errorf("%s: buildStore took %v: it did not end the wait at the first sync", tc.store, took)
+		}
+		if r.String() != fleetStoreName(cfg) {
+			t.Errorf("%s: name %q, want %q", tc.store, r.String(), fleetStoreName(cfg))
+		}
+		if st := r.State(); st.Store != fleetStoreName(cfg) || st.State != tc.state {
+			t.Errorf("%s: state %+v, want %s", tc.store, st, tc.state)
+		}
+		if err := r.Close(); err != nil {
+			t.Errorf("%s: Close: %v", tc.store, err)
+		}
+	}
+	select {
+	case got := <-asked:
+		if got != "/workspaces/ws-1/secrets/values Bearer platform-token" {
+			t.Errorf("the platform was asked %q", got)
+		}
+	default:
+		t.Error("the platform source never synced")
 	}
 }
 
