@@ -49,6 +49,21 @@ type fleetWS struct {
 	ended atomic.Bool
 }
 
+// start starts the launcher and a goroutine that closes done once it has
+// exited. A process that outlives the launcher while holding its output pipe
+// (one that left the child's group, which the launcher does not chase) would
+// otherwise keep cmd.Wait, and the test, waiting for as long as it lives:
+// with sleep 600, past the test binary's timeout, with no word of why.
+// WaitDelay ends that wait ten seconds after the launcher's exit.
+func (w *fleetWS) start() error {
+	w.cmd.WaitDelay = 10 * time.Second
+	if err := w.cmd.Start(); err != nil {
+		return err
+	}
+	go func() { w.cmd.Wait(); w.ended.Store(true); close(w.done) }()
+	return nil
+}
+
 func newFleetRig(t *testing.T, dbs *testenv.Databases, ttl time.Duration) *fleetRig {
 	t.Helper()
 	mock := tokenmock.Start(tokenmock.Options{AccessTTL: ttl})
@@ -113,10 +128,9 @@ func (r *fleetRig) start(n int) {
 		w.cmd.Dir = dir
 		w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.out
 		w.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := w.cmd.Start(); err != nil {
+		if err := w.start(); err != nil {
 			r.t.Fatal(err)
 		}
-		go func() { w.cmd.Wait(); w.ended.Store(true); close(w.done) }()
 		r.ws = append(r.ws, w)
 	}
 	r.t.Cleanup(r.stopAll)

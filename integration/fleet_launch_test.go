@@ -339,10 +339,9 @@ func TestFleetPlatformFollower(t *testing.T) {
 		"CODEX_AUTH_REFRESH_INTERVAL_SECONDS=1", "CODEX_AUTH_SAFETY_MARGIN_SECONDS=60"}
 	w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.out
 	w.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := w.cmd.Start(); err != nil {
+	if err := w.start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { w.cmd.Wait(); w.ended.Store(true); close(w.done) }()
 	defer func() {
 		syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
 		<-w.done
