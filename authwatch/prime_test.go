@@ -145,27 +145,6 @@ func forEachStore(t *testing.T, f func(t *testing.T, otherStore bool)) {
 	t.Run("other", func(t *testing.T) { f(t, true) })
 }
 
-// TestPrimeThenRunNoticesAChangeDuringThePrime: a rewrite of auth.json after
-// the prime read it, while the prime was still deciding, is a change for
-// Run's first poll; the prime's own verdict was made on the old file.
-func TestPrimeThenRunNoticesAChangeDuringThePrime(t *testing.T) {
-	forEachStore(t, func(t *testing.T, otherStore bool) {
-		c1 := newCred(1, loopStart.Add(50*time.Hour))
-		r := rigRewrittenDuringFirstPass(t, c1, otherStore)
-		if out, err := r.prime(); out != OutcomeNothingToDo || err != nil {
-			t.Fatalf("prime: %v %v", out, err)
-		}
-		r.run(100*time.Hour, func(now time.Time) bool { return now.Sub(loopStart) >= time.Hour })
-		if !strings.Contains(r.log.String(), "auth.json changed") {
-			t.Fatalf("rewrite during the prime not noticed:\n%s", r.log.String())
-		}
-		st, _ := ReadStatus(r.home)
-		if st.AccessTokenExpiresAt != c1.Exp.Format(time.RFC3339) {
-			t.Fatalf("status not re-decided from the new file: %+v", st)
-		}
-	})
-}
-
 // TestPrimeThenRunWaitsOnTheFileThePrimeDecidedOn: auth.json rewritten just
 // before the prime read it is the file the prime decides on, so it is no
 // change for Run's wait: Run neither logs one nor passes again before the
@@ -217,21 +196,37 @@ func TestPrimeRefreshIsNotAChangeForRun(t *testing.T) {
 	}
 }
 
-// TestRunNoticesAChangeDuringAPass: the same for the loop's own passes: a
-// rewrite after a pass read auth.json is a change for the wait that follows.
+// TestRunNoticesAChangeDuringAPass: a rewrite of auth.json after a pass read
+// it, while the pass was still deciding, is a change for the wait that
+// follows, whether that pass was the prime (the change is then for Run's
+// first poll) or one of the loop's own; the pass's verdict was made on the
+// old file.
 func TestRunNoticesAChangeDuringAPass(t *testing.T) {
-	forEachStore(t, func(t *testing.T, otherStore bool) {
-		c1 := newCred(1, loopStart.Add(50*time.Hour))
-		r := rigRewrittenDuringFirstPass(t, c1, otherStore)
-		r.run(100*time.Hour, func(now time.Time) bool { return now.Sub(loopStart) >= time.Hour })
-		if !strings.Contains(r.log.String(), "auth.json changed") {
-			t.Fatalf("rewrite during a pass not noticed:\n%s", r.log.String())
+	for _, prime := range []bool{true, false} {
+		name := "loop pass"
+		if prime {
+			name = "prime"
 		}
-		st, _ := ReadStatus(r.home)
-		if st.AccessTokenExpiresAt != c1.Exp.Format(time.RFC3339) {
-			t.Fatalf("status not re-decided from the new file: %+v", st)
-		}
-	})
+		t.Run(name, func(t *testing.T) {
+			forEachStore(t, func(t *testing.T, otherStore bool) {
+				c1 := newCred(1, loopStart.Add(50*time.Hour))
+				r := rigRewrittenDuringFirstPass(t, c1, otherStore)
+				if prime {
+					if out, err := r.prime(); out != OutcomeNothingToDo || err != nil {
+						t.Fatalf("prime: %v %v", out, err)
+					}
+				}
+				r.run(100*time.Hour, func(now time.Time) bool { return now.Sub(loopStart) >= time.Hour })
+				if !strings.Contains(r.log.String(), "auth.json changed") {
+					t.Fatalf("rewrite during the %s not noticed:\n%s", name, r.log.String())
+				}
+				st, _ := ReadStatus(r.home)
+				if st.AccessTokenExpiresAt != c1.Exp.Format(time.RFC3339) {
+					t.Fatalf("status not re-decided from the new file: %+v", st)
+				}
+			})
+		})
+	}
 }
 
 // TestRunNoticesARewriteRightAfterItsRefresh: a new login, or a logout,
