@@ -1,11 +1,9 @@
 package fleet_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/molecule-ai/codex-launch/authwatch"
 	"github.com/molecule-ai/codex-launch/fleet"
+	"github.com/molecule-ai/codex-launch/internal/testenv"
 )
 
 // What the launcher and `refresh` rely on.
@@ -55,26 +54,8 @@ func (f *follower) runCtx(t *testing.T) context.Context {
 	}
 }
 
-// logBuf is a logger's output, safe to read while it is written.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newLog() (*logBuf, hclog.Logger) {
-	b := &logBuf{}
+func newLog() (*testenv.Buffer, hclog.Logger) {
+	b := &testenv.Buffer{}
 	return b, hclog.New(&hclog.LoggerOptions{Name: "fleet", Output: b, Level: hclog.Trace})
 }
 

@@ -44,7 +44,7 @@ type fleetWS struct {
 	dir   string
 	home  string
 	cmd   *exec.Cmd
-	out   lockedBuffer
+	out   testenv.Buffer
 	done  chan struct{}
 	ended atomic.Bool
 }

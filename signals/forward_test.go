@@ -1,18 +1,18 @@
 package signals
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
+
+	"github.com/molecule-ai/codex-launch/internal/testenv"
 )
 
 type call struct {
@@ -93,7 +93,7 @@ func startRun(f *Forwarder, tg Target, opts Options) func() error {
 
 func TestStopBeforeRunIsReportedAndDeliveredLater(t *testing.T) {
 	f := Listen(0)
-	var logs lockedBuffer
+	var logs testenv.Buffer
 	f.Configure(Options{Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})})
 	ctx, release := f.StopContext(context.Background())
 	defer release()
@@ -273,22 +273,4 @@ func TestRunTwice(t *testing.T) {
 	if err := f.Run(context.Background(), tg, Options{}); err == nil {
 		t.Fatal("second Run must fail")
 	}
-}
-
-// lockedBuffer is a log sink safe to read while the forwarder writes to it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -188,31 +187,13 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
-// lockedBuffer collects a process's output while the test may read it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startLauncher starts codex-launch and returns a channel closed when it has
 // exited.
-func startLauncher(t *testing.T, env []string, args ...string) (*exec.Cmd, *lockedBuffer, <-chan struct{}) {
+func startLauncher(t *testing.T, env []string, args ...string) (*exec.Cmd, *testenv.Buffer, <-chan struct{}) {
 	t.Helper()
 	cmd := exec.Command(launcherBin, args...)
 	cmd.Env = env
-	errb := &lockedBuffer{}
+	errb := &testenv.Buffer{}
 	cmd.Stderr = errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -230,7 +211,7 @@ func startLauncher(t *testing.T, env []string, args ...string) (*exec.Cmd, *lock
 	return cmd, errb, done
 }
 
-func waitExit(t *testing.T, done <-chan struct{}, within time.Duration, errb *lockedBuffer, what string) {
+func waitExit(t *testing.T, done <-chan struct{}, within time.Duration, errb *testenv.Buffer, what string) {
 	t.Helper()
 	select {
 	case <-done:
