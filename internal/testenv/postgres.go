@@ -213,9 +213,10 @@ func (p *Postgres) CreateDatabase(ctx context.Context, name string) (string, err
 }
 
 // Databases is one throw-away cluster for a test package, handing each test
-// a database of its own. Start it in TestMain and Close it after m.Run; a
-// cluster that could not start makes Fresh skip (or, under CI, fail) the
-// tests that need it, with the reason.
+// a database of its own. Start it once, where the tests that need it run
+// (TestMain, or the one test that owns them), and Close it after them; a
+// cluster that could not start makes Cluster and Fresh skip (or, under CI,
+// fail) the tests that need it, with the reason.
 type Databases struct {
 	pg     *Postgres
 	err    error

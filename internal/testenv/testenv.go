@@ -5,8 +5,8 @@
 // Tests install what they need themselves, so that `go test ./...` on a fresh
 // machine (as root) runs everything and never passes by silently skipping. When
 // a requirement cannot be met, the test is skipped with the reason, except
-// under CI (CI set in the environment), where a missing requirement is a
-// failure: CI runs as root and must run every test.
+// under CI (see Strict), where a missing requirement is a failure: CI runs as
+// root and must run every test.
 package testenv
 
 import (
