@@ -39,11 +39,20 @@ func NewFileStore(h Home) Store { return &FileStore{Home: h} }
 // Load reads auth.json without locks: a reader never sees a torn file
 // because every writer renames.
 func (s *FileStore) Load(ctx context.Context) (*AuthFile, error) {
-	f, _, err := s.Home.Read()
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
+	f, _, err := s.read()
 	return f, err
+}
+
+// read is Load that also returns the bytes the credential came from, for
+// the watchdog's loop, which waits on that very version of auth.json: nil
+// when there is no file or it could not be read; a malformed file still
+// has its bytes.
+func (s *FileStore) read() (*AuthFile, []byte, error) {
+	f, raw, err := s.Home.Read()
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, nil
+	}
+	return f, raw, err
 }
 
 // Update holds auth.lock across re-read → fn (the POST) → commit, so the
@@ -53,7 +62,9 @@ func (s *FileStore) Load(ctx context.Context) (*AuthFile, error) {
 // user cannot write, or an owner that cannot be kept, fails before a refresh
 // token is spent. Once fn has returned a replacement (its POST redeemed a
 // token), the commit no longer listens to ctx: a redeemed token that is not
-// written is a lost login.
+// written is a lost login. What it writes is exactly the replacement's
+// Marshal(): the watchdog's loop takes that for the version it left behind
+// (committedVersion).
 func (s *FileStore) Update(ctx context.Context, fn func(ctx context.Context, cur *AuthFile) (*AuthFile, error)) error {
 	h := s.Home
 	if _, err := os.Stat(h.Dir); err != nil {
@@ -65,10 +76,7 @@ func (s *FileStore) Update(ctx context.Context, fn func(ctx context.Context, cur
 	}
 	defer l.release()
 
-	cur, base, err := h.Read()
-	if errors.Is(err, os.ErrNotExist) {
-		cur, base, err = nil, nil, nil
-	}
+	cur, base, err := s.read()
 	if err != nil {
 		return err
 	}

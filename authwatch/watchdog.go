@@ -322,15 +322,11 @@ func (w *Watchdog) load(ctx context.Context) (*AuthFile, fileVersion, error) {
 	if w.loop {
 		base.stamp = statStamp(path)
 	}
-	// As FileStore.Load, keeping the bytes.
-	f, raw, err := fs.Home.Read()
+	f, raw, err := fs.read()
 	if w.loop && raw != nil {
-		// raw is nil exactly when the read failed, where contentSum
-		// gives the zero sum too; a malformed file still has its sum.
+		// Without bytes (no file, or a failed read) the sum stays zero,
+		// as contentSum's is then.
 		base.sum = sha256.Sum256(raw)
-	}
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, base, nil
 	}
 	return f, base, err
 }
