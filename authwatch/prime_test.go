@@ -179,6 +179,28 @@ func TestPrimeThenRunWaitsOnTheFileThePrimeDecidedOn(t *testing.T) {
 	}
 }
 
+// TestRunIgnoresARewriteOfTheSameBytes: auth.json replaced by a copy of the
+// file the prime read (a new inode, the same credential) moves the stat but
+// is no change: the wait compares the contents with the sum of that read.
+func TestRunIgnoresARewriteOfTheSameBytes(t *testing.T) {
+	c0 := newCred(0, loopStart.Add(20*time.Hour))
+	r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, func(c *Config) { c.PollInterval = 10 * time.Minute })
+	if out, err := r.prime(); out != OutcomeNothingToDo || err != nil {
+		t.Fatalf("prime: %v %v", out, err)
+	}
+	tmp := r.home.AuthPath() + ".copy"
+	if err := os.WriteFile(tmp, readAuth(t, r.home), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, r.home.AuthPath()); err != nil {
+		t.Fatal(err)
+	}
+	r.run(100*time.Hour, func(now time.Time) bool { return now.Sub(loopStart) >= time.Hour })
+	if strings.Contains(r.log.String(), "auth.json changed") {
+		t.Fatalf("a copy of the same bytes taken for a change:\n%s", r.log.String())
+	}
+}
+
 // TestPrimeRefreshIsNotAChangeForRun: the prime's own commit is not taken
 // for someone else's rewrite at Run's first poll.
 func TestPrimeRefreshIsNotAChangeForRun(t *testing.T) {
