@@ -28,6 +28,7 @@ import (
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultBuffer is the channel size used when Options.Buffer is zero. The Go
@@ -92,13 +93,14 @@ func Listen(bufferSize int) *Forwarder {
 }
 
 // ListenStopsFirst is Listen for a launcher that has work to do before its
-// child exists: it registers DefaultStopSignals now and the rest of Caught
-// in the background, and returns at once. The reason is cost: the Go runtime
+// child exists: it registers registeredFirst now and the rest of Caught in
+// the background, and returns at once. The reason is cost: the Go runtime
 // registers each signal with a round trip to its signal-mask thread (a
 // thread hand-off each way), 30-50 µs per signal here, 2-3 ms for the ~60,
 // which would otherwise all sit before boot. Until a signal is registered it
-// gets the runtime's default action; only stop signals matter before the
-// child exists (the rest are dropped then anyway), and those are registered
+// gets the runtime's default action: for most that is nothing (and they are
+// dropped before the child exists anyway), but for the stop signals and
+// those whose default ends the program it is exit, so those are registered
 // before this returns. Call WaitRegistered before starting the child; Run
 // and a Configure naming other stop signals wait for it too.
 func ListenStopsFirst(bufferSize int) *Forwarder {
@@ -112,9 +114,8 @@ func ListenStopsFirst(bufferSize int) *Forwarder {
 		pumpDone:   make(chan struct{}),
 	}
 	f.Configure(Options{})
-	stops := DefaultStopSignals()
-	first := make([]os.Signal, 0, len(stops))
-	for _, s := range stops {
+	var first []os.Signal
+	for _, s := range registeredFirst() {
 		first = append(first, s)
 	}
 	signal.Notify(f.ch, first...)
@@ -123,9 +124,19 @@ func ListenStopsFirst(bufferSize int) *Forwarder {
 	return f
 }
 
+// registeredFirst are the signals ListenStopsFirst registers before it
+// returns: the default stop signals, and those whose default in a Go program
+// ends it (os/signal's package documentation): HUP exits, ABRT and STKFLT
+// exit with a stack dump, a write to a stdout or stderr whose reader is gone
+// dies of PIPE (boot logs from its first step), and the faults, when sent by
+// kill, are taken for a crash (caughtToDrop).
+func registeredFirst() []syscall.Signal {
+	return append(append(DefaultStopSignals(), unix.SIGHUP, unix.SIGABRT, unix.SIGSTKFLT), caughtToDrop...)
+}
+
 // registerRest registers Caught, one Notify call per signal: os/signal holds
 // its lock for a whole call, so another package's registration waits for one
-// signal, not sixty. The stop signals come again: a no-op.
+// signal, not sixty. Those registered first come again: a no-op.
 func (f *Forwarder) registerRest() {
 	defer close(f.registered)
 	for _, s := range Caught() {
@@ -139,9 +150,8 @@ func (f *Forwarder) WaitRegistered() { <-f.registered }
 
 // Configure sets the options once configuration has been read: the stop
 // signals and logger apply at once (to the prime phase), the rest when Run
-// starts. Stop signals other than the defaults make it wait until every
-// signal is registered (ListenStopsFirst caught only the defaults at once).
-// It must not be called after Run.
+// starts. Stop signals that ListenStopsFirst did not register at once make
+// it wait until every signal is registered. It must not be called after Run.
 func (f *Forwarder) Configure(opts Options) {
 	if opts.StopSignals == nil {
 		opts.StopSignals = DefaultStopSignals()
@@ -156,7 +166,7 @@ func (f *Forwarder) Configure(opts Options) {
 			isStop[s] = true
 		}
 	}
-	if !onlyDefaultStops(opts.StopSignals) {
+	if !allRegisteredFirst(opts.StopSignals) {
 		// A configured stop signal must be caught from here on.
 		f.WaitRegistered()
 	}
@@ -165,12 +175,12 @@ func (f *Forwarder) Configure(opts Options) {
 	f.mu.Unlock()
 }
 
-// onlyDefaultStops reports whether every signal in stops is one that
+// allRegisteredFirst reports whether every signal in stops is one that
 // ListenStopsFirst registers at once.
-func onlyDefaultStops(stops []syscall.Signal) bool {
-	defaults := DefaultStopSignals()
+func allRegisteredFirst(stops []syscall.Signal) bool {
+	first := registeredFirst()
 	for _, s := range stops {
-		if !slices.Contains(defaults, s) {
+		if !slices.Contains(first, s) {
 			return false
 		}
 	}

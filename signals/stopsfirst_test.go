@@ -1,6 +1,9 @@
 package signals
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -35,5 +38,32 @@ func TestListenStopsFirst(t *testing.T) {
 	}
 	if c != (call{unix.SIGWINCH, false, false}) {
 		t.Fatalf("got %+v, want WINCH", c)
+	}
+}
+
+// What would end the launcher by default is caught before ListenStopsFirst
+// returns, not only the stop signals: boot's first log line on a stderr
+// whose reader is gone must not kill it with SIGPIPE, nor must a HUP in its
+// first milliseconds. Run in a child process, since a failure ends it.
+func TestListenStopsFirstCatchesWhatWouldEndTheLauncher(t *testing.T) {
+	if os.Getenv("SIGNALS_TEST_EARLY_CHILD") == "1" {
+		ListenStopsFirst(0)
+		fmt.Fprintln(os.Stderr, "boot line") // the pipe has no reader
+		raise(t, unix.SIGHUP)
+		time.Sleep(20 * time.Millisecond) // time for a HUP left at its default to end the process
+		return
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestListenStopsFirstCatchesWhatWouldEndTheLauncher$")
+	cmd.Env = append(os.Environ(), "SIGNALS_TEST_EARLY_CHILD=1")
+	cmd.Stderr = w
+	err = cmd.Run()
+	w.Close()
+	if err != nil {
+		t.Fatalf("a launcher that had just called ListenStopsFirst did not survive a closed stderr and a HUP: %v", err)
 	}
 }
