@@ -3,20 +3,16 @@ package authwatch
 import (
 	"context"
 	"runtime"
-	"time"
 )
 
 // Priming is a prime pass running in its own goroutine (StartPrime).
 type Priming struct {
 	cancel  context.CancelFunc
-	done    chan struct{} // the outcome is known
+	done    chan struct{} // res is set
 	written chan struct{} // and the status file is written
-	out     Outcome
-	err     error
-	// next and base are the wait the pass scheduled, for Run to continue
-	// with once written is closed.
-	next time.Time
-	base fileVersion
+	// res is the pass's result: its outcome for Result, and the wait it
+	// scheduled for Run to continue with once written is closed.
+	res passResult
 }
 
 // StartPrime runs the first pass of the loop that Run then continues, in its
@@ -42,8 +38,8 @@ func (w *Watchdog) StartPrime() *Priming {
 	w.loop = true
 	go func() {
 		defer close(p.written)
-		r, st := w.decidePass(ctx)
-		p.out, p.err, p.next, p.base = r.outcome, r.err, r.next, r.base
+		var st *Status
+		p.res, st = w.decidePass(ctx)
 		close(p.done)
 		// Hand the processor to whoever waits on Done, a launcher about to
 		// start its child: a goroutine woken by this one would otherwise
@@ -60,7 +56,7 @@ func (p *Priming) Done() <-chan struct{} { return p.done }
 // Result is the pass's outcome, as Pass would return it; it waits for Done.
 func (p *Priming) Result() (Outcome, error) {
 	<-p.done
-	return p.out, p.err
+	return p.res.outcome, p.res.err
 }
 
 // Finish cancels what can be abandoned and waits until the pass, its commit

@@ -651,10 +651,7 @@ func (w *Watchdog) Run(ctx context.Context) error {
 		"stale_after", p.StaleAfter, "owner", w.cfg.Owner, "store", w.cfg.StoreName)
 	if pr != nil {
 		// The prime has just passed: continue with its wait.
-		if w.wait(ctx, pr.next, pr.base) != nil && ctx.Err() != nil {
-			w.log.Info("watchdog: stopping")
-			return nil
-		}
+		w.wait(ctx, pr.res.next, pr.res.base)
 	}
 	for {
 		if ctx.Err() != nil {
@@ -670,18 +667,17 @@ func (w *Watchdog) Run(ctx context.Context) error {
 	}
 }
 
-// wait sleeps until next plus jitter, or until auth.json differs from base.
-func (w *Watchdog) wait(ctx context.Context, next time.Time, base fileVersion) error {
+// wait sleeps until next plus jitter, until auth.json differs from base, or
+// until ctx is done.
+func (w *Watchdog) wait(ctx context.Context, next time.Time, base fileVersion) {
 	now := w.cfg.Now()
 	if next.Before(now) {
 		next = now
 	}
 	next = next.Add(w.cfg.Jitter(next.Sub(now)))
-	err := w.waitUntil(ctx, next, base)
-	if err == errChanged {
+	if w.waitUntil(ctx, next, base) == errChanged {
 		w.log.Info("auth.json changed (a new login or the CLI's own refresh); deciding again")
 	}
-	return err
 }
 
 var errChanged = errors.New("auth.json changed")
