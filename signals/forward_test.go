@@ -91,6 +91,19 @@ func startRun(f *Forwarder, tg Target, opts Options) func() error {
 	}
 }
 
+// wantEarlyStop waits for f to report want as the stop signal before Run.
+func wantEarlyStop(t *testing.T, f *Forwarder, want syscall.Signal) {
+	t.Helper()
+	select {
+	case sig := <-f.Stops():
+		if sig != want {
+			t.Fatalf("Stops gave %s, want %s", Name(sig), Name(want))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s before Run was not reported on Stops", Name(want))
+	}
+}
+
 func TestStopBeforeRunIsReportedAndDeliveredLater(t *testing.T) {
 	f := Listen(0)
 	var logs testenv.Buffer
@@ -108,14 +121,7 @@ func TestStopBeforeRunIsReportedAndDeliveredLater(t *testing.T) {
 		}
 	}
 	raise(t, unix.SIGTERM)
-	select {
-	case sig := <-f.Stops():
-		if sig != unix.SIGTERM {
-			t.Fatalf("Stops gave %s, want TERM", Name(sig))
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("TERM before Run was not reported on Stops")
-	}
+	wantEarlyStop(t, f, unix.SIGTERM)
 	select {
 	case <-ctx.Done():
 	case <-time.After(5 * time.Second):
@@ -154,11 +160,7 @@ func TestConsumedEarlyStopIsNotDeliveredAgain(t *testing.T) {
 	f := ListenStopsFirst(0)
 	f.Configure(Options{StopSignals: []syscall.Signal{unix.SIGUSR2}})
 	raise(t, unix.SIGUSR2)
-	select {
-	case <-f.Stops():
-	case <-time.After(5 * time.Second):
-		t.Fatal("configured stop signal USR2 not reported")
-	}
+	wantEarlyStop(t, f, unix.SIGUSR2)
 	f.Consume()
 	tg := newFake()
 	runForwarder(t, f, tg, Options{})

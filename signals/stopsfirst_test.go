@@ -16,14 +16,7 @@ import (
 func TestListenStopsFirst(t *testing.T) {
 	f := ListenStopsFirst(0)
 	raise(t, unix.SIGTERM)
-	select {
-	case sig := <-f.Stops():
-		if sig != unix.SIGTERM {
-			t.Fatalf("Stops gave %s, want TERM", Name(sig))
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("TERM right after ListenStopsFirst was not reported")
-	}
+	wantEarlyStop(t, f, unix.SIGTERM)
 	f.WaitRegistered()
 	raise(t, unix.SIGUSR1) // caught now: must not end the process
 	tg := newFake()
