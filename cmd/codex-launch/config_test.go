@@ -317,11 +317,14 @@ func TestSecretVariables(t *testing.T) {
 	}
 }
 
-// A URL option's password is not quoted back even when the option is not
-// secret: the error shows the URL with its password masked.
+// A URL option's user information and query are not quoted back even when
+// the option is not secret (either may carry a secret): the error shows the
+// URL without them.
 func TestURLPasswordNotQuoted(t *testing.T) {
-	code, _, _, _, stderr := runCaptured(t, nil, "--token-url", "https://user:pw-s3cret@auth.example/oauth/token", "refresh", "--once")
-	if code != exitLaunch || strings.Contains(stderr, "pw-s3cret") || !strings.Contains(stderr, "--token-url") {
-		t.Fatalf("exit %d: %s", code, stderr)
+	for _, bad := range []string{"https://user:pw-s3cret@auth.example/oauth/token", "http://auth.example/oauth/token?key=pw-s3cret"} {
+		code, _, _, _, stderr := runCaptured(t, nil, "--token-url", bad, "refresh", "--once")
+		if code != exitLaunch || strings.Contains(stderr, "pw-s3cret") || !strings.Contains(stderr, "--token-url") {
+			t.Fatalf("%s: exit %d: %s", bad, code, stderr)
+		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/molecule-ai/codex-launch/authwatch"
 )
 
 // option is one row of the configuration table. The same row drives flag
@@ -143,9 +145,9 @@ func resolve(cfg *Config, table []option, given map[string]string, getenv func(s
 		}
 		if err := o.Set(cfg, raw); err != nil {
 			shown := strconv.Quote(raw)
-			if u, err := url.Parse(raw); err == nil && u.User != nil {
-				// A URL's user information may hold a password.
-				shown = strconv.Quote(u.Redacted())
+			if u, err := url.Parse(raw); err == nil && u.Host != "" {
+				// A URL's user information or query may hold a secret.
+				shown = strconv.Quote(authwatch.RedactURL(u))
 			}
 			if o.Secret {
 				shown = "(value hidden)"
