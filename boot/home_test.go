@@ -84,6 +84,14 @@ func TestPrepareHomeOwnership(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(home, "link")); err != nil {
 		t.Fatal(err)
 	}
+	// A link to a directory is re-owned itself; nothing is walked through it.
+	outsideDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outsideDir, "f"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outsideDir, filepath.Join(home, "dirlink")); err != nil {
+		t.Fatal(err)
+	}
 	hard := filepath.Join(t.TempDir(), "hard")
 	if err := os.WriteFile(hard, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
@@ -97,10 +105,12 @@ func TestPrepareHomeOwnership(t *testing.T) {
 	if err := PrepareHome(home, owner, testLogger(&logs)); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range append(files, ".", "sessions", "sessions/2026", "link") {
+	for _, p := range append(files, ".", "sessions", "sessions/2026", "link", "dirlink") {
 		assertOwner(t, filepath.Join(home, p), 4321, 4322)
 	}
 	assertOwner(t, outside, 0, 0) // the link, not its target
+	assertOwner(t, outsideDir, 0, 0)
+	assertOwner(t, filepath.Join(outsideDir, "f"), 0, 0)
 	assertOwner(t, hard, 0, 0)
 	if !strings.Contains(logs.String(), "hard links") {
 		t.Errorf("no warning about the hard link:\n%s", logs.String())
