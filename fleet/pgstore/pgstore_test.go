@@ -358,6 +358,12 @@ func TestRedact(t *testing.T) {
 		"postgres://u:pa ss@host/db":            "pa ss",
 		"postgres://u:s3/cr@t@host/db":          "s3/cr@t",
 		"bad `postgres://u:s3cr et@host/db`: x": "s3cr et",
+		// url.Parse takes these, but a "/", "?" or "#" in the password ends
+		// the authority early: the password lands in the host, path or query.
+		"postgres://u:8/s3cret@host/db":   "s3cret",
+		"postgres://u:8?s3cret@host/db":   "s3cret",
+		"postgres://u:8#s3cret@host/db":   "s3cret",
+		"postgres://u:a@b/s3cret@host/db": "s3cret",
 	}
 	for in, secret := range cases {
 		out := Redact(in)
