@@ -39,9 +39,10 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 	// seen and honoured, not lost (PID 1 ignores a signal it has no handler
 	// for). Only the pure, microsecond parse of the arguments came before:
 	// the ~60 registrations are a cost the subcommands, which supervise no
-	// child, do not pay. The stop signals are caught at once, the rest while
-	// boot runs (each costs thread hand-offs in the Go runtime); the child
-	// starts only once all are.
+	// child, do not pay. The stop signals, and those whose default would end
+	// the launcher (HUP, PIPE, ...), are caught at once, the rest while boot
+	// runs (each costs thread hand-offs in the Go runtime); the child starts
+	// only once all are.
 	fwd := signals.ListenStopsFirst(0)
 	// The parent as it was at start: the parent-death setting comes after
 	// the drop to --user (which clears it), and a parent that died in
