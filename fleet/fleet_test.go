@@ -1,7 +1,6 @@
 package fleet
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -43,7 +42,7 @@ func freshDB(t *testing.T) string { return dbs.Fresh(t) }
 type launcher struct {
 	home  authwatch.Home
 	fleet *Fleet
-	logs  *bytes.Buffer
+	logs  *testenv.Buffer
 }
 
 type rig struct {
@@ -55,7 +54,6 @@ type rig struct {
 	ls       []*launcher
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
-	logMu    sync.Mutex
 	fallback bool
 }
 
@@ -80,8 +78,8 @@ func (r *rig) add(n int) {
 		if err := os.WriteFile(filepath.Join(dir, "auth.json"), seed, 0o600); err != nil {
 			r.t.Fatal(err)
 		}
-		buf := &bytes.Buffer{}
-		log := hclog.New(&hclog.LoggerOptions{Output: &lockedWriter{mu: &r.logMu, w: buf}, Level: hclog.Debug})
+		buf := &testenv.Buffer{}
+		log := hclog.New(&hclog.LoggerOptions{Output: buf, Level: hclog.Debug})
 		home := authwatch.Home{Dir: dir}
 		f, err := New(Config{URL: r.url, Name: "default", Home: home, Logger: log, By: fmt.Sprintf("ws%d", len(r.ls)),
 			PollInterval: 2 * time.Second, LocalInterval: 200 * time.Millisecond,
@@ -91,17 +89,6 @@ func (r *rig) add(n int) {
 		}
 		r.ls = append(r.ls, &launcher{home: home, fleet: f, logs: buf})
 	}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // start runs every follower and, when watch, a watchdog loop beside it.
@@ -141,8 +128,6 @@ func (r *rig) stop() {
 		r.wg.Wait()
 		r.cancel = nil
 	}
-	r.logMu.Lock()
-	defer r.logMu.Unlock()
 	for i, l := range r.ls {
 		if leaks := r.mock.Leaks(l.logs.Bytes()); len(leaks) > 0 {
 			r.t.Errorf("workspace %d logged a token: %v", i, leaks)
@@ -437,8 +422,7 @@ func TestKeyRotationResealsAndAMissingKeyIsAClearError(t *testing.T) {
 		return base64.StdEncoding.EncodeToString(b)
 	}
 	k1, k2 := key(), key()
-	var logMu sync.Mutex
-	run := func(keys string) (*Fleet, func() string) {
+	run := func(keys string) (*Fleet, *testenv.Buffer) {
 		t.Helper()
 		ring, err := seal.ParseKeys([]byte(keys))
 		if err != nil {
@@ -447,8 +431,8 @@ func TestKeyRotationResealsAndAMissingKeyIsAClearError(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "codex")
 		os.Mkdir(dir, 0o700)
 		os.WriteFile(filepath.Join(dir, "auth.json"), r.mock.AuthJSON(r.cred, time.Now()), 0o600)
-		logs := &bytes.Buffer{}
-		log := hclog.New(&hclog.LoggerOptions{Output: &lockedWriter{mu: &logMu, w: logs}})
+		logs := &testenv.Buffer{}
+		log := hclog.New(&hclog.LoggerOptions{Output: logs})
 		f, err := New(Config{URL: r.url, Home: authwatch.Home{Dir: dir}, Keys: ring, LocalInterval: 50 * time.Millisecond, Logger: log})
 		if err != nil {
 			t.Fatal(err)
@@ -458,7 +442,7 @@ func TestKeyRotationResealsAndAMissingKeyIsAClearError(t *testing.T) {
 		go func() { f.Run(ctx); close(done) }()
 		t.Cleanup(func() { cancel(); <-done })
 		<-f.Ready()
-		return f, func() string { logMu.Lock(); defer logMu.Unlock(); return logs.String() }
+		return f, logs
 	}
 	keyID := func() string {
 		conn, err := pgx.Connect(context.Background(), r.url)
@@ -503,7 +487,7 @@ func TestKeyRotationResealsAndAMissingKeyIsAClearError(t *testing.T) {
 	// The unreadable row is retried at the poll (30 s), not queried and
 	// logged at every look at auth.json (50 ms here).
 	time.Sleep(500 * time.Millisecond)
-	if n := strings.Count(logs(), "credential store sync failed"); n > 1 {
+	if n := strings.Count(logs.String(), "credential store sync failed"); n > 1 {
 		t.Fatalf("the unreadable row was read and logged %d times in 500 ms", n)
 	}
 }
