@@ -73,18 +73,22 @@ echo "|---|---|---|---|---|"
 r=1
 while [ "$r" -le "$rounds" ]; do
 	for v in shipped nopg shipped both; do
-		# bench/refresh: the CPU mean of each path and its ratio.
-		"$out/refresh-bench" -n 60 -launcher "$out/$v" 2>/dev/null | awk -v r="$r" -v v="$v" -F'|' '
+		# bench/refresh: the CPU mean of each path and its ratio. The run
+		# writes a file first, so that a failing run stops this script (with
+		# its error) rather than leaving its rows out.
+		"$out/refresh-bench" -n 60 -launcher "$out/$v" >"$out/result"
+		awk -v r="$r" -v v="$v" -F'|' '
 			$3 ~ /codex-launch/ { cpu[$2] = $6 }
 			$4 ~ /×/ { printf "| %s | refresh --once %s, CPU mean | %s | %s | %s |\n", r, trim($2), v, trim(cpu[$2]), trim($4) }
-			function trim(s) { gsub(/^ +| +$/, "", s); return s }'
+			function trim(s) { gsub(/^ +| +$/, "", s); return s }' "$out/result"
 	done
 	for v in shipped nowait shipped both; do
 		# bench/boot: the median of each case and its ratio.
-		"$out/boot-bench" -n 40 -launcher "$out/$v" 2>/dev/null | awk -v r="$r" -v v="$v" -F'|' '
+		"$out/boot-bench" -n 40 -launcher "$out/$v" >"$out/result"
+		awk -v r="$r" -v v="$v" -F'|' '
 			$3 ~ /codex-launch/ { med[$2] = $5 }
 			NF == 6 && $4 ~ /×/ { printf "| %s | boot, %s, median | %s | %s | %s |\n", r, trim($2), v, trim(med[$2]), trim($4) }
-			function trim(s) { gsub(/^ +| +$/, "", s); return s }'
+			function trim(s) { gsub(/^ +| +$/, "", s); return s }' "$out/result"
 	done
 	r=$((r + 1))
 done
