@@ -129,15 +129,23 @@ func fleetOptions() []option {
 // storeFlagCheck refuses a credential-store URL carrying a password when it
 // comes from the flag: argv is readable by every process of the container in
 // /proc/PID/cmdline. The variable (and a .pgpass file) stays allowed. A value
-// that does not parse is refused too when it may hold user information, since
-// where its password ends cannot be told.
+// whose parse cannot be trusted is refused too when it may hold user
+// information, since where its password ends cannot be told: one that does
+// not parse, or one with an "@" the parse did not put in the user info (a
+// password with a "/", "?" or "#" ends the authority early, so
+// "postgres://u:8/x@db" parses as host u, port 8, no user). pgstore.Redact
+// trusts a parse by the same rule.
 func storeFlagCheck(raw string) error {
 	raw = strings.TrimSpace(raw)
+	ats := strings.Count(raw, "@")
 	u, err := url.Parse(raw)
-	hasPassword := false
-	if err != nil {
-		hasPassword = strings.Contains(raw, "@") || strings.Contains(strings.ToLower(raw), "password")
-	} else {
+	var hasPassword bool
+	switch {
+	case ats > 1 || ats == 1 && (err != nil || u.User == nil):
+		hasPassword = true
+	case err != nil:
+		hasPassword = strings.Contains(strings.ToLower(raw), "password")
+	default:
 		_, hasPassword = u.User.Password()
 		hasPassword = hasPassword || u.Query().Has("password")
 	}

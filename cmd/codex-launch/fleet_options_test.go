@@ -201,6 +201,12 @@ func TestStoreFlagRefusesAPassword(t *testing.T) {
 		"postgres://codex@db/fleet?password=s3cret-pw",
 		"postgres://codex:s3cret-pw x@db/fleet",
 		"https://u:s3cret-pw@platform.example/",
+		// A "/", "?" or "#" in the password ends the authority early: the
+		// parse sees no user info and puts the password in the host or path.
+		"postgres://codex:8/s3cret-pw@db/fleet",
+		"postgres://codex:8?s3cret-pw@db/fleet",
+		"postgres://codex:8#s3cret-pw@db/fleet",
+		"postgres://codex:8/s3cret-pw@db/fleet?sslmode=require",
 	} {
 		err := storeFlagCheck(raw)
 		if err == nil {
