@@ -10,18 +10,16 @@ import (
 )
 
 // Follower is a credential store and the actor that keeps it in step with
-// the fleet: a Fleet's Run, Ready and State, or a follower-only source
-// beside the local file store.
+// the fleet: a Fleet and its Run and Ready, or a follower-only source beside
+// the local file store.
 //
 // Run must return once its context ends. Ready must be closed once the
-// first sync has finished, well or not. State may be nil for a follower
-// with no health of its own to report. Name is the store as logs and the
+// first sync has finished, well or not. Name is the store as logs and the
 // status file show it, so it must carry no password or token.
 type Follower struct {
 	Store authwatch.Store
 	Run   func(context.Context) error
 	Ready <-chan struct{}
-	State func() State
 	Name  string
 }
 
@@ -42,7 +40,7 @@ func Start(ctx context.Context, f Follower, wait time.Duration, log hclog.Logger
 		log = hclog.NewNullLogger()
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	r := &Running{Store: f.Store, name: f.Name, state: f.State, cancel: cancel, done: make(chan struct{})}
+	r := &Running{Store: f.Store, name: f.Name, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
 		f.Run(rctx)
@@ -66,7 +64,6 @@ func Start(ctx context.Context, f Follower, wait time.Duration, log hclog.Logger
 type Running struct {
 	authwatch.Store
 	name   string
-	state  func() State
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -80,14 +77,5 @@ func (r *Running) Close() error {
 	return nil
 }
 
-// String is the store's redacted name.
+// String is the store's redacted name, the Follower's Name.
 func (r *Running) String() string { return r.name }
-
-// State reports the follower's health; "ok" under the store's name when the
-// Follower had no State of its own (the platform source).
-func (r *Running) State() State {
-	if r.state == nil {
-		return State{Store: r.name, State: "ok"}
-	}
-	return r.state()
-}

@@ -207,9 +207,8 @@ type store struct {
 
 func (s *store) Load(context.Context) (*authwatch.AuthFile, error) { return s.loaded, nil }
 
-// Running is the follower's store under the follower's name, with its
-// health, or "ok" when the follower reports none.
-func TestRunningIsTheStoreNamedAndHealthy(t *testing.T) {
+// Running is the follower's store under the follower's name.
+func TestRunningIsTheStoreNamed(t *testing.T) {
 	ready := make(chan struct{})
 	close(ready)
 	s := &store{loaded: &authwatch.AuthFile{}}
@@ -219,17 +218,5 @@ func TestRunningIsTheStoreNamedAndHealthy(t *testing.T) {
 	}
 	if r.String() != storeName {
 		t.Fatalf("String %q", r.String())
-	}
-	if st := r.State(); st != (fleet.State{Store: storeName, State: "ok"}) {
-		t.Fatalf("State without the follower's: %+v", st)
-	}
-
-	want := fleet.State{Store: storeName, State: "unavailable", Error: "connection refused", Generation: 7}
-	r, _ = start(t, context.Background(), fleet.Follower{
-		Store: s, Run: newFollower().run, Ready: ready, Name: storeName,
-		State: func() fleet.State { return want },
-	}, time.Hour, nil)
-	if st := r.State(); st != want {
-		t.Fatalf("State %+v, want the follower's %+v", st, want)
 	}
 }

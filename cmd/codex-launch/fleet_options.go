@@ -171,13 +171,14 @@ func fleetStoreName(cfg *Config) string {
 	return "platform"
 }
 
-// buildStore turns the fleet options into a store. nil means the local file
-// alone (the default). A shared store comes back started (fleet.Start: its
-// follower runs until Close) once its first sync is done or the prime timeout
-// has passed, so that the prime pass and the child start on the fleet's
-// newest generation. An https store is follower-only: the option table has
-// already turned refresh-owner off, so this launcher never POSTs.
-func buildStore(ctx context.Context, cfg *Config, home authwatch.Home, log hclog.Logger) (authwatch.Store, error) {
+// buildStore turns the fleet options into a store named by fleetStoreName
+// (its String). nil means the local file alone (the default). A shared store
+// comes back started (fleet.Start: its follower runs until Close) once its
+// first sync is done or the prime timeout has passed, so that the prime
+// pass and the child start on the fleet's newest generation. An https store
+// is follower-only: the option table has already turned refresh-owner off,
+// so this launcher never POSTs.
+func buildStore(ctx context.Context, cfg *Config, home authwatch.Home, log hclog.Logger) (*fleet.Running, error) {
 	fc := cfg.Fleet
 	var f fleet.Follower
 	switch fc.storeKind() {
@@ -211,7 +212,7 @@ func buildStore(ctx context.Context, cfg *Config, home authwatch.Home, log hclog
 		if err != nil {
 			return nil, &UsageError{Msg: "--credential-store (CODEX_LAUNCH_CREDENTIAL_STORE): " + err.Error()}
 		}
-		f.Store, f.Run, f.Ready, f.State = fl, fl.Run, fl.Ready(), fl.State
+		f.Store, f.Run, f.Ready = fl, fl.Run, fl.Ready()
 	}
 	f.Name = fleetStoreName(cfg)
 	return fleet.Start(ctx, f, cfg.PrimeTimeout, log.Named("fleet")), nil

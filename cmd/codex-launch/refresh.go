@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os/signal"
 	"syscall"
 
@@ -46,11 +45,9 @@ func newWatchdog(ctx context.Context, cfg *Config, dir string, log hclog.Logger,
 		return nil, nil, err
 	}
 	closeStore := func() {}
-	if store != nil {
-		wc.Store, wc.StoreName = store, fleetStoreName(cfg)
-		if c, ok := store.(io.Closer); ok {
-			closeStore = func() { _ = c.Close() }
-		}
+	if store != nil { // a nil *fleet.Running in wc.Store would be a non-nil Store
+		wc.Store, wc.StoreName = store, store.String()
+		closeStore = func() { _ = store.Close() }
 	}
 	w, err := authwatch.New(wc)
 	if err != nil {
