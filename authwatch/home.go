@@ -108,6 +108,24 @@ func (h Home) fileOwner() *Owner {
 	return nil
 }
 
+// advisoryOwner is who a status file belongs to: fileOwner, else, with no
+// auth.json yet, CODEX_HOME's owner, which is the CLI's user once boot has
+// prepared the directory; a `refresh` run as root before the first login
+// must not leave a root-owned file there. fileOwner itself stops short of
+// the directory: auth.json and the lock files must get their owner (one that
+// cannot be given fails the write), so a process that is not root, writing
+// into a directory it does not own, would fail where it now succeeds.
+func (h Home) advisoryOwner() *Owner {
+	if o := h.fileOwner(); o != nil {
+		return o
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(h.Dir, &st); err == nil {
+		return &Owner{UID: int(st.Uid), GID: int(st.Gid)}
+	}
+	return nil
+}
+
 // fixOwner makes an open file belong to o. Failing to change an owner that is
 // already right is no failure; failing to hand a file to another user is.
 func fixOwner(f *os.File, o *Owner) error {

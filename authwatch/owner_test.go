@@ -81,6 +81,27 @@ func TestHomeOwnerForNewFiles(t *testing.T) {
 	}
 }
 
+// TestStatusOwnedLikeCodexHomeWithoutAuthJSON: a status file written as
+// root before there is an auth.json (a `refresh` before the first login)
+// belongs to CODEX_HOME's owner, the CLI's user, not to root.
+func TestStatusOwnedLikeCodexHomeWithoutAuthJSON(t *testing.T) {
+	testenv.RequireRoot(t)
+	const uid, gid = 4321, 4322
+	h := testHome(t, nil)
+	if err := os.Chown(h.Dir, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteStatus(h, Status{}); err != nil {
+		t.Fatal(err)
+	}
+	if u, g := ownerOf(t, h.StatusPath()); u != uid || g != gid {
+		t.Errorf("status file owned by %d:%d, want %d:%d", u, g, uid, gid)
+	}
+	if info, _ := os.Stat(h.StatusPath()); info.Mode().Perm() != 0o600 {
+		t.Errorf("status file mode %v", info.Mode())
+	}
+}
+
 // TestTempPreparedBeforePost: the replacement file is created (and given
 // its owner) before fn, that is before the POST, so a CODEX_HOME we cannot
 // write fails the pass before the refresh token is spent.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -60,26 +61,32 @@ type Status struct {
 	UnknownKeys []string `json:"unknown_keys,omitempty"`
 }
 
-// WriteStatus writes the status file atomically (temp, rename), 0600, owned
-// like auth.json. It does not fsync: the file is advisory and rewritten by
-// every pass, so after a crash a reader sees the old file or the new one
-// (rename is atomic), at worst an empty one, which ReadStatus reports as an
-// error; auth.json, which must never be lost, keeps every fsync. A flush here
-// would put a disk round trip before the child's start and after its exit.
-// A missing CODEX_HOME returns an error for which errors.Is(err,
-// os.ErrNotExist) holds (the temp file cannot be created): callers treat it as
-// a clean skip.
+// WriteStatus writes the status file (Home.WriteJSON). A missing CODEX_HOME
+// returns an error for which errors.Is(err, os.ErrNotExist) holds (the temp
+// file cannot be created): callers treat it as a clean skip.
 func WriteStatus(h Home, s Status) error {
-	data, err := json.MarshalIndent(s, "", "  ")
+	return h.WriteJSON(StatusFileName, s)
+}
+
+// WriteJSON writes v, indented, to the status file name in CODEX_HOME:
+// atomically (temp file, rename), 0600, owned like auth.json (advisoryOwner;
+// not being allowed to give it away, when not root, leaves it ours). It
+// does not fsync: a status file is advisory and rewritten often, so after a
+// crash a reader sees the old file or the new one (rename is atomic), at
+// worst an empty one, which it reports as an error; auth.json, which must
+// never be lost, keeps every fsync. A flush here would put a disk round trip
+// before the child's start and after its exit.
+func (h Home) WriteJSON(name string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encoding the status: %w", err)
+		return fmt.Errorf("encoding %s: %w", name, err)
 	}
-	tmp, err := os.CreateTemp(h.Dir, tempPrefix+StatusFileName+".*"+tempSuffix)
+	tmp, err := os.CreateTemp(h.Dir, tempPrefix+name+".*"+tempSuffix)
 	if err != nil {
-		return fmt.Errorf("creating the status temp file: %w", err)
+		return fmt.Errorf("creating the temp file for %s: %w", name, err)
 	}
 	path := tmp.Name()
-	if err := fixOwner(tmp, h.fileOwner()); err != nil && !errors.Is(err, os.ErrPermission) {
+	if err := fixOwner(tmp, h.advisoryOwner()); err != nil && !errors.Is(err, os.ErrPermission) {
 		tmp.Close()
 		os.Remove(path)
 		return err
@@ -93,11 +100,11 @@ func WriteStatus(h Home, s Status) error {
 	}
 	if werr != nil {
 		os.Remove(path)
-		return fmt.Errorf("writing the status file: %w", werr)
+		return fmt.Errorf("writing %s: %w", name, werr)
 	}
-	if err := os.Rename(path, h.StatusPath()); err != nil {
+	if err := os.Rename(path, filepath.Join(h.Dir, name)); err != nil {
 		os.Remove(path)
-		return fmt.Errorf("renaming the status file: %w", err)
+		return fmt.Errorf("renaming %s into place: %w", name, err)
 	}
 	return nil
 }
