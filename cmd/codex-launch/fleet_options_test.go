@@ -109,6 +109,15 @@ func TestPlatformStoreNameIsRedacted(t *testing.T) {
 	if got := fleetStoreName(cfg); got != "platform https://platform.example/api" {
 		t.Fatalf("store name %q", got)
 	}
+	// A "/" in the password ends the authority early: the parse finds no
+	// user information and keeps the password's rest in the port and path.
+	env["CODEX_LAUNCH_CREDENTIAL_STORE"] = "https://u:8/" + tokenmock.Sentinel + "@platform.example/api"
+	if code, cfg, _, _, stderr = runCaptured(t, env, "--", "true"); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if got := fleetStoreName(cfg); got != "platform" {
+		t.Fatalf("store name %q", got)
+	}
 }
 
 // buildStore hands each kind of shared store to fleet.Start whole: the store
