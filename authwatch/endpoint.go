@@ -139,7 +139,10 @@ type Endpoint struct {
 // start-up rather than a watchdog that fails for ever. Its errors never
 // quote the URL's user information.
 func CheckTokenURL(rawURL string) (*url.URL, error) {
-	u, err := url.Parse(rawURL)
+	u, err := ParseURL(rawURL)
+	if errors.Is(err, ErrSplitUserInfo) {
+		return nil, fmt.Errorf("token endpoint URL must not carry credentials: %w", err)
+	}
 	if err != nil {
 		// url.Parse's error quotes the whole input: leave it out.
 		return nil, errors.New("token endpoint URL is not a URL")
@@ -219,8 +222,31 @@ func IsLoopbackHost(h string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// ErrSplitUserInfo is ParseURL's refusal of a URL whose user information
+// the parse did not take whole.
+var ErrSplitUserInfo = errors.New(`an "@" falls outside the URL's user information (a password holding "/", "?" or "#" ends the host part early), so where a password ends cannot be told`)
+
+// ParseURL is url.Parse for a URL that may carry a password, which must then
+// never be shown: it also refuses (ErrSplitUserInfo) a URL whose one "@", if
+// any, the parse did not put in the user information. A password holding
+// "/", "?" or "#" ends the authority early: "https://u:8/x@host" parses as
+// host u, port 8 and path "/x@host", with no user information, and
+// RedactURL of that parse would show the password. url.Parse's own error
+// quotes raw whole: callers must not show it.
+func ParseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if ats := strings.Count(raw, "@"); ats > 1 || ats == 1 && u.User == nil {
+		return nil, ErrSplitUserInfo
+	}
+	return u, nil
+}
+
 // RedactURL is the URL without user information, query or fragment, for
-// logs and messages: any of them may carry a secret.
+// logs and messages: any of them may carry a secret. u must come from
+// ParseURL, or the password may be in its host or path.
 func RedactURL(u *url.URL) string {
 	c := *u
 	c.RawQuery, c.Fragment, c.User = "", "", nil

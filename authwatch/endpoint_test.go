@@ -26,7 +26,10 @@ func TestNewEndpointURLRules(t *testing.T) {
 			t.Errorf("defaults not applied: %+v", e)
 		}
 	}
-	bad := []string{"http://auth.openai.com/oauth/token", "http://10.0.0.1/t", "ftp://127.0.0.1/x", "https://", "https://user:pw@host/x", "::nope"}
+	// The last ones carry a password that ends the host part early: parsed
+	// naively, "https://u:pw/x@host" is host u, port pw, no credentials.
+	bad := []string{"http://auth.openai.com/oauth/token", "http://10.0.0.1/t", "ftp://127.0.0.1/x", "https://", "https://user:pw@host/x", "::nope",
+		"https://u:8/pw@host/t", "https://u:8?pw@host/t", "https://u:8#pw@host/t", "https://u:p@w@host/t"}
 	for _, u := range bad {
 		if _, err := NewEndpoint(u, "", 0); err == nil {
 			t.Errorf("%q accepted", u)
@@ -37,6 +40,29 @@ func TestNewEndpointURLRules(t *testing.T) {
 	e, _ := NewEndpoint("https://h.example/t?secret=1", "cid", time.Second)
 	if strings.Contains(e.String(), "secret") || e.ClientID != "cid" || e.Timeout != time.Second {
 		t.Errorf("override/redaction: %s %+v", e.String(), e)
+	}
+}
+
+// TestParseURLTrustsOnlyAWholeUserInfo: a URL is refused when an "@" lies
+// outside what the parse took for user information, so that RedactURL never
+// shows a password the parse left in the host, port, path or query.
+func TestParseURLTrustsOnlyAWholeUserInfo(t *testing.T) {
+	for raw, want := range map[string]error{
+		"https://host/x":              nil,
+		"https://user:pw@host/x?q=1":  nil,
+		"postgres://u:8/pw@db/x":      ErrSplitUserInfo,
+		"https://u:8?pw@host":         ErrSplitUserInfo,
+		"https://u:8#pw@host":         ErrSplitUserInfo,
+		"https://u:p@w@host/x":        ErrSplitUserInfo,
+		"https://host/x?mail=a@b.com": ErrSplitUserInfo,
+	} {
+		u, err := ParseURL(raw)
+		if !errors.Is(err, want) || (want == nil) != (u != nil) {
+			t.Errorf("ParseURL(%q) = %v, %v; want error %v", raw, u, err, want)
+		}
+		if err == nil && strings.Contains(RedactURL(u), "pw") {
+			t.Errorf("RedactURL of %q shows the password: %s", raw, RedactURL(u))
+		}
 	}
 }
 

@@ -49,6 +49,19 @@ func TestLogContextRedactsURLs(t *testing.T) {
 	}
 }
 
+// TestLogContextHidesASplitURL: a password holding a "/" ends the host part
+// early, and the parse leaves it in the port and path; such a URL is not
+// shown at all.
+func TestLogContextHidesASplitURL(t *testing.T) {
+	var logs bytes.Buffer
+	env := []string{"PLATFORM_URL=https://svc:8/" + tokenmock.Sentinel + "@platform.example/x"}
+	LogContext(testLogger(&logs), nil, []string{"true"}, env)
+	out := logs.String()
+	if strings.Contains(out, tokenmock.Sentinel) || !strings.Contains(out, "PLATFORM_URL=") {
+		t.Fatalf("boot line:\n%s", out)
+	}
+}
+
 func TestRun(t *testing.T) {
 	mock := tokenmock.Start(tokenmock.Options{})
 	defer mock.Close()

@@ -1,7 +1,7 @@
 package boot
 
 import (
-	"net/url"
+	"errors"
 	"os"
 
 	"github.com/hashicorp/go-hclog"
@@ -37,8 +37,10 @@ func LogContext(log hclog.Logger, target *User, command []string, environ []stri
 	args = append(args, "command", command)
 	for _, name := range contextVariables() {
 		if v, ok := LookupEnv(environ, name); ok && v != "" {
-			if u, err := url.Parse(v); err == nil && u.Host != "" {
+			if u, err := authwatch.ParseURL(v); err == nil && u.Host != "" {
 				v = authwatch.RedactURL(u)
+			} else if errors.Is(err, authwatch.ErrSplitUserInfo) {
+				v = "(a URL whose password cannot be told apart; value hidden)"
 			}
 			args = append(args, name, v)
 		}

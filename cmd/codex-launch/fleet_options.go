@@ -126,29 +126,18 @@ func fleetOptions() []option {
 	}
 }
 
-// userInfoWhole reports whether u, parsed from raw, holds all of raw's
-// user information: whether its one "@", if any, is in u.User. A password
-// with a "/", "?" or "#" ends the authority early, and the parse then puts
-// the rest in the port, path or query with no user info at all
-// ("postgres://u:8/x@db" parses as host u, port 8). pgstore.Redact trusts a
-// parse by the same rule.
-func userInfoWhole(raw string, u *url.URL) bool {
-	ats := strings.Count(raw, "@")
-	return ats == 0 || ats == 1 && u.User != nil
-}
-
 // storeFlagCheck refuses a credential-store URL carrying a password when it
 // comes from the flag: argv is readable by every process of the container in
 // /proc/PID/cmdline. The variable (and a .pgpass file) stays allowed. A value
-// whose parse cannot be trusted (it fails, or !userInfoWhole) is refused too
+// whose parse cannot be trusted (authwatch.ParseURL refuses it) is refused too
 // when it may hold user information, since where its password ends cannot
 // be told.
 func storeFlagCheck(raw string) error {
 	raw = strings.TrimSpace(raw)
-	u, err := url.Parse(raw)
+	u, err := authwatch.ParseURL(raw)
 	var hasPassword bool
 	switch {
-	case err == nil && userInfoWhole(raw, u):
+	case err == nil:
 		_, hasPassword = u.User.Password()
 		hasPassword = hasPassword || u.Query().Has("password")
 	case strings.Contains(raw, "@"):
@@ -172,7 +161,7 @@ func fleetStoreName(cfg *Config) string {
 	case "postgres":
 		return fmt.Sprintf("%s (credential %s)", pgstore.Redact(cfg.Fleet.Store), cfg.Fleet.Name)
 	}
-	if u, err := url.Parse(cfg.Fleet.Store); err == nil && userInfoWhole(cfg.Fleet.Store, u) {
+	if u, err := authwatch.ParseURL(cfg.Fleet.Store); err == nil {
 		return "platform " + authwatch.RedactURL(u)
 	}
 	return "platform"

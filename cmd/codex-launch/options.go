@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -145,7 +144,7 @@ func resolve(cfg *Config, table []option, given map[string]string, getenv func(s
 		}
 		if err := o.Set(cfg, raw); err != nil {
 			shown := strconv.Quote(raw)
-			if u, err := url.Parse(raw); err == nil && u.Host != "" {
+			if u, err := authwatch.ParseURL(raw); err == nil && u.Host != "" {
 				// A URL's user information or query may hold a secret.
 				shown = strconv.Quote(authwatch.RedactURL(u))
 			}

@@ -63,7 +63,10 @@ const (
 
 // New checks cfg.
 func New(cfg Config) (*Source, error) {
-	u, err := url.Parse(cfg.BaseURL)
+	u, err := authwatch.ParseURL(cfg.BaseURL)
+	if errors.Is(err, authwatch.ErrSplitUserInfo) {
+		return nil, fmt.Errorf("platform URL: %w", err)
+	}
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return nil, errors.New("platform URL: want https://HOST[/PATH]")
 	}

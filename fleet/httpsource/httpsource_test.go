@@ -3,6 +3,7 @@ package httpsource
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -160,4 +161,19 @@ func TestRunSyncsOnItsInterval(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestNewRefusesASplitURL: a password holding a "/" ends the host part
+// early; the parse then keeps it in the port and path, where dropping the
+// user information would not remove it from every request error. Such a URL
+// is refused, and the error does not show it.
+func TestNewRefusesASplitURL(t *testing.T) {
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "token")
+	os.WriteFile(tok, []byte("platform-token\n"), 0o600)
+	_, err := New(Config{BaseURL: "https://svc:8/s3cret@platform.example/", WorkspaceID: "ws-1", TokenFile: tok,
+		Home: authwatch.Home{Dir: dir}, Interval: time.Hour})
+	if !errors.Is(err, authwatch.ErrSplitUserInfo) || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("New: %v", err)
+	}
 }

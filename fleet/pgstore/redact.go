@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+
+	"github.com/molecule-ai/codex-launch/authwatch"
 )
 
 // Compiled on first use, not at start: the launcher and every health check
@@ -21,13 +23,12 @@ var (
 // that is not one well-formed URL loses everything between its first "://"
 // and its last "@": a password may hold any character (a space, a slash),
 // so no pattern can tell where it ends, and the user name is a small loss.
-// A URL that parses is trusted only when its user info holds its one "@":
-// a password with a "/", "?" or "#" ends the authority early, and the parse
+// A URL that parses is trusted only as authwatch.ParseURL trusts it: a
+// password with a "/", "?" or "#" ends the authority early, and the parse
 // then puts the password in the host, path or query ("postgres://u:8/x@db"
 // parses as host u, port 8).
 func Redact(s string) string {
-	ats := strings.Count(s, "@")
-	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" && (ats == 0 || ats == 1 && u.User != nil) {
+	if u, err := authwatch.ParseURL(s); err == nil && u.Scheme != "" && u.Host != "" {
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
 		}
