@@ -455,11 +455,6 @@ func (f *Fleet) withdraw(r *request) bool {
 	return false
 }
 
-// call bounds one database exchange of the follower (see Config.CallTimeout).
-func (f *Fleet) call(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, f.cfg.CallTimeout)
-}
-
 // handle runs one Update on the follower's connection.
 func (f *Fleet) handle(conn *pgstore.Conn, r *request) error {
 	ctx := r.ctx
@@ -578,9 +573,7 @@ func (f *Fleet) commitLocal(ctx context.Context, a *authwatch.AuthFile) error {
 // generation, or publish a strictly newer local one.
 func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
 	for attempt := 0; attempt < 3; attempt++ {
-		cctx, cancel := f.call(ctx)
-		rec, err := conn.Get(cctx, f.cfg.Name)
-		cancel()
+		rec, err := conn.Get(ctx, f.cfg.Name)
 		if err != nil {
 			return redactedError(err)
 		}
@@ -595,9 +588,7 @@ func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
 				f.log.Warn("credential store is empty and there is no local credential to start it with", "store", f.desc)
 				return nil
 			}
-			cctx, cancel := f.call(ctx)
-			created, err := conn.Create(cctx, f.cfg.Name, *newGeneration(local))
-			cancel()
+			created, err := conn.Create(ctx, f.cfg.Name, *newGeneration(local))
 			if err != nil {
 				return redactedError(err)
 			}
@@ -610,18 +601,14 @@ func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
 		if err != nil {
 			return fmt.Errorf("stored credential %q generation %d: %w", f.cfg.Name, rec.Generation, err)
 		}
-		cctx, cancel = f.call(ctx)
-		resealed, err := conn.Reseal(cctx, rec)
-		cancel()
+		resealed, err := conn.Reseal(ctx, rec)
 		if err != nil {
 			f.log.Warn("could not reseal the stored credential with the current key", "error", redactErr(err))
 		} else if resealed {
 			f.log.Info("stored credential resealed with the current key", "key_id", f.cfg.Keys.WriteKeyID())
 		}
 		if supersedes(local, stored, !rec.RejectedAt.IsZero()) {
-			cctx, cancel := f.call(ctx)
-			gen, err := conn.CompareAndSet(cctx, f.cfg.Name, rec.Generation, *newGeneration(local))
-			cancel()
+			gen, err := conn.CompareAndSet(ctx, f.cfg.Name, rec.Generation, *newGeneration(local))
 			if errors.Is(err, pgstore.ErrSuperseded) {
 				continue
 			}

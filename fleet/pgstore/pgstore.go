@@ -87,10 +87,11 @@ type Options struct {
 	IdleTxTimeout time.Duration
 	// ConnectTimeout bounds connecting (and TCP keepalive probes follow it).
 	ConnectTimeout time.Duration
-	// CallTimeout bounds one exchange with a live server (default 15 s): in
-	// Locked, the statements before the lock wait (which LockTimeout bounds
-	// on top) and the write of a new generation after fn, which starts only
-	// once fn has returned, so a long lock wait or POST does not eat it.
+	// CallTimeout bounds one exchange with a live server (default 15 s):
+	// each of Get, Create, CompareAndSet and Reseal, and in Locked the
+	// statements before the lock wait (which LockTimeout bounds on top) and
+	// the write of a new generation after fn, which starts only once fn has
+	// returned, so a long lock wait or POST does not eat it.
 	// A server that does not answer within it is taken for gone (a
 	// half-open connection would otherwise block until keepalive gives up).
 	CallTimeout time.Duration
@@ -294,7 +295,14 @@ func (c *Conn) get(ctx context.Context, q querier, sql, name string) (*Record, e
 
 // Get reads the current generation of a credential; nil when there is none.
 func (c *Conn) Get(ctx context.Context, name string) (*Record, error) {
+	ctx, cancel := c.exchange(ctx)
+	defer cancel()
 	return c.get(ctx, c.c, selectRow, name)
+}
+
+// exchange bounds one exchange with the server by Options.CallTimeout.
+func (c *Conn) exchange(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.opts.CallTimeout)
 }
 
 func (c *Conn) open(name, keyID string, payload []byte) ([]byte, error) {
@@ -335,6 +343,8 @@ func nullTime(t time.Time) any {
 // Create stores generation 1 when the credential does not exist yet. It
 // reports false (and changes nothing) when another launcher was first.
 func (c *Conn) Create(ctx context.Context, name string, n New) (bool, error) {
+	ctx, cancel := c.exchange(ctx)
+	defer cancel()
 	keyID, payload, err := c.sealData(name, n.Data)
 	if err != nil {
 		return false, err
@@ -362,6 +372,8 @@ func (c *Conn) Create(ctx context.Context, name string, n New) (bool, error) {
 // CompareAndSet writes the next generation if the stored one is still
 // expectGen, and returns the new generation; ErrSuperseded when it moved on.
 func (c *Conn) CompareAndSet(ctx context.Context, name string, expectGen int64, n New) (int64, error) {
+	ctx, cancel := c.exchange(ctx)
+	defer cancel()
 	var gen int64
 	err := pgx.BeginFunc(ctx, c.c, func(tx pgx.Tx) error {
 		var err error
@@ -513,6 +525,8 @@ func (c *Conn) Reseal(ctx context.Context, r *Record) (bool, error) {
 	if c.opts.Keys == nil || r.KeyID == c.opts.Keys.WriteKeyID() {
 		return false, nil
 	}
+	ctx, cancel := c.exchange(ctx)
+	defer cancel()
 	keyID, payload, err := c.sealData(r.Name, r.Data)
 	if err != nil {
 		return false, err

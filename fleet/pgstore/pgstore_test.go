@@ -247,6 +247,64 @@ func TestLockedWriteTimeStartsAfterFn(t *testing.T) {
 	}
 }
 
+// A server that stops answering must not hold a caller longer than
+// CallTimeout: here every statement on the table waits behind another
+// session's exclusive lock.
+func TestExchangesAreBoundedByCallTimeout(t *testing.T) {
+	url := freshDB(t)
+	const call = 300 * time.Millisecond
+	c := connect(t, url, Options{CallTimeout: call})
+	ctx := context.Background()
+	c.Create(ctx, "default", New{Data: []byte("g1")})
+	rec, err := c.Get(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close(ctx)
+	tx, err := raw.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `LOCK TABLE codex_launch_credential IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	// Each on a connection of its own: a timed-out exchange closes its
+	// connection, and the next would fail at once whatever its bound.
+	for name, exchange := range map[string]func(c *Conn) error{
+		"Get":    func(c *Conn) error { _, err := c.Get(ctx, "default"); return err },
+		"Create": func(c *Conn) error { _, err := c.Create(ctx, "other", New{Data: []byte("o1")}); return err },
+		"CompareAndSet": func(c *Conn) error {
+			_, err := c.CompareAndSet(ctx, "default", rec.Generation, New{Data: []byte("g2")})
+			return err
+		},
+		"Reseal": func(c *Conn) error {
+			_, err := c.Reseal(ctx, &Record{Name: "default", Generation: rec.Generation, Data: rec.Data})
+			return err
+		},
+	} {
+		opts := Options{CallTimeout: call}
+		if name == "Reseal" {
+			opts.Keys, _ = seal.ParseKeys([]byte("k1:" + key(t)))
+		}
+		c := connect(t, url, opts)
+		done := make(chan error, 1)
+		go func() { done <- exchange(c) }()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("%s behind a held table lock succeeded", name)
+			}
+		case <-time.After(10 * call):
+			t.Errorf("%s still waiting behind a held table lock after %v (CallTimeout %v)", name, 10*call, call)
+		}
+	}
+}
+
 func TestLockTimeoutIsClassified(t *testing.T) {
 	url := freshDB(t)
 	a := connect(t, url, Options{})
