@@ -59,8 +59,9 @@ type Home struct {
 	// may only bring back the previous auth.json. Boot uses it for the
 	// credential it seeds from a variable (which the next boot writes
 	// again), so that the child need not wait for the fsync. A Home with it
-	// set must never reach a Watchdog or a Store that refreshes: a refresh's
-	// tokens exist nowhere else, and its commit must be durable on return.
+	// set must never reach a Watchdog (New refuses it) or a Store that
+	// refreshes: a refresh's tokens exist nowhere else, and its commit must
+	// be durable on return.
 	DeferDirSync func(sync func() error)
 }
 

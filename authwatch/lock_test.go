@@ -556,3 +556,19 @@ func TestEightWatchdogsOnePost(t *testing.T) {
 		t.Fatal("file does not hold the new tokens")
 	}
 }
+
+// TestNewRefusesADeferredDirSync: a Home that hands its directory fsync
+// away must not reach a watchdog, whose refresh commits must be durable on
+// return; the mistake is refused, not left to a comment.
+func TestNewRefusesADeferredDirSync(t *testing.T) {
+	h := Home{Dir: t.TempDir(), DeferDirSync: func(sync func() error) { go sync() }}
+	if _, err := New(Config{Home: h}); err == nil {
+		t.Error("New accepted a Home with DeferDirSync")
+	}
+	if _, err := New(Config{Home: Home{Dir: h.Dir}, Store: &FileStore{Home: h}}); err == nil {
+		t.Error("New accepted a FileStore whose Home has DeferDirSync")
+	}
+	if _, err := New(Config{Home: Home{Dir: h.Dir}}); err != nil {
+		t.Errorf("New refused a plain Home: %v", err)
+	}
+}

@@ -130,6 +130,10 @@ func New(cfg Config) (*Watchdog, error) {
 	if cfg.Owner && cfg.Endpoint == nil {
 		return nil, errors.New("authwatch: a refresh owner needs a token endpoint")
 	}
+	// A refresh's commit must be durable when it returns (Home.DeferDirSync).
+	if fs, ok := cfg.Store.(*FileStore); cfg.Home.DeferDirSync != nil || ok && fs.Home.DeferDirSync != nil {
+		return nil, errors.New("authwatch: a Home that defers its directory fsync cannot refresh")
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
