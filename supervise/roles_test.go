@@ -195,7 +195,10 @@ func helperTTY() int {
 		fmt.Println(err)
 		return 1
 	}
-	argv := []string{"/bin/sh", "-c", `echo "child ready fg=$(ps -o tpgid= -p $$ | tr -d ' ') pgid=$(ps -o pgid= -p $$ | tr -d ' ')"; sleep 30`}
+	// exec: dash starts a command with vfork and all signals blocked, and a
+	// Ctrl-C in that window was lost now and then under load (the shell and
+	// sleep lived on with nothing pending); with exec there is no window.
+	argv := []string{"/bin/sh", "-c", `echo "child ready fg=$(ps -o tpgid= -p $$ | tr -d ' ') pgid=$(ps -o pgid= -p $$ | tr -d ' ')"; exec sleep 30`}
 	if p := os.Getenv("ARGV"); p != "" {
 		argv = []string{"/bin/sh", "-c", p, os.Args[0]}
 	}
