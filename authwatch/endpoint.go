@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -263,14 +264,18 @@ type refreshRequest struct {
 	RefreshReason string `json:"refresh_reason,omitempty"`
 }
 
-// Refresh redeems refreshToken once and classifies the answer. A 2xx whose
-// body is not a JSON object, holds non-string token fields or an id_token
-// that is not a JWT is transient (the caller changes nothing). Permanent: 401,
-// 403, and any 4xx carrying invalid_grant or a refresh_token_* code. Transient:
-// 429 and 5xx (with Retry-After), 408, timeouts, network errors, 3xx (never
-// followed), oversized bodies, and other 4xx: a 400/404/415 without a dead-token
-// code says the request or the URL is wrong, not that the login is dead, so
-// the token is kept and the attempt retried with backoff (and logged loudly).
+// Refresh redeems refreshToken once and classifies the answer as the CLI
+// does. A 2xx whose body is not a JSON object, holds non-string token fields
+// or an id_token that is not a JWT is transient (the caller changes nothing).
+// Permanent: 401, a 400 invalid_grant, and a recognised refresh_token_* code
+// whatever the status. Everything else is transient: 429 and 5xx (with
+// Retry-After), 408, timeouts, network errors, 3xx (never followed),
+// oversized bodies, and any other 4xx: a 403 without a recognised code is a
+// firewall's or proxy's page, and a 400/404/415 without one says the request
+// or the URL is wrong; neither means the token is dead, so it is kept and
+// the attempt retried with backoff. The error of a 403 names the answer's
+// content type and, for HTML, its title, so that the operator can tell who
+// refused.
 func (e *Endpoint) Refresh(ctx context.Context, refreshToken, reason string) (TokenResponse, error) {
 	body, err := json.Marshal(refreshRequest{
 		ClientID: e.ClientID, GrantType: "refresh_token", RefreshToken: refreshToken, RefreshReason: reason,
@@ -309,7 +314,11 @@ func (e *Endpoint) Refresh(ctx context.Context, refreshToken, reason string) (To
 		}
 		return tr, nil
 	}
-	return TokenResponse{}, classifyHTTP(resp.StatusCode, resp.Header.Get("Retry-After"), data, e.now())
+	re := classifyHTTP(resp.StatusCode, resp.Header.Get("Retry-After"), data, e.now())
+	if re.Class == ClassTransient && resp.StatusCode == http.StatusForbidden {
+		re.Err = describeRefusal(resp.Header.Get("Content-Type"), data, refreshToken)
+	}
+	return TokenResponse{}, re
 }
 
 func (e *Endpoint) maxBody() int64 {
@@ -395,9 +404,9 @@ func parseTokenResponse(data []byte) (TokenResponse, *RefreshError) {
 }
 
 // permanentCodes are the OAuth error codes that mean the refresh token is
-// dead (the CLI treats them so).
+// dead whatever the HTTP status (the CLI treats them so). invalid_grant is
+// permanent only with a 400, its OAuth status.
 var permanentCodes = map[string]bool{
-	"invalid_grant":             true,
 	"refresh_token_expired":     true,
 	"refresh_token_reused":      true,
 	"refresh_token_invalidated": true,
@@ -461,21 +470,80 @@ func errorCode(data []byte) string {
 func classifyHTTP(status int, retryAfter string, data []byte, now time.Time) *RefreshError {
 	re := &RefreshError{Class: ClassTransient, Kind: KindHTTP, Status: status, Code: errorCode(data)}
 	switch {
+	case permanentCodes[re.Code],
+		status == http.StatusUnauthorized,
+		status == http.StatusBadRequest && re.Code == "invalid_grant":
+		re.Class = ClassPermanent
 	case status >= 300 && status < 400:
 		re.Kind = KindRedirect
 		re.Err = errors.New("redirect not followed")
-	case status == http.StatusUnauthorized, status == http.StatusForbidden:
-		re.Class = ClassPermanent
 	case status == http.StatusTooManyRequests, status >= 500:
 		re.RetryAfter = parseRetryAfter(retryAfter, now)
-	case status >= 400 && status < 500 && permanentCodes[re.Code]:
-		re.Class = ClassPermanent
-	case status >= 400 && status < 500 && strings.HasPrefix(re.Code, "refresh_token_"):
-		// A refresh_token_* code the contract does not list yet: the
-		// family means the token itself was rejected.
-		re.Class = ClassPermanent
 	}
 	return re
+}
+
+// maxTitle bounds the HTML title an error quotes.
+const maxTitle = 80
+
+// describeRefusal names what answered a refusal without a recognised code:
+// the content type and, for an HTML page, its <title>, sanitised to
+// printable text, bounded, and withheld whole if it holds the refresh token
+// that was sent. Nothing else of the body is quoted.
+func describeRefusal(contentType string, body []byte, refreshToken string) error {
+	ct := contentType
+	if mt, _, err := mime.ParseMediaType(contentType); err == nil {
+		ct = mt
+	}
+	if ct == "" {
+		ct = "none"
+	} else if !safeCode(strings.ReplaceAll(ct, "/", ".")) {
+		ct = "unrecognized"
+	}
+	msg := fmt.Sprintf("refused without a recognised error code (content type %s", ct)
+	if ct == "text/html" {
+		if title := htmlTitle(body); title != "" && (refreshToken == "" || !strings.Contains(title, refreshToken)) {
+			msg += fmt.Sprintf(", page title %q", title)
+		}
+	}
+	return errors.New(msg + "): a firewall or proxy, not a verdict on the token")
+}
+
+// htmlTitle is the text of an HTML page's first <title>, whitespace folded,
+// anything but printable ASCII dropped, at most maxTitle bytes.
+func htmlTitle(body []byte) string {
+	lower := bytes.ToLower(body)
+	i := bytes.Index(lower, []byte("<title"))
+	if i < 0 {
+		return ""
+	}
+	j := bytes.IndexByte(lower[i:], '>')
+	if j < 0 {
+		return ""
+	}
+	start := i + j + 1
+	end := bytes.Index(lower[start:], []byte("</title"))
+	if end < 0 {
+		return ""
+	}
+	var b strings.Builder
+	space := false
+	for _, c := range body[start : start+end] {
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			space = b.Len() > 0
+		case c > ' ' && c < 0x7f:
+			if space {
+				b.WriteByte(' ')
+				space = false
+			}
+			b.WriteByte(c)
+		}
+		if b.Len() >= maxTitle {
+			break
+		}
+	}
+	return b.String()
 }
 
 // parseRetryAfter reads delta-seconds or an HTTP date; anything else is 0.

@@ -116,7 +116,7 @@ func TestEndpointClasses(t *testing.T) {
 				t.Fatal("IsPermanent disagrees")
 			}
 			noLeak(t, "error", err.Error())
-			if strings.Contains(err.Error(), "rejected") || strings.Contains(err.Error(), "<html") {
+			if strings.Contains(err.Error(), "rejected") || strings.Contains(err.Error(), "<html") || strings.Contains(err.Error(), "<title") {
 				t.Fatalf("error quotes the body: %v", err)
 			}
 		})
@@ -169,7 +169,11 @@ func answerCases(t *testing.T) []answerCase {
 		{name: "401 no body", ans: a(401, ``), outcome: OutcomePermanent, kind: KindHTTP, status: 401, tag: "401"},
 		{name: "401 code smuggling text", ans: a(401, `{"error":"`+echo+` is bad"}`), outcome: OutcomePermanent, kind: KindHTTP, status: 401, code: "unrecognized", tag: "401"},
 		{name: "400 refresh_token_reused", ans: a(400, `{"error":{"code":"refresh_token_reused"}}`), outcome: OutcomePermanent, kind: KindHTTP, status: 400, code: "refresh_token_reused", tag: "400"},
-		{name: "403", ans: a(403, `<html>forbidden</html>`), outcome: OutcomePermanent, kind: KindHTTP, status: 403, tag: "403"},
+		{name: "403 HTML challenge", ans: a(403, `<html><head><title>Just a moment...</title></head>`+echo+`</html>`, "Content-Type", "text/html; charset=utf-8"), outcome: OutcomeTransient, kind: KindHTTP, status: 403, tag: "403"},
+		{name: "403 no body", ans: a(403, ``), outcome: OutcomeTransient, kind: KindHTTP, status: 403, tag: "403"},
+		{name: "403 refresh_token_reused", ans: a(403, `{"error":{"code":"refresh_token_reused"}}`), outcome: OutcomePermanent, kind: KindHTTP, status: 403, code: "refresh_token_reused", tag: "403"},
+		{name: "500 refresh_token_expired", ans: a(500, `{"error":"refresh_token_expired"}`), outcome: OutcomePermanent, kind: KindHTTP, status: 500, code: "refresh_token_expired", tag: "500"},
+		{name: "403 invalid_grant", ans: a(403, `{"error":"invalid_grant"}`), outcome: OutcomeTransient, kind: KindHTTP, status: 403, code: "invalid_grant", tag: "403"},
 		{name: "404 wrong URL", ans: a(404, `not found`), outcome: OutcomeTransient, kind: KindHTTP, status: 404, tag: "404"},
 		{name: "429 Retry-After seconds", ans: a(429, `{"error":"rate_limited"}`, "Retry-After", "120"), outcome: OutcomeTransient, kind: KindHTTP, status: 429, code: "rate_limited", retryAfter: 120 * time.Second, tag: "429"},
 		{name: "429 Retry-After date", ans: a(429, ``, "Retry-After", httpDate), outcome: OutcomeTransient, kind: KindHTTP, status: 429, retryAfter: 60 * time.Second, tag: "429"},
@@ -321,4 +325,35 @@ func TestNetworkErrorsNameTheFailure(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 	noLeak(t, "error", err.Error())
+}
+
+// TestForbiddenNamesWhoRefused: a 403 without a recognised code is a
+// firewall's or proxy's answer: its error names the content type and the
+// page's title, never the body, and never a title that holds the token.
+func TestForbiddenNamesWhoRefused(t *testing.T) {
+	rt := "rt-" + sentinel + "-0"
+	for _, c := range []struct {
+		name, ctype, body, want, not string
+	}{
+		{"html title", "text/html; charset=UTF-8", "<!DOCTYPE html><HTML><head><TITLE>\n  Attention Required! | Cloudflare\n</TITLE></head><body>" + rt + "</body>", `content type text/html, page title "Attention Required! | Cloudflare"`, "<body"},
+		{"title echoing the token", "text/html", "<title>bad " + rt + "</title>", "content type text/html)", "title"},
+		{"json without a code", "application/json", `{"message":"` + rt + `"}`, "content type application/json)", "message"},
+		{"no content type", "", "denied", "content type none)", "denied"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := newMockEndpoint(t, rt, time.Now)
+			m.push(answer{status: 403, body: c.body, header: map[string]string{"Content-Type": c.ctype}})
+			_, err := m.endpoint(t, 5*time.Second).Refresh(context.Background(), rt, ReasonScheduled)
+			if err == nil || IsPermanent(err) {
+				t.Fatalf("want a transient error, got %v", err)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q does not contain %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), c.not) {
+				t.Fatalf("error %q quotes %q", err, c.not)
+			}
+			noLeak(t, "error", err.Error())
+		})
+	}
 }

@@ -557,7 +557,7 @@ func (w *Watchdog) transient(now time.Time, f *AuthFile, re *RefreshError) passR
 	if re.Kind == KindCommit {
 		w.log.Error("refresh: the endpoint answered but the new credential could not be written; the login may be lost", "error", errText(re))
 	} else {
-		w.log.Warn("refresh: transient failure; will retry", "kind", re.Kind, "http_status", re.Status, "code", re.Code, "retry_after", re.RetryAfter, "failures", w.failures)
+		w.log.Warn("refresh: transient failure; will retry", "kind", re.Kind, "http_status", re.Status, "code", re.Code, "retry_after", re.RetryAfter, "failures", w.failures, "error", errText(re))
 	}
 	return passResult{outcome: OutcomeTransient, err: re, next: now.Add(w.backoff(now, f, re))}
 }
