@@ -361,7 +361,7 @@ func (s *Supervisor) Stop(sig syscall.Signal, group bool) error {
 		s.stopArmed = true
 		s.killAt = time.Now().Add(s.opts.StopTimeout)
 		s.killTimer = time.AfterFunc(s.opts.StopTimeout, s.graceExpired)
-		s.log.Info("stopping the child", "signal", int(sig), "group", group, "grace", s.opts.StopTimeout)
+		s.log.Info("stopping the child", "signal", unix.SignalName(sig), "group", group, "grace", s.opts.StopTimeout)
 	}
 	return err
 }
@@ -415,12 +415,30 @@ func (s *Supervisor) Wait(ctx context.Context) (int, error) {
 		}
 	}
 	code := ExitCode(ws)
-	s.log.Debug("child exited", "pid", s.Pid(), "code", code, "orphans_reaped", s.orphans.Load())
 	s.finishGroup()
+	exit := code
 	if s.zero[code] {
-		code = 0
+		exit = 0
 	}
-	return code, nil
+	s.logEnd(ws, exit)
+	return exit, nil
+}
+
+// logEnd writes the one line every run ends with: how the child ended and the
+// status codex-launch exits with.
+func (s *Supervisor) logEnd(ws unix.WaitStatus, exit int) {
+	args := []interface{}{"pid", s.Pid(), "exit", exit}
+	if n := s.orphans.Load(); n > 0 {
+		args = append(args, "orphans_reaped", n)
+	}
+	if ws.Signaled() {
+		if ws.CoreDump() {
+			args = append(args, "core_dumped", true)
+		}
+		s.log.Info("child killed by "+unix.SignalName(ws.Signal()), args...)
+		return
+	}
+	s.log.Info(fmt.Sprintf("child exited with code %d", ws.ExitStatus()), args...)
 }
 
 // reapAll reaps every child that has changed state and reports whether the
@@ -478,7 +496,7 @@ func (s *Supervisor) childStopped(sig syscall.Signal) {
 	// job: stopping would freeze the container for good.
 	if s.pid1 || os.Getppid() == 1 {
 		s.mu.Unlock()
-		s.log.Info("child stopped by job control, but no shell above can resume it: continuing it", "signal", int(sig))
+		s.log.Info("child stopped by job control, but no shell above can resume it: continuing it", "signal", unix.SignalName(sig))
 		_ = unix.Kill(-pid, unix.SIGCONT)
 		return
 	}
@@ -531,7 +549,7 @@ func (s *Supervisor) finishGroup() {
 	if killed {
 		giveUp = time.After(s.opts.KillTimeout)
 	} else {
-		s.log.Info("child exited; terminating what is left of its process group", "pgid", pgid, "grace", time.Until(deadline).Round(time.Millisecond))
+		s.log.Info("child exited; terminating what is left of its process group", "pgid", pgid, "grace", time.Until(deadline))
 		_ = unix.Kill(-pgid, unix.SIGTERM)
 		// A stopped process would hold TERM pending until the SIGKILL;
 		// continue it so it can act on TERM now (as systemd does).

@@ -81,8 +81,8 @@ func (c *Config) ResolvedCodexHome(home string) string {
 func credentialOptions() []option {
 	return []option{
 		{
-			Flag: "codex-home", Env: "CODEX_HOME", Default: "$HOME/.codex",
-			Usage: "the Codex CLI's home: auth.json, its locks and the status file live here",
+			Flag: "codex-home", Env: "CODEX_HOME", Default: "~/.codex",
+			Usage: "the Codex CLI's home: auth.json, its locks and the status file live here (~ is the --user's home when --user is set)",
 			Set: func(c *Config, raw string) error {
 				if raw != "" && strings.TrimSpace(raw) == "" {
 					return errors.New("must not be blank")
@@ -130,8 +130,8 @@ func credentialOptions() []option {
 			},
 		},
 		{
-			Flag: "refresh-owner", Env: "CODEX_AUTH_REFRESH_OWNER", Default: "1", Bool: true,
-			Usage: "1: this process refreshes; 0: watch and report only (another process refreshes)",
+			Flag: "refresh-owner", Env: "CODEX_AUTH_REFRESH_OWNER", Default: "true", Bool: true,
+			Usage: "true: this process refreshes; false: watch and report only (another process refreshes)",
 			Set:   func(c *Config, raw string) error { return setBool(&c.RefreshOwner, raw) },
 		},
 		{

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"reflect"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -247,7 +248,7 @@ func TestHelpListsEveryOption(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	code, _, _, stdout, _ := runCaptured(t, nil, "--version")
-	if code != 0 || stdout != "codex-launch "+version+"\n" {
+	if code != 0 || !strings.HasPrefix(stdout, "codex-launch "+version+" (") || !strings.Contains(stdout, runtime.Version()) {
 		t.Errorf("--version: exit %d %q", code, stdout)
 	}
 }

@@ -104,7 +104,7 @@ func fleetOptions() []option {
 			Set:   func(c *Config, raw string) error { c.Fleet.Keys = raw; return nil },
 		},
 		{
-			Flag: "fleet-fallback-refresh", Env: "CODEX_LAUNCH_FLEET_FALLBACK_REFRESH", Default: "0", Bool: true,
+			Flag: "fleet-fallback-refresh", Env: "CODEX_LAUNCH_FLEET_FALLBACK_REFRESH", Default: "false", Bool: true,
 			Usage: "while the shared store is unreachable, refresh the local credential alone (risks a refresh storm)",
 			Set:   func(c *Config, raw string) error { return setBool(&c.Fleet.Fallback, raw) },
 		},
@@ -119,7 +119,7 @@ func fleetOptions() []option {
 			Set:   func(c *Config, raw string) error { c.Fleet.TokenFile = raw; return nil },
 		},
 		{
-			Flag: "credential-sync-interval", Env: "CODEX_AUTH_SYNC_INTERVAL_SECONDS", Default: "3600",
+			Flag: "credential-sync-interval", Env: "CODEX_AUTH_SYNC_INTERVAL_SECONDS", Default: "1h",
 			Usage: "https store: fetch the platform's credential this often",
 			Set:   func(c *Config, raw string) error { return setDuration(&c.Fleet.SyncInterval, raw, false) },
 		},

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"runtime"
+	"runtime/debug"
 	"strings"
 )
 
@@ -23,29 +25,42 @@ Usage:
 A program called refresh, status or health runs as the child after "--".
 
 Exit codes of the launcher: the child's code; 128+N when signal N killed it;
-125 when codex-launch failed before the child ran (bad flag, unknown user,
-dead credential with --require-auth); 126 COMMAND cannot be executed;
+125 when codex-launch failed before the child ran (bad flag or variable,
+unknown user, unusable CODEX_HOME, invalid CODEX_AUTH_JSON, no usable
+credential with --require-auth); 126 COMMAND cannot be executed;
 127 COMMAND not found.
 
 Every flag can be set by its variable; a flag wins over its variable, an empty
 variable counts as unset. Durations take Go syntax (30s, 5m, 6h) or whole
-seconds (the seed's *_SECONDS form). Booleans take true/false, 1/0, yes/no.
+seconds. Booleans take true/false, 1/0, yes/no, on/off.
 
 `
 
 // writeHelp prints --help: the usage and every option with its variable and
-// default.
+// default, grouped by purpose, in aligned columns.
 func writeHelp(w io.Writer, table []option) {
-	fmt.Fprint(w, helpHead)
-	fmt.Fprintln(w, "Options:")
+	fmt.Fprint(w, strings.TrimSuffix(helpHead, "\n"))
+	flagWidth, envWidth := 0, 0
 	for _, o := range table {
-		flagCol := "(no flag)"
-		if o.Flag != "" {
-			flagCol = "--" + o.Flag
+		flagWidth = max(flagWidth, len(flagColumn(o)))
+		envWidth = max(envWidth, len(o.Env))
+	}
+	group := ""
+	for _, o := range table {
+		if o.Group != group {
+			group = o.Group
+			fmt.Fprintf(w, "\n%s options:\n", group)
 		}
-		fmt.Fprintf(w, "  %-22s %-38s default: %s\n", flagCol, o.Env, displayDefault(o))
+		fmt.Fprintf(w, "  %-*s  %-*s  default: %s\n", flagWidth, flagColumn(o), envWidth, o.Env, displayDefault(o))
 		fmt.Fprintf(w, "      %s\n", o.Usage)
 	}
+}
+
+func flagColumn(o option) string {
+	if o.Flag == "" {
+		return "(no flag)"
+	}
+	return "--" + o.Flag
 }
 
 func displayDefault(o option) string {
@@ -65,9 +80,17 @@ const (
 // markers in flagsDoc (go run ./cmd/codex-launch --help-markdown).
 func flagsMarkdown(table []option) string {
 	var b strings.Builder
-	b.WriteString("| Flag | Variable | Default | Meaning |\n")
-	b.WriteString("|------|----------|---------|---------|\n")
+	group := ""
 	for _, o := range table {
+		if o.Group != group {
+			if group != "" {
+				b.WriteString("\n")
+			}
+			group = o.Group
+			fmt.Fprintf(&b, "**%s**\n\n", group)
+			b.WriteString("| Flag | Variable | Default | Meaning |\n")
+			b.WriteString("|------|----------|---------|---------|\n")
+		}
 		flagCol := "(none)"
 		if o.Flag != "" {
 			flagCol = "`--" + o.Flag + "`"
@@ -79,4 +102,24 @@ func flagsMarkdown(table []option) string {
 		fmt.Fprintf(&b, "| %s | `%s` | %s | %s |\n", flagCol, o.Env, def, strings.ReplaceAll(o.Usage, "|", `\|`))
 	}
 	return b.String()
+}
+
+// versionLine is --version: the release, the commit it was built from when
+// the build recorded one, and the Go toolchain.
+func versionLine() string {
+	commit, dirty := "", ""
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			switch {
+			case s.Key == "vcs.revision":
+				commit = s.Value[:min(len(s.Value), 12)]
+			case s.Key == "vcs.modified" && s.Value == "true":
+				dirty = "-dirty"
+			}
+		}
+	}
+	if commit == "" {
+		return fmt.Sprintf("codex-launch %s (%s)", version, runtime.Version())
+	}
+	return fmt.Sprintf("codex-launch %s (commit %s%s, %s)", version, commit, dirty, runtime.Version())
 }

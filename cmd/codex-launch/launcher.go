@@ -145,7 +145,7 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 	}
 	if !pending {
 		if out, _ := pr.Result(); out == authwatch.OutcomePermanent {
-			l.Warn("starting the child anyway (set --require-auth to refuse)")
+			l.Debug("starting the child with a dead credential (--require-auth would refuse)")
 		}
 	}
 	release()
@@ -220,24 +220,17 @@ func (p *program) prime(ctx context.Context, cfg *Config, pr *authwatch.Priming,
 	return 0, false, false
 }
 
-// reportPrime logs the prime's outcome; it returns true when the credential
-// is dead.
+// reportPrime notes the prime's outcome; it returns true when the credential
+// is dead. The watchdog has already logged the outcome (a refresh, a failure
+// with what to do), so this adds nothing at the default level.
 func reportPrime(pr *authwatch.Priming, l hclog.Logger) (dead bool) {
 	out, err := pr.Result()
-	switch out {
-	case authwatch.OutcomeRefreshed:
-		l.Info("prime: credential refreshed before the child starts")
-	case authwatch.OutcomeNothingToDo:
-		l.Info("prime: credential needs no refresh")
-	case authwatch.OutcomeTransient:
-		l.Warn("prime: refresh failed for now; the child starts, the watchdog keeps trying", "error", err)
-	default:
-		l.Error("**************************************************************************")
-		l.Error("THE CODEX CREDENTIAL IS DEAD: the refresh token was refused for good; the CLI will fail until someone logs in again", "error", err)
-		l.Error("**************************************************************************")
-		return true
+	if err != nil {
+		l.Debug("prime done", "outcome", out.String(), "error", err)
+	} else {
+		l.Debug("prime done", "outcome", out.String())
 	}
-	return false
+	return out == authwatch.OutcomePermanent
 }
 
 // errChildExited ends the group: only the child's exit may end it.

@@ -146,8 +146,8 @@ func TestRefreshBeforeTheChildStarts(t *testing.T) {
 	if n := r.srv.Posts(); n != 1 {
 		t.Errorf("%d POSTs, want exactly 1", n)
 	}
-	if !strings.Contains(res.stderr, "prime: credential refreshed") {
-		t.Errorf("no prime line in the log:\n%s", res.stderr)
+	if !strings.Contains(res.stderr, "refresh: ok") {
+		t.Errorf("no refresh line in the log:\n%s", res.stderr)
 	}
 }
 
@@ -311,7 +311,7 @@ func TestDeadCredential(t *testing.T) {
 	if _, err := os.Stat(marker); err == nil {
 		t.Error("the child ran despite --require-auth")
 	}
-	if !strings.Contains(res.stderr, "DEAD") {
+	if !strings.Contains(res.stderr, "[ERROR]") || !strings.Contains(res.stderr, "new login") {
 		t.Errorf("no error line an operator cannot miss:\n%s", res.stderr)
 	}
 
@@ -324,8 +324,8 @@ func TestDeadCredential(t *testing.T) {
 	if _, err := os.Stat(marker); err != nil {
 		t.Error("the child did not run")
 	}
-	if !strings.Contains(res.stderr, "[ERROR]") || !strings.Contains(res.stderr, "DEAD") {
-		t.Errorf("no error line:\n%s", res.stderr)
+	if n := strings.Count(res.stderr, "[ERROR]"); n != 1 || !strings.Contains(res.stderr, "new login") {
+		t.Errorf("want one error line that asks for a new login, got %d:\n%s", n, res.stderr)
 	}
 }
 
@@ -337,7 +337,7 @@ func TestTransientPrimeFailureStartsTheChild(t *testing.T) {
 	if res.code != 4 {
 		t.Errorf("exit %d, want the child's 4\n%s", res.code, res.stderr)
 	}
-	if !strings.Contains(res.stderr, "[WARN]") || !strings.Contains(res.stderr, "prime: refresh failed for now") {
+	if !strings.Contains(res.stderr, "[WARN]") || !strings.Contains(res.stderr, "transient failure") {
 		t.Errorf("no warning for the transient prime failure:\n%s", res.stderr)
 	}
 }
@@ -459,7 +459,7 @@ func TestVersionFromLinker(t *testing.T) {
 		t.Fatalf("go build: %v: %s", err, b)
 	}
 	got, err := exec.Command(out, "--version").Output()
-	if err != nil || string(got) != "codex-launch v9.8.7-test\n" {
+	if err != nil || !strings.HasPrefix(string(got), "codex-launch v9.8.7-test (") {
 		t.Errorf("--version: %q %v", got, err)
 	}
 }
@@ -523,15 +523,17 @@ func TestRefreshLoopUntilTerm(t *testing.T) {
 }
 
 // --log-format json: every line on stderr is one JSON object naming its
-// sub-logger.
+// sub-logger; durations are words ("4h"), not integer nanoseconds, and no
+// value is null.
 func TestJSONLogs(t *testing.T) {
 	r := newRig(t)
 	r.writeCred(time.Minute)
-	res := r.run(r.env("CODEX_LAUNCH_LOG_FORMAT=json"), "--", "true")
+	res := r.run(r.env("CODEX_LAUNCH_LOG_FORMAT=json", "CODEX_LAUNCH_LOG_LEVEL=debug"), "--", "true")
 	if res.code != 0 {
 		t.Fatalf("exit %d: %s", res.code, res.stderr)
 	}
 	modules := map[string]bool{}
+	durations := 0
 	for _, line := range strings.Split(strings.TrimSpace(res.stderr), "\n") {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
@@ -539,8 +541,22 @@ func TestJSONLogs(t *testing.T) {
 		}
 		mod, _ := m["@module"].(string)
 		modules[mod] = true
+		for k, v := range m {
+			if v == nil {
+				t.Errorf("%s is null in %s", k, line)
+			}
+		}
+		if v, ok := m["safety_margin"]; ok {
+			durations++
+			if v != "4h" {
+				t.Errorf("safety_margin = %#v, want \"4h\": %s", v, line)
+			}
+		}
 	}
-	for _, want := range []string{"codex-launch.boot", "codex-launch.authwatch", "codex-launch.launcher"} {
+	if durations == 0 {
+		t.Errorf("no line logged the safety margin:\n%s", res.stderr)
+	}
+	for _, want := range []string{"codex-launch.boot", "codex-launch.authwatch", "codex-launch.supervise"} {
 		if !modules[want] {
 			t.Errorf("no line from %s; modules seen: %v", want, modules)
 		}

@@ -78,7 +78,7 @@ func (p *program) run(args []string) int {
 		fmt.Fprint(p.stdout, flagsMarkdown(p.table))
 		return exitOK
 	case *showVersion:
-		fmt.Fprintf(p.stdout, "codex-launch %s\n", version)
+		fmt.Fprintln(p.stdout, versionLine())
 		return exitOK
 	case err != nil:
 		return p.usageFailure(err)

@@ -26,6 +26,8 @@ type option struct {
 	Default string
 	// Usage says what the option is for, in one line.
 	Usage string
+	// Group is the purpose the option serves, a heading in --help.
+	Group string
 	// Bool options may be given as a bare --flag (meaning true).
 	Bool bool
 	// Secret values are never quoted back in an error message.
@@ -43,14 +45,24 @@ type option struct {
 }
 
 // optionTable is the whole configuration, contributed area by area so that
-// each area's owner edits only their function.
+// each area's owner edits only their function, in the order --help shows.
 func optionTable() []option {
 	var t []option
-	t = append(t, credentialOptions()...)
-	t = append(t, fleetOptions()...)
-	t = append(t, bootOptions()...)
-	t = append(t, processOptions()...)
-	t = append(t, logOptions()...)
+	for _, area := range []struct {
+		group   string
+		options []option
+	}{
+		{"PID 1", processOptions()},
+		{"Credential", credentialOptions()},
+		{"Boot", bootOptions()},
+		{"Fleet", fleetOptions()},
+		{"Logging", logOptions()},
+	} {
+		for _, o := range area.options {
+			o.Group = area.group
+			t = append(t, o)
+		}
+	}
 	return t
 }
 
