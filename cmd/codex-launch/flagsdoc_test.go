@@ -7,40 +7,55 @@ import (
 	"testing"
 )
 
-// flagsDoc is the one document whose flag table must equal --help's options.
-// The README may take over the table: point this at it.
+// flagsDoc is the one document whose generated sections (the option table,
+// the exit codes) must equal what the binary prints.
 const flagsDoc = "../../README.md"
 
-var update = flag.Bool("update", false, "rewrite the flag table in "+flagsDoc)
+var update = flag.Bool("update", false, "rewrite the generated sections of "+flagsDoc)
 
-// TestFlagsDocMatchesHelp keeps the table between the markers in flagsDoc
-// equal to the option table that --help prints. Regenerate it with
-// `go test ./cmd/codex-launch -run FlagsDoc -update`, or paste the output of
-// `go run ./cmd/codex-launch --help-markdown`.
+// TestFlagsDocMatchesHelp keeps each section between its markers in flagsDoc
+// equal to what --help prints. Regenerate them with
+// `go test ./cmd/codex-launch -run FlagsDoc -update`.
 func TestFlagsDocMatchesHelp(t *testing.T) {
 	data, err := os.ReadFile(flagsDoc)
 	if err != nil {
 		t.Fatalf("read %s: %v", flagsDoc, err)
 	}
 	doc := string(data)
-	begin := strings.Index(doc, flagsBegin)
-	end := strings.Index(doc, flagsEnd)
-	if begin < 0 || end < begin {
-		t.Fatalf("%s lacks the markers %s ... %s", flagsDoc, flagsBegin, flagsEnd)
+	for _, sec := range docSections {
+		begin := strings.Index(doc, sec.Begin)
+		end := strings.Index(doc, sec.End)
+		if begin < 0 || end < begin {
+			t.Errorf("%s lacks the markers %s ... %s", flagsDoc, sec.Begin, sec.End)
+			continue
+		}
+		got := strings.TrimSpace(doc[begin+len(sec.Begin) : end])
+		want := strings.TrimSpace(sec.Generate())
+		if got == want {
+			continue
+		}
+		if *update {
+			doc = doc[:begin+len(sec.Begin)] + "\n" + want + "\n" + doc[end:]
+			continue
+		}
+		t.Errorf("the section %s in %s differs from --help; run go test ./cmd/codex-launch -run FlagsDoc -update\n%s", sec.Begin, flagsDoc, lineDiff(got, want))
 	}
-	got := strings.TrimSpace(doc[begin+len(flagsBegin) : end])
-	want := strings.TrimSpace(flagsMarkdown(optionTable()))
-	if got == want {
-		return
-	}
-	if *update {
-		doc = doc[:begin+len(flagsBegin)] + "\n" + want + "\n" + doc[end:]
+	if *update && doc != string(data) {
 		if err := os.WriteFile(flagsDoc, []byte(doc), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		return
 	}
-	t.Errorf("the flag table in %s differs from --help; run go test ./cmd/codex-launch -run FlagsDoc -update\n%s", flagsDoc, lineDiff(got, want))
+}
+
+// --help carries every exit code of the table.
+func TestHelpListsExitCodes(t *testing.T) {
+	var b strings.Builder
+	writeHelp(&b, optionTable())
+	for _, e := range exitCodes {
+		if !strings.Contains(b.String(), "  "+e.Code+" ") {
+			t.Errorf("--help lacks exit code %s", e.Code)
+		}
+	}
 }
 
 // lineDiff lists the rows only one side has.

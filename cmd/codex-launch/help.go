@@ -24,12 +24,6 @@ Usage:
 
 A program called refresh, status or health runs as the child after "--".
 
-Exit codes of the launcher: the child's code; 128+N when signal N killed it;
-125 when codex-launch failed before the child ran (bad flag or variable,
-unknown user, unusable CODEX_HOME, invalid CODEX_AUTH_JSON, no usable
-credential with --require-auth); 126 COMMAND cannot be executed;
-127 COMMAND not found.
-
 Every flag can be set by its variable; a flag wins over its variable, an empty
 variable counts as unset. Durations take Go syntax (30s, 5m, 6h) or whole
 seconds. Booleans take true/false, 1/0, yes/no, on/off.
@@ -39,7 +33,14 @@ seconds. Booleans take true/false, 1/0, yes/no, on/off.
 // writeHelp prints --help: the usage and every option with its variable and
 // default, grouped by purpose, in aligned columns.
 func writeHelp(w io.Writer, table []option) {
-	fmt.Fprint(w, strings.TrimSuffix(helpHead, "\n"))
+	fmt.Fprint(w, helpHead)
+	fmt.Fprintln(w, "Exit codes (launcher / refresh --once):")
+	for _, e := range exitCodes {
+		fmt.Fprintf(w, "  %-7s %s\n", e.Code, e.Launcher)
+		if e.RefreshOnce != "" {
+			fmt.Fprintf(w, "  %-7s refresh --once: %s\n", "", e.RefreshOnce)
+		}
+	}
 	flagWidth, envWidth := 0, 0
 	for _, o := range table {
 		flagWidth = max(flagWidth, len(flagColumn(o)))
@@ -70,11 +71,38 @@ func displayDefault(o option) string {
 	return o.Default
 }
 
-// Markers around the generated flag table in flagsDoc.
-const (
-	flagsBegin = "<!-- flags:begin -->"
-	flagsEnd   = "<!-- flags:end -->"
-)
+// exitCode is one row of the exit-code table that --help prints and the
+// README carries (between its exits markers).
+type exitCode struct{ Code, Launcher, RefreshOnce string }
+
+var exitCodes = []exitCode{
+	{"0", "the child's 0 (or a code listed in --exit-zero)", "refreshed"},
+	{"1-124", "the child's code", "1 nothing to do, 2 transient failure, 3 permanent failure"},
+	{fmt.Sprint(exitLaunch), "codex-launch failed before the child ran: bad flag or variable, unknown user, unusable CODEX_HOME, invalid CODEX_AUTH_JSON, no usable credential with --require-auth", "usage error"},
+	{fmt.Sprint(exitNoExec), "COMMAND exists but cannot be executed", ""},
+	{fmt.Sprint(exitNotFound), "COMMAND not found", ""},
+	{"128+N", "the child was killed by signal N (or stop signal N came before the child started)", "killed by TERM, INT or HUP before its POST (as PID 1: exit 2); after the POST they wait until the answer is written"},
+}
+
+// exitsMarkdown is the exit-code table in Markdown.
+func exitsMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| Code | Launcher | `refresh --once` |\n|---|---|---|\n")
+	for _, e := range exitCodes {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", e.Code, e.Launcher, e.RefreshOnce)
+	}
+	return b.String()
+}
+
+// docSections are the generated parts of the README, each between its
+// markers, each equal to what the binary prints (a test keeps them so).
+var docSections = []struct {
+	Begin, End string
+	Generate   func() string
+}{
+	{"<!-- flags:begin -->", "<!-- flags:end -->", func() string { return flagsMarkdown(optionTable()) }},
+	{"<!-- exits:begin -->", "<!-- exits:end -->", exitsMarkdown},
+}
 
 // flagsMarkdown is the table of options in Markdown, as kept between the
 // markers in flagsDoc (go run ./cmd/codex-launch --help-markdown).
