@@ -126,7 +126,12 @@ func TestCommitCrashSafety(t *testing.T) {
 	other := filepath.Join(dir, ".auth.json.tmpXYZ") // someone else's temp file
 	os.WriteFile(other, nil, 0o600)
 	os.Chtimes(other, old, old)
-	young, err := h.prepareTemp()
+	d, err := h.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	young, err := h.prepareTemp(d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +150,12 @@ func TestFreshTempFilesAreNotCleaned(t *testing.T) {
 	h := testHome(t, nil)
 	p := filepath.Join(h.Dir, tempPrefix+"auth.json.young"+tempSuffix)
 	os.WriteFile(p, nil, 0o600)
-	h.cleanStaleTemps()
+	d, err := h.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	cleanStaleTemps(d)
 	if _, err := os.Stat(p); err != nil {
 		t.Fatal("a young temp file (maybe another launcher's) was removed")
 	}

@@ -2,17 +2,15 @@ package authwatch
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/molecule-ai/codex-launch/internal/dirhandle"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,7 +39,7 @@ var ErrLockTimeout = errors.New("lock wait timed out")
 var ErrSuperseded = errors.New("a newer credential was committed meanwhile")
 
 // Owner is the uid/gid files in CODEX_HOME must belong to (the CLI's user).
-type Owner struct{ UID, GID int }
+type Owner = dirhandle.Owner
 
 // Home is a CODEX_HOME directory and the CLI's lock protocol there.
 type Home struct {
@@ -65,6 +63,15 @@ type Home struct {
 	DeferDirSync func(sync func() error)
 }
 
+// MaxAuthFileSize caps a read of auth.json: far above any real one (a few
+// KiB), low enough that a planted huge file cannot balloon the launcher's
+// memory. A larger file is unreadable (dirhandle.ErrTooLarge).
+const MaxAuthFileSize = 1 << 20
+
+// maxStatusSize caps a read of a status file (a few hundred bytes when
+// written by codex-launch).
+const maxStatusSize = 64 << 10
+
 // AuthPath is $CODEX_HOME/auth.json.
 func (h Home) AuthPath() string { return filepath.Join(h.Dir, AuthFileName) }
 
@@ -78,11 +85,45 @@ func (h Home) lockTimeout() time.Duration {
 	return h.LockTimeout
 }
 
+// Open opens CODEX_HOME for one operation: every file in it is then reached
+// relative to the returned directory, never through a link (package
+// dirhandle). A missing CODEX_HOME returns an error for which
+// errors.Is(err, os.ErrNotExist) holds.
+func (h Home) Open() (*dirhandle.Dir, error) {
+	d, err := dirhandle.Open(h.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("CODEX_HOME: %w", err)
+	}
+	return d, nil
+}
+
 // Read reads and parses auth.json. A missing file returns an error for which
 // errors.Is(err, os.ErrNotExist) holds; a malformed one returns the raw bytes
-// with an error wrapping ErrMalformed.
+// with an error wrapping ErrMalformed. An auth.json that is not a regular
+// file (a link, a FIFO, a device) or is larger than MaxAuthFileSize is never
+// read: the error wraps dirhandle.ErrNotRegular or dirhandle.ErrTooLarge.
 func (h Home) Read() (*AuthFile, []byte, error) {
-	data, err := os.ReadFile(h.AuthPath())
+	d, err := h.Open()
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading auth.json: %w", err)
+	}
+	defer d.Close()
+	return readAuthIn(d)
+}
+
+// ReadFile reads the regular file name in CODEX_HOME, at most max bytes
+// (dirhandle.Dir.ReadFile).
+func (h Home) ReadFile(name string, max int64) ([]byte, error) {
+	d, err := h.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.ReadFile(name, max)
+}
+
+func readAuthIn(d *dirhandle.Dir) (*AuthFile, []byte, error) {
+	data, err := d.ReadFile(AuthFileName, MaxAuthFileSize)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading auth.json: %w", err)
 	}
@@ -93,57 +134,51 @@ func (h Home) Read() (*AuthFile, []byte, error) {
 	return f, data, nil
 }
 
-// fileOwner decides who files we create belong to: Home.Owner when set (the
-// CLI's user, known to the launcher: it also repairs a root-owned auth.json
-// left by an earlier root process, a hazard that kills logins), else the
-// current auth.json's owner (whoever the CLI runs as made it), else nil (the
-// process's own ids).
-func (h Home) fileOwner() *Owner {
+// fileOwner decides who files we create in d belong to: Home.Owner when set
+// (the CLI's user, known to the launcher: it also repairs a root-owned
+// auth.json left by an earlier root process, a hazard that kills logins),
+// else the current auth.json's owner (whoever the CLI runs as made it),
+// else, as root, the directory's owner, else nil (the process's own ids).
+// As root, a root-owned auth.json in a directory that is not root's gives
+// the directory's owner: no run leaves a root file in another user's
+// CODEX_HOME. Owners are read by fstat of what is in d, never through a link.
+func (h Home) fileOwner(d *dirhandle.Dir) *Owner {
 	if h.Owner != nil {
 		return h.Owner
 	}
-	var st unix.Stat_t
-	if err := unix.Stat(h.AuthPath(), &st); err == nil {
-		return &Owner{UID: int(st.Uid), GID: int(st.Gid)}
+	root := os.Geteuid() == 0
+	var dirOwner *Owner
+	if o, err := d.Owner(); err == nil {
+		dirOwner = &o
+	}
+	if st, err := d.Lstat(AuthFileName); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+		if !root || st.Uid != 0 || dirOwner == nil || dirOwner.UID == 0 {
+			return &Owner{UID: int(st.Uid), GID: int(st.Gid)}
+		}
+	}
+	if root {
+		return dirOwner
 	}
 	return nil
 }
 
-// advisoryOwner is who a status file belongs to: fileOwner, else, with no
-// auth.json yet, CODEX_HOME's owner, which is the CLI's user once boot has
-// prepared the directory; a `refresh` run as root before the first login
-// must not leave a root-owned file there. fileOwner itself stops short of
-// the directory: auth.json and the lock files must get their owner (one that
-// cannot be given fails the write), so a process that is not root, writing
-// into a directory it does not own, would fail where it now succeeds.
-func (h Home) advisoryOwner() *Owner {
-	if o := h.fileOwner(); o != nil {
-		return o
-	}
-	var st unix.Stat_t
-	if err := unix.Stat(h.Dir, &st); err == nil {
-		return &Owner{UID: int(st.Uid), GID: int(st.Gid)}
-	}
-	return nil
-}
-
-// fixOwner makes an open file belong to o. Failing to change an owner that is
-// already right is no failure; failing to hand a file to another user is.
-func fixOwner(f *os.File, o *Owner) error {
+// advisoryOwner is who a status or lock file belongs to: fileOwner, else,
+// with no auth.json yet, CODEX_HOME's owner, which is the CLI's user once
+// boot has prepared the directory; a `refresh` run as root before the first
+// login must not leave a root-owned file there. Without root a file cannot
+// be given away, and these files work for us as our own: nil then, unless
+// the owner is us.
+func (h Home) advisoryOwner(d *dirhandle.Dir) *Owner {
+	o := h.fileOwner(d)
 	if o == nil {
+		if do, err := d.Owner(); err == nil {
+			o = &do
+		}
+	}
+	if o != nil && os.Geteuid() != 0 && (o.UID != os.Geteuid() || o.GID != os.Getegid()) {
 		return nil
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return fmt.Errorf("stat %s: %w", filepath.Base(f.Name()), err)
-	}
-	if int(st.Uid) == o.UID && int(st.Gid) == o.GID {
-		return nil
-	}
-	if err := f.Chown(o.UID, o.GID); err != nil {
-		return fmt.Errorf("giving %s to uid %d gid %d: %w", filepath.Base(f.Name()), o.UID, o.GID, err)
-	}
-	return nil
+	return o
 }
 
 // lock is one held flock.
@@ -158,21 +193,25 @@ func (l *lock) release() {
 	l.f = nil
 }
 
-// acquire takes flock(LOCK_EX) on a lock file in CODEX_HOME, creating it (for
-// the CLI's user) when missing. It polls LOCK_NB every 10 ms, as the CLI does
-// for auth.json.lock, so the wait is bounded by the timeout and by ctx and can
-// never hang the watchdog.
-func (h Home) acquire(ctx context.Context, name string, timeout time.Duration) (*lock, error) {
-	path := filepath.Join(h.Dir, name)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
+// acquire takes flock(LOCK_EX) on a lock file in d, creating it (for the
+// CLI's user) when missing; one left by another owner (an earlier root
+// process) is handed over by descriptor. It polls LOCK_NB every 10 ms, as
+// the CLI does for auth.json.lock, so the wait is bounded by the timeout and
+// by ctx and can never hang the watchdog. A lock name that is not a regular
+// file (a planted link, a FIFO) is refused, never followed.
+func (h Home) acquire(ctx context.Context, d *dirhandle.Dir, name string, timeout time.Duration) (*lock, error) {
+	owner := h.advisoryOwner(d)
+	f, created, err := d.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600, owner)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", name, err)
 	}
-	if err := fixOwner(f, h.fileOwner()); err != nil && !errors.Is(err, fs.ErrPermission) {
-		// A lock file the CLI cannot open would break its commit;
-		// when we cannot fix it (not root) the lock still works for us.
-		f.Close()
-		return nil, err
+	if !created {
+		if err := dirhandle.Chown(f, h.fileOwner(d)); err != nil && !errors.Is(err, fs.ErrPermission) {
+			// A lock file the CLI cannot open would break its commit;
+			// when we cannot fix it (not root) the lock still works for us.
+			f.Close()
+			return nil, err
+		}
 	}
 	deadline := time.Now().Add(timeout)
 	for {
@@ -204,26 +243,17 @@ func (h Home) acquire(ctx context.Context, name string, timeout time.Duration) (
 // directory or a wrong owner is found before a refresh token is spent.
 type tempFile struct {
 	f    *os.File
-	path string
+	dir  *dirhandle.Dir
+	name string
 }
 
-func (h Home) prepareTemp() (*tempFile, error) {
-	h.cleanStaleTemps()
-	var rnd [8]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return nil, fmt.Errorf("naming the temporary file: %w", err)
-	}
-	path := filepath.Join(h.Dir, tempPrefix+AuthFileName+"."+hex.EncodeToString(rnd[:])+tempSuffix)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_CLOEXEC, 0o600)
+func (h Home) prepareTemp(d *dirhandle.Dir) (*tempFile, error) {
+	cleanStaleTemps(d)
+	f, name, err := d.CreateTemp(tempPrefix+AuthFileName+".", tempSuffix, h.fileOwner(d))
 	if err != nil {
 		return nil, fmt.Errorf("creating a temporary file in CODEX_HOME: %w", err)
 	}
-	if err := fixOwner(f, h.fileOwner()); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, err
-	}
-	return &tempFile{f: f, path: path}, nil
+	return &tempFile{f: f, dir: d, name: name}, nil
 }
 
 func (t *tempFile) discard() {
@@ -234,9 +264,9 @@ func (t *tempFile) discard() {
 		t.f.Close()
 		t.f = nil
 	}
-	if t.path != "" {
-		os.Remove(t.path)
-		t.path = ""
+	if t.name != "" {
+		t.dir.Remove(t.name)
+		t.name = ""
 	}
 }
 
@@ -260,28 +290,29 @@ func (t *tempFile) write(data []byte) error {
 }
 
 // cleanStaleTemps removes temporary files of ours that a crash left behind.
-// Only our own prefix, and only old ones: a young one may belong to a
-// concurrent codex-launch that is about to rename it.
-func (h Home) cleanStaleTemps() {
-	entries, err := os.ReadDir(h.Dir)
+// Only our own prefix, only regular files, and only old ones: a young one
+// may belong to a concurrent codex-launch that is about to rename it.
+func cleanStaleTemps(d *dirhandle.Dir) {
+	names, err := d.Names()
 	if err != nil {
 		return
 	}
-	for _, e := range entries {
-		name := e.Name()
+	for _, name := range names {
 		if !strings.HasPrefix(name, tempPrefix) || !strings.HasSuffix(name, tempSuffix) {
 			continue
 		}
-		info, err := e.Info()
-		if err != nil || time.Since(info.ModTime()) < staleTempAfter {
+		st, err := d.Lstat(name)
+		if err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || time.Since(time.Unix(st.Mtim.Unix())) < staleTempAfter {
 			continue
 		}
-		os.Remove(filepath.Join(h.Dir, name))
+		d.Remove(name)
 	}
 }
 
+// syncDir fsyncs CODEX_HOME, opened anew (the deferred sync outlives the
+// operation's descriptor; fsync reaches the same directory).
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	d, err := dirhandle.Open(dir)
 	if err != nil {
 		return fmt.Errorf("opening CODEX_HOME to fsync it: %w", err)
 	}
@@ -298,11 +329,16 @@ func syncDir(dir string) error {
 // credential: that is Update's job (FileStore). Use it for writes that are
 // not refreshes, e.g. seeding a file under the caller's own checks.
 func (h Home) Commit(ctx context.Context, f *AuthFile) error {
-	t, err := h.prepareTemp()
+	d, err := h.Open()
 	if err != nil {
 		return err
 	}
-	_, err = h.commitTemp(ctx, t, f.Marshal(), false, nil)
+	defer d.Close()
+	t, err := h.prepareTemp(d)
+	if err != nil {
+		return err
+	}
+	_, err = h.commitTemp(ctx, d, t, f.Marshal(), false, nil)
 	return err
 }
 
@@ -314,12 +350,12 @@ func (h Home) Commit(ctx context.Context, f *AuthFile) error {
 // caller holds auth.lock, so no writer following the CLI's protocol can be
 // committing, and losing the only live tokens would end the login. forced
 // reports that case.
-func (h Home) commitTemp(ctx context.Context, t *tempFile, data []byte, mustCommit bool, check func(cur *AuthFile, raw []byte, readErr error) error) (forced bool, err error) {
+func (h Home) commitTemp(ctx context.Context, d *dirhandle.Dir, t *tempFile, data []byte, mustCommit bool, check func(cur *AuthFile, raw []byte, readErr error) error) (forced bool, err error) {
 	defer t.discard()
 	if err := t.write(data); err != nil {
 		return false, err
 	}
-	l, err := h.acquire(ctx, commitLockName, h.lockTimeout())
+	l, err := h.acquire(ctx, d, commitLockName, h.lockTimeout())
 	if err != nil {
 		if !mustCommit || !errors.Is(err, ErrLockTimeout) {
 			return false, err
@@ -328,19 +364,22 @@ func (h Home) commitTemp(ctx context.Context, t *tempFile, data []byte, mustComm
 	}
 	defer l.release()
 	if check != nil {
-		cur, raw, rerr := h.Read()
+		cur, raw, rerr := readAuthIn(d)
 		if err := check(cur, raw, rerr); err != nil {
 			return forced, err
 		}
 	}
-	if err := os.Rename(t.path, h.AuthPath()); err != nil {
+	if err := d.Rename(t.name, AuthFileName); err != nil {
 		return forced, fmt.Errorf("renaming the temporary file over auth.json: %w", err)
 	}
-	t.path = "" // renamed: nothing to discard
+	t.name = "" // renamed: nothing to discard
 	if h.DeferDirSync != nil {
 		dir := h.Dir
 		h.DeferDirSync(func() error { return syncDir(dir) })
 		return forced, nil
 	}
-	return forced, syncDir(h.Dir)
+	if err := d.Sync(); err != nil {
+		return forced, fmt.Errorf("fsync CODEX_HOME: %w", err)
+	}
+	return forced, nil
 }

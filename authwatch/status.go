@@ -2,10 +2,7 @@ package authwatch
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 )
 
@@ -81,45 +78,35 @@ func (h Home) WriteJSON(name string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", name, err)
 	}
-	tmp, err := os.CreateTemp(h.Dir, tempPrefix+name+".*"+tempSuffix)
+	d, err := h.Open()
 	if err != nil {
-		return fmt.Errorf("creating the temp file for %s: %w", name, err)
+		return fmt.Errorf("writing %s: %w", name, err)
 	}
-	path := tmp.Name()
-	if err := fixOwner(tmp, h.advisoryOwner()); err != nil && !errors.Is(err, os.ErrPermission) {
-		tmp.Close()
-		os.Remove(path)
-		return err
-	}
-	_, werr := tmp.Write(append(data, '\n'))
-	if werr == nil {
-		werr = tmp.Chmod(0o600)
-	}
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		os.Remove(path)
-		return fmt.Errorf("writing %s: %w", name, werr)
-	}
-	if err := os.Rename(path, filepath.Join(h.Dir, name)); err != nil {
-		os.Remove(path)
-		return fmt.Errorf("renaming %s into place: %w", name, err)
-	}
-	return nil
+	defer d.Close()
+	return d.WriteFile(name, tempPrefix, append(data, '\n'), 0o600, h.advisoryOwner(d), false)
 }
 
-// ReadStatus reads the status file.
+// ReadStatus reads the status file: a regular file in CODEX_HOME of at most
+// maxStatusSize bytes (else an error naming what it is).
 func ReadStatus(h Home) (Status, error) {
-	data, err := os.ReadFile(h.StatusPath())
-	if err != nil {
+	var s Status
+	if err := h.ReadJSON(StatusFileName, &s); err != nil {
 		return Status{}, fmt.Errorf("reading the status file: %w", err)
 	}
-	var s Status
-	if err := json.Unmarshal(data, &s); err != nil {
-		return Status{}, fmt.Errorf("%s: %w", StatusFileName, err)
-	}
 	return s, nil
+}
+
+// ReadJSON reads the file name in CODEX_HOME (a status file: at most
+// maxStatusSize bytes, a regular file) into v.
+func (h Home) ReadJSON(name string, v any) error {
+	data, err := h.ReadFile(name, maxStatusSize)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
 }
 
 func isoTime(t time.Time) string {

@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/molecule-ai/codex-launch/internal/dirhandle"
 )
 
 // Store is the credential's home. The file store (a CODEX_HOME) is the
@@ -48,7 +50,20 @@ func (s *FileStore) Load(ctx context.Context) (*AuthFile, error) {
 // when there is no file or it could not be read; a malformed file still
 // has its bytes.
 func (s *FileStore) read() (*AuthFile, []byte, error) {
-	f, raw, err := s.Home.Read()
+	d, err := s.Home.Open()
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	defer d.Close()
+	return readIn(d)
+}
+
+// readIn is read in the open CODEX_HOME d.
+func readIn(d *dirhandle.Dir) (*AuthFile, []byte, error) {
+	f, raw, err := readAuthIn(d)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil, nil
 	}
@@ -67,20 +82,22 @@ func (s *FileStore) read() (*AuthFile, []byte, error) {
 // (committedVersion).
 func (s *FileStore) Update(ctx context.Context, fn func(ctx context.Context, cur *AuthFile) (*AuthFile, error)) error {
 	h := s.Home
-	if _, err := os.Stat(h.Dir); err != nil {
-		return fmt.Errorf("CODEX_HOME: %w", err)
+	d, err := h.Open()
+	if err != nil {
+		return err
 	}
-	l, err := h.acquire(ctx, refreshLockName, h.lockTimeout())
+	defer d.Close()
+	l, err := h.acquire(ctx, d, refreshLockName, h.lockTimeout())
 	if err != nil {
 		return err
 	}
 	defer l.release()
 
-	cur, base, err := s.read()
+	cur, base, err := readIn(d)
 	if err != nil {
 		return err
 	}
-	t, err := h.prepareTemp()
+	t, err := h.prepareTemp(d)
 	if err != nil {
 		return err
 	}
@@ -91,7 +108,7 @@ func (s *FileStore) Update(ctx context.Context, fn func(ctx context.Context, cur
 		return err
 	}
 	commitCtx := context.WithoutCancel(ctx)
-	forced, err := h.commitTemp(commitCtx, t, next.Marshal(), true, func(disk *AuthFile, raw []byte, readErr error) error {
+	forced, err := h.commitTemp(commitCtx, d, t, next.Marshal(), true, func(disk *AuthFile, raw []byte, readErr error) error {
 		return checkNotSuperseded(base, cur, disk, raw, readErr)
 	})
 	if forced && s.Logger != nil {

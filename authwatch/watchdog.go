@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"golang.org/x/sys/unix"
 )
 
 // Outcome is a pass's result, with the seed's exit codes.
@@ -250,11 +249,13 @@ func (w *Watchdog) decidePass(ctx context.Context) (passResult, *Status) {
 		WatchdogLoop:          w.loop,
 		Store:                 w.cfg.StoreName,
 	}
-	if _, err := os.Stat(w.cfg.Home.Dir); err != nil {
+	if d, err := w.cfg.Home.Open(); err != nil {
 		// No CODEX_HOME: nothing to refresh and nowhere to report. A
 		// clean skip, as the seed meant (it threw a traceback).
 		w.log.Info("skip: CODEX_HOME is not there", "codex_home", w.cfg.Home.Dir, "error", errText(err))
 		return passResult{outcome: OutcomeNothingToDo, next: now.Add(w.cfg.Policy.Interval)}, nil
+	} else {
+		d.Close()
 	}
 	cur, base, err := w.load(ctx)
 	res := w.decideAndRefresh(ctx, now, &st, cur, err)
@@ -313,18 +314,18 @@ func fillStatus(st *Status, f *AuthFile, now time.Time) {
 // rewrite costs a spare pass rather than a missed change. A lone Pass has no
 // wait after it and takes no version.
 func (w *Watchdog) load(ctx context.Context) (*AuthFile, fileVersion, error) {
-	path := w.cfg.Home.AuthPath()
+	home := w.cfg.Home
 	var base fileVersion
 	fs := w.fileStore()
 	if fs == nil {
 		if w.loop {
-			base = authVersion(path)
+			base = authVersion(home)
 		}
 		f, err := w.store.Load(ctx)
 		return f, base, err
 	}
 	if w.loop {
-		base.stamp = statStamp(path)
+		base.stamp = statStamp(home)
 	}
 	f, raw, err := fs.read()
 	if w.loop && raw != nil {
@@ -357,7 +358,7 @@ func (w *Watchdog) committedVersion(f *AuthFile) fileVersion {
 		return fileVersion{}
 	}
 	if w.fileStore() == nil {
-		return authVersion(w.cfg.Home.AuthPath())
+		return authVersion(w.cfg.Home)
 	}
 	return fileVersion{stamp: fileStamp{size: -1}, sum: sha256.Sum256(f.Marshal())}
 }
@@ -690,7 +691,7 @@ var errChanged = errors.New("auth.json changed")
 // when auth.json's content changed. Each poll is a stat; the file is read
 // only when the stat moved.
 func (w *Watchdog) waitUntil(ctx context.Context, t time.Time, base fileVersion) error {
-	path := w.cfg.Home.AuthPath()
+	home := w.cfg.Home
 	stamp, sum := base.stamp, base.sum
 	for {
 		d := t.Sub(w.cfg.Now())
@@ -700,9 +701,9 @@ func (w *Watchdog) waitUntil(ctx context.Context, t time.Time, base fileVersion)
 		if err := w.cfg.Sleep(ctx, minDur(d, w.cfg.PollInterval)); err != nil {
 			return err
 		}
-		if ns := statStamp(path); ns != stamp {
+		if ns := statStamp(home); ns != stamp {
 			stamp = ns
-			if nsum := contentSum(path); nsum != sum {
+			if nsum := contentSum(home); nsum != sum {
 				return errChanged
 			}
 		}
@@ -715,24 +716,32 @@ type fileVersion struct {
 	sum   [32]byte
 }
 
-func authVersion(path string) fileVersion {
-	return fileVersion{stamp: statStamp(path), sum: contentSum(path)}
+func authVersion(h Home) fileVersion {
+	return fileVersion{stamp: statStamp(h), sum: contentSum(h)}
 }
 
 // fileStamp identifies a version of auth.json cheaply. A negative size
 // (committedVersion) matches no file: the next poll reads the contents.
 type fileStamp struct{ ino, size, mtime int64 }
 
-func statStamp(path string) fileStamp {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
+// statStamp is auth.json's stamp, the entry itself (a link is not followed).
+func statStamp(h Home) fileStamp {
+	d, err := h.Open()
+	if err != nil {
+		return fileStamp{}
+	}
+	defer d.Close()
+	st, err := d.Lstat(AuthFileName)
+	if err != nil {
 		return fileStamp{}
 	}
 	return fileStamp{ino: int64(st.Ino), size: st.Size, mtime: st.Mtim.Nano()}
 }
 
-func contentSum(path string) [32]byte {
-	data, err := os.ReadFile(path)
+// contentSum is the sum of auth.json's bytes, zero when it cannot be read
+// (not a regular file, too large, missing).
+func contentSum(h Home) [32]byte {
+	data, err := h.ReadFile(AuthFileName, MaxAuthFileSize)
 	if err != nil {
 		return [32]byte{}
 	}
