@@ -122,6 +122,16 @@ func (h Home) ReadFile(name string, max int64) ([]byte, error) {
 	return d.ReadFile(name, max)
 }
 
+// Lstat is fstatat of the entry name in CODEX_HOME, not following a link.
+func (h Home) Lstat(name string) (unix.Stat_t, error) {
+	d, err := h.Open()
+	if err != nil {
+		return unix.Stat_t{}, err
+	}
+	defer d.Close()
+	return d.Lstat(name)
+}
+
 func readAuthIn(d *dirhandle.Dir) (*AuthFile, []byte, error) {
 	data, err := d.ReadFile(AuthFileName, MaxAuthFileSize)
 	if err != nil {

@@ -726,12 +726,7 @@ type fileStamp struct{ ino, size, mtime int64 }
 
 // statStamp is auth.json's stamp, the entry itself (a link is not followed).
 func statStamp(h Home) fileStamp {
-	d, err := h.Open()
-	if err != nil {
-		return fileStamp{}
-	}
-	defer d.Close()
-	st, err := d.Lstat(AuthFileName)
+	st, err := h.Lstat(AuthFileName)
 	if err != nil {
 		return fileStamp{}
 	}

@@ -20,7 +20,6 @@ import (
 	"net/url"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -539,17 +538,14 @@ type fileStamp struct {
 	ok        bool
 }
 
-func stampOf(path string) fileStamp {
-	fi, err := os.Stat(path)
+// stampOf is auth.json's stamp in h, of the entry itself (never a link's
+// target).
+func stampOf(h authwatch.Home) fileStamp {
+	st, err := h.Lstat(authwatch.AuthFileName)
 	if err != nil {
 		return fileStamp{}
 	}
-	st, _ := fi.Sys().(*syscall.Stat_t)
-	var ino int64
-	if st != nil {
-		ino = int64(st.Ino)
-	}
-	return fileStamp{ino: ino, size: fi.Size(), mtime: fi.ModTime(), ok: true}
+	return fileStamp{ino: int64(st.Ino), size: st.Size, mtime: time.Unix(st.Mtim.Unix()), ok: true}
 }
 
 // commitLocal writes a into the local auth.json under the CLI's lock
@@ -558,13 +554,13 @@ func stampOf(path string) fileStamp {
 func (f *Fleet) commitLocal(ctx context.Context, a *authwatch.AuthFile) error {
 	local, _, _ := f.cfg.Home.Read()
 	if local != nil && (sameTokens(local, a) || localNewer(local, a)) {
-		f.stamp = stampOf(f.cfg.Home.AuthPath())
+		f.stamp = stampOf(f.cfg.Home)
 		return nil
 	}
 	if err := f.cfg.Home.Commit(ctx, a); err != nil {
 		return fmt.Errorf("write local auth.json: %w", err)
 	}
-	f.stamp = stampOf(f.cfg.Home.AuthPath())
+	f.stamp = stampOf(f.cfg.Home)
 	return nil
 }
 
@@ -579,7 +575,7 @@ func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
 		}
 		// The stamp is taken before the read: a change after it is seen
 		// at the next look.
-		seen := stampOf(f.cfg.Home.AuthPath())
+		seen := stampOf(f.cfg.Home)
 		local, _, _ := f.cfg.Home.Read()
 		if rec == nil {
 			if !usable(local) {
@@ -617,7 +613,7 @@ func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
 			}
 			f.setStored(gen, local)
 			f.log.Info("published a newer local credential", "store", f.desc, "generation", gen)
-			f.stamp = stampOf(f.cfg.Home.AuthPath())
+			f.stamp = stampOf(f.cfg.Home)
 			return nil
 		}
 		f.setStored(rec.Generation, stored)
@@ -643,7 +639,7 @@ func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
 // be read (say, a key this launcher lacks) is retried at the next poll, not
 // queried and logged at every look at the file.
 func (f *Fleet) checkLocal(ctx context.Context, conn *pgstore.Conn) error {
-	st := stampOf(f.cfg.Home.AuthPath())
+	st := stampOf(f.cfg.Home)
 	if st == f.stamp {
 		return nil
 	}

@@ -1,11 +1,11 @@
 package fleet
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/molecule-ai/codex-launch/authwatch"
 )
 
 // StateFileName is the follower's own status file in CODEX_HOME. It is
@@ -39,15 +39,12 @@ func (f *Fleet) writeState(st State) {
 	}
 }
 
-// ReadState reads the follower's status file from CODEX_HOME dir.
+// ReadState reads the follower's status file from CODEX_HOME dir, bounded
+// and only a regular file, as authwatch reads its own (Home.ReadJSON).
 func ReadState(dir string) (State, error) {
-	data, err := os.ReadFile(filepath.Join(dir, StateFileName))
-	if err != nil {
-		return State{}, fmt.Errorf("reading the store status: %w", err)
-	}
 	var j stateJSON
-	if err := json.Unmarshal(data, &j); err != nil {
-		return State{}, fmt.Errorf("%s: %w", StateFileName, err)
+	if err := (authwatch.Home{Dir: dir}).ReadJSON(StateFileName, &j); err != nil {
+		return State{}, fmt.Errorf("reading the store status: %w", err)
 	}
 	st := State{Store: j.Store, State: j.State, Error: j.Error, Generation: j.Generation}
 	st.Since, _ = time.Parse(time.RFC3339, j.Since)
