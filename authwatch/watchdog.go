@@ -252,7 +252,7 @@ func (w *Watchdog) decidePass(ctx context.Context) (passResult, *Status) {
 	if d, err := w.cfg.Home.Open(); err != nil {
 		// No CODEX_HOME: nothing to refresh and nowhere to report. A
 		// clean skip, as the seed meant (it threw a traceback).
-		w.log.Info("skip: CODEX_HOME is not there", "codex_home", w.cfg.Home.Dir, "error", errText(err))
+		w.log.Debug("skip: CODEX_HOME is not there", "codex_home", w.cfg.Home.Dir, "error", errText(err))
 		return passResult{outcome: OutcomeNothingToDo, next: now.Add(w.cfg.Policy.Interval)}, nil
 	} else {
 		d.Close()
@@ -380,13 +380,13 @@ func (w *Watchdog) decideAndRefresh(ctx context.Context, now time.Time, st *Stat
 	}
 	if cur == nil {
 		st.WatchdogLastOutcome, st.Credential, st.Reason = "skip:no_auth_json", "absent", "no auth.json"
-		w.log.Info("skip: no auth.json (no ChatGPT login in this CODEX_HOME)", "path", w.cfg.Home.AuthPath())
+		w.log.Debug("skip: no auth.json (no ChatGPT login in this CODEX_HOME)", "path", w.cfg.Home.AuthPath())
 		return w.nothingToDo(now.Add(p.Interval))
 	}
 	fillStatus(st, cur, now)
 	if ok, why := cur.Refreshable(); !ok {
 		st.WatchdogLastOutcome, st.Credential, st.Reason = "skip:not_refreshable", "not_refreshable", why
-		w.log.Info("skip: not a refreshable ChatGPT login", "mode", string(cur.Mode()), "reason", why)
+		w.log.Debug("skip: not a refreshable ChatGPT login", "mode", string(cur.Mode()), "reason", why)
 		return w.nothingToDo(now.Add(p.Interval))
 	}
 	if w.isDead(cur) {
@@ -398,7 +398,7 @@ func (w *Watchdog) decideAndRefresh(ctx context.Context, now time.Time, st *Stat
 	v := Decide(cur, now, p)
 	if !v.Refresh {
 		st.WatchdogLastOutcome, st.Credential, st.Reason = "skip", "ok", v.Reason
-		w.log.Info("no-op: credential fresh", "reason", v.Reason, "next_check", isoTime(v.NextCheck))
+		w.log.Debug("no-op: credential fresh", "reason", v.Reason, "next_check", isoTime(v.NextCheck))
 		return w.nothingToDo(v.NextCheck)
 	}
 	if !w.cfg.Owner {
@@ -423,7 +423,7 @@ func (w *Watchdog) refresh(ctx context.Context, now time.Time, seen *AuthFile, v
 	if v.HasExpiry && v.AccessExpiry.Sub(now) <= p.SafetyMargin {
 		reason = ReasonProactiveExpiry
 	}
-	w.log.Info("refresh: starting", "reason", why, "endpoint", w.cfg.Endpoint.String())
+	w.log.Debug("refresh: starting", "reason", why, "endpoint", w.cfg.Endpoint.String())
 	err := w.store.Update(ctx, func(ctx context.Context, cur *AuthFile) (*AuthFile, error) {
 		// Guarded re-read, as the CLI does: under the lock the file may
 		// already have been refreshed by someone else.
@@ -471,7 +471,7 @@ func (w *Watchdog) refresh(ctx context.Context, now time.Time, seen *AuthFile, v
 		} else if ok, _ := f.Refreshable(); !ok {
 			st.Credential = "not_refreshable"
 		}
-		w.log.Info("no-op: nothing to refresh after the locked re-read", "reason", adopted)
+		w.log.Debug("no-op: nothing to refresh after the locked re-read", "reason", adopted)
 		return w.nothingToDo(Decide(f, after, p).NextCheck)
 	case err == nil && committed != nil:
 		w.failures, w.lastErr, w.lastSuccess, w.hasDead = 0, nil, after, false
@@ -516,7 +516,7 @@ func (w *Watchdog) refresh(ctx context.Context, now time.Time, seen *AuthFile, v
 		}
 		st.WatchdogLastOutcome, st.Credential = "fail:permanent_"+failTag(re), "dead"
 		st.Reason = "refresh token rejected for good; someone must log in again (codex login) or re-inject CODEX_AUTH_JSON"
-		w.log.Error("refresh: PERMANENT FAILURE: refresh token rejected; a new login is needed", "http_status", re.Status, "code", re.Code, "kind", re.Kind)
+		w.log.Error("refresh: the token endpoint refused the refresh token for good: the login is dead; a new login is needed (codex login, as the agent user)", "http_status", re.Status, "code", re.Code, "kind", re.Kind)
 		return passResult{outcome: OutcomePermanent, err: re, next: after.Add(p.Interval)}
 	}
 	st.WatchdogLastOutcome, st.Credential, st.Reason = "fail:transient_"+failTag(re), "refreshing_failed", re.Error()
@@ -558,7 +558,7 @@ func (w *Watchdog) transient(now time.Time, f *AuthFile, re *RefreshError) passR
 	if re.Kind == KindCommit {
 		w.log.Error("refresh: the endpoint answered but the new credential could not be written; the login may be lost", "error", errText(re))
 	} else {
-		w.log.Warn("refresh: transient failure; will retry", "kind", re.Kind, "http_status", re.Status, "code", re.Code, "retry_after", re.RetryAfter, "failures", w.failures, "error", errText(re))
+		w.log.Warn("refresh: transient failure; the credential is unchanged", "kind", re.Kind, "http_status", re.Status, "code", re.Code, "retry_after", re.RetryAfter, "failures", w.failures, "error", errText(re))
 	}
 	return passResult{outcome: OutcomeTransient, err: re, next: now.Add(w.backoff(now, f, re))}
 }
@@ -652,7 +652,7 @@ func (w *Watchdog) Run(ctx context.Context) error {
 	}
 	w.loop = true
 	p := w.cfg.Policy
-	w.log.Info("watchdog: starting", "codex_home", w.cfg.Home.Dir, "interval", p.Interval, "safety_margin", p.SafetyMargin,
+	w.log.Debug("watchdog: starting", "codex_home", w.cfg.Home.Dir, "interval", p.Interval, "safety_margin", p.SafetyMargin,
 		"stale_after", p.StaleAfter, "owner", w.cfg.Owner, "store", w.cfg.StoreName)
 	if pr != nil {
 		// The prime has just passed: continue with its wait.
@@ -660,12 +660,12 @@ func (w *Watchdog) Run(ctx context.Context) error {
 	}
 	for {
 		if ctx.Err() != nil {
-			w.log.Info("watchdog: stopping")
+			w.log.Debug("watchdog: stopping")
 			return nil
 		}
 		r := w.pass(ctx)
 		if ctx.Err() != nil {
-			w.log.Info("watchdog: stopping")
+			w.log.Debug("watchdog: stopping")
 			return nil
 		}
 		w.wait(ctx, r.next, r.base)
@@ -681,7 +681,7 @@ func (w *Watchdog) wait(ctx context.Context, next time.Time, base fileVersion) {
 	}
 	next = next.Add(w.cfg.Jitter(next.Sub(now)))
 	if w.waitUntil(ctx, next, base) == errChanged {
-		w.log.Info("auth.json changed (a new login or the CLI's own refresh); deciding again")
+		w.log.Debug("auth.json changed (a new login or the CLI's own refresh); deciding again")
 	}
 }
 

@@ -61,7 +61,7 @@ func EnsureFileStore(home string, owner *User, log hclog.Logger) (StoreAction, e
 		if err := writeFileAtomic(path, content, 0o600, owner, false); err != nil {
 			return "", fmt.Errorf("write %s: %w", path, err)
 		}
-		log.Info("config.toml created so that the CLI reads auth.json", "path", path, "key", StoreKey)
+		log.Debug("config.toml created so that the CLI reads auth.json", "path", path, "key", StoreKey)
 		return StoreCreated, nil
 	case err != nil:
 		return "", fmt.Errorf("read %s: %w", path, err)
@@ -86,7 +86,7 @@ func EnsureFileStore(home string, owner *User, log hclog.Logger) (StoreAction, e
 		return StoreOther, nil
 	}
 	if scan.inTable {
-		log.Info("config.toml has the store key inside a table, where the CLI ignores it; adding it at the top level", "path", path)
+		log.Debug("config.toml has the store key inside a table, where the CLI ignores it; adding it at the top level", "path", path)
 	}
 
 	nl := "\n"
@@ -116,7 +116,7 @@ func EnsureFileStore(home string, owner *User, log hclog.Logger) (StoreAction, e
 	if err := writeFileAtomic(path, out, mode, keep, true); err != nil {
 		return "", fmt.Errorf("write %s: %w", path, err)
 	}
-	log.Info("config.toml: added the file credential store at the top level", "path", path, "key", StoreKey)
+	log.Debug("config.toml: added the file credential store at the top level", "path", path, "key", StoreKey)
 	return StoreAdded, nil
 }
 

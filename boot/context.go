@@ -54,5 +54,5 @@ func LogContext(log hclog.Logger, target *User, command []string, environ []stri
 		}
 	}
 	args = append(args, "credentials_set", set, "credentials_unset", unset)
-	log.Info("boot", args...)
+	log.Info("starting", args...)
 }

@@ -86,7 +86,7 @@ func LoadEnvDir(dir string, log hclog.Logger) ([]EnvVar, error) {
 	for i, v := range vars {
 		names[i] = v.Name
 	}
-	log.Info("env directory loaded", "dir", dir, "variables", names)
+	log.Debug("env directory loaded", "dir", dir, "variables", names)
 	return vars, nil
 }
 

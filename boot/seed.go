@@ -66,11 +66,11 @@ func SeedAuth(ctx context.Context, o SeedOptions) (SeedResult, error) {
 	res.Variable = name
 	switch res.Action {
 	case SeedKept:
-		log.Info("seed: auth.json kept; the variable is an older or equal copy of the same login", "variable", name, "reason", res.Reason)
+		log.Debug("seed: auth.json kept; the variable is an older or equal copy of the same login", "variable", name, "reason", res.Reason)
 	case SeedAccount:
 		log.Warn("seed: auth.json held another account; replaced by the variable", "variable", name, "reason", res.Reason)
 	default:
-		log.Info("seed: auth.json written from the variable", "variable", name, "action", string(res.Action), "reason", res.Reason)
+		log.Debug("seed: auth.json written from the variable", "variable", name, "action", string(res.Action), "reason", res.Reason)
 	}
 	return res, nil
 }

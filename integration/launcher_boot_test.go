@@ -109,6 +109,7 @@ func TestLauncherSeedRules(t *testing.T) {
 				l.writeAuth(st.file)
 			}
 			l.Env["CODEX_AUTH_JSON"] = string(st.env)
+			l.Env["CODEX_LAUNCH_LOG_LEVEL"] = "debug" // the seed's decision is a debug line
 			l.Child = []string{l.script("child.sh", firstLook)}
 			if code := l.run(30 * time.Second); code != 0 {
 				t.Fatalf("exit %d; output:\n%s", code, l.output.String())

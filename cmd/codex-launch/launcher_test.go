@@ -235,7 +235,7 @@ func TestStopDuringPrimeIsPrompt(t *testing.T) {
 		t.Fatal(err)
 	}
 	marker := filepath.Join(r.dir, "child-ran")
-	cmd, errb, done := startLauncher(t, r.env("CODEX_LAUNCH_LOCK_TIMEOUT=30s"), "--", "touch", marker)
+	cmd, errb, done := startLauncher(t, r.env("CODEX_LAUNCH_LOCK_TIMEOUT=30s", "CODEX_LAUNCH_LOG_LEVEL=debug"), "--", "touch", marker)
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(errb.String(), "refresh: starting") && !strings.Contains(errb.String(), "auth.lock") {
 		if time.Now().After(deadline) {

@@ -97,13 +97,11 @@ func (p *program) refresh(cfg *Config, log hclog.Logger, once bool) int {
 	defer closeStore()
 	if once {
 		outcome, err := w.Pass(ctx)
-		switch outcome {
-		case authwatch.OutcomeRefreshed, authwatch.OutcomeNothingToDo:
+		// A failure was logged by the pass itself, with what to do.
+		if err != nil {
+			l.Debug("refresh --once done", "outcome", outcome.String(), "exit", int(outcome), "error", err)
+		} else {
 			l.Info("refresh --once done", "outcome", outcome.String(), "exit", int(outcome))
-		case authwatch.OutcomeTransient:
-			l.Warn("refresh --once failed, transient", "exit", int(outcome), "error", err)
-		default:
-			l.Error("refresh --once failed, permanent: the credential needs a new login", "exit", int(outcome), "error", err)
 		}
 		return int(outcome)
 	}
