@@ -474,6 +474,30 @@ func (f *AuthFile) AccessExpiry() (time.Time, bool) {
 	return c.Expiry, true
 }
 
+// AccessLifetime is how long the access token lives from when it was
+// issued: from the later of its iat claim and last_refresh (the CLI writes
+// last_refresh when it stores a new token) to its exp. The later start
+// gives the shorter span, so a margin taken from it can never make a token
+// due the moment it is stored. false when neither start is known, or the
+// span is not positive.
+func (f *AuthFile) AccessLifetime() (time.Duration, bool) {
+	if f.tok.AccessToken == "" {
+		return 0, false
+	}
+	c, err := ParseJWT(f.tok.AccessToken)
+	if err != nil || !c.HasExpiry {
+		return 0, false
+	}
+	from, ok := c.IssuedAt, c.HasIssuedAt
+	if lr, hasLR := f.LastRefresh(); hasLR && (!ok || lr.After(from)) {
+		from, ok = lr, true
+	}
+	if !ok || !c.Expiry.After(from) {
+		return 0, false
+	}
+	return c.Expiry.Sub(from), true
+}
+
 // AccountID is tokens.account_id, or else the id_token's chatgpt_account_id
 // claim (what the CLI shows for an old file without account_id).
 func (f *AuthFile) AccountID() string {

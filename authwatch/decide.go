@@ -15,7 +15,9 @@ type Policy struct {
 	Interval time.Duration
 	// SafetyMargin: refresh once the access token expires within it. It is
 	// far wider than the CLI's own 5 minutes so that the watchdog refreshes
-	// long before the CLI would, never racing it.
+	// long before the CLI would, never racing it. For a token that lives
+	// less than twice as long, the margin is half its lifetime
+	// (EffectiveMargin): one refresh per half-life, whatever the interval.
 	SafetyMargin time.Duration
 	// StaleAfter: refresh once last_refresh is older (the CLI's own cliff is
 	// 8 days; the seed's 7 days stays ahead of it).
@@ -75,10 +77,10 @@ func Decide(f *AuthFile, now time.Time, p Policy) Verdict {
 	lr, hasLR := f.LastRefresh()
 	var reasons []string
 	if v.HasExpiry {
-		left := v.AccessExpiry.Sub(now)
-		if left <= p.SafetyMargin {
-			reasons = append(reasons, fmt.Sprintf("access token expires in %s (margin %s)", roundDur(left), p.SafetyMargin))
-		} else if at := v.AccessExpiry.Add(-p.SafetyMargin); at.Before(v.NextCheck) {
+		left, margin := v.AccessExpiry.Sub(now), EffectiveMargin(f, p)
+		if left <= margin {
+			reasons = append(reasons, fmt.Sprintf("access token expires in %s (margin %s)", roundDur(left), margin))
+		} else if at := v.AccessExpiry.Add(-margin); at.Before(v.NextCheck) {
 			v.NextCheck = at
 		}
 	}
@@ -107,6 +109,18 @@ func Decide(f *AuthFile, now time.Time, p Policy) Verdict {
 		v.Reason += fmt.Sprintf(", last_refresh %s ago", roundDur(now.Sub(lr)))
 	}
 	return v
+}
+
+// EffectiveMargin is the safety margin Decide applies to f: the policy's,
+// or half the access token's lifetime (AccessLifetime) when that is
+// shorter. A token that lives shorter than the policy's margin would
+// otherwise be due the moment it is issued, and every pass would spend a
+// refresh token.
+func EffectiveMargin(f *AuthFile, p Policy) time.Duration {
+	if life, ok := f.AccessLifetime(); ok && life/2 < p.SafetyMargin {
+		return life / 2
+	}
+	return p.SafetyMargin
 }
 
 func roundDur(d time.Duration) time.Duration { return d.Round(time.Second) }

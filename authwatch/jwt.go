@@ -21,10 +21,13 @@ var ErrNotJWT = errors.New("not a JWT")
 type Claims struct {
 	Expiry    time.Time
 	HasExpiry bool
-	Email     string
-	AccountID string // https://api.openai.com/auth chatgpt_account_id
-	PlanType  string // https://api.openai.com/auth chatgpt_plan_type
-	UserID    string // https://api.openai.com/auth chatgpt_user_id (or user_id)
+	// IssuedAt is the iat claim, when readable.
+	IssuedAt    time.Time
+	HasIssuedAt bool
+	Email       string
+	AccountID   string // https://api.openai.com/auth chatgpt_account_id
+	PlanType    string // https://api.openai.com/auth chatgpt_plan_type
+	UserID      string // https://api.openai.com/auth chatgpt_user_id (or user_id)
 }
 
 const authClaim = "https://api.openai.com/auth"
@@ -51,6 +54,11 @@ func ParseJWT(token string) (Claims, error) {
 	if v, ok := raw["exp"]; ok {
 		if t, ok := numericDate(v); ok {
 			c.Expiry, c.HasExpiry = t, true
+		}
+	}
+	if v, ok := raw["iat"]; ok {
+		if t, ok := numericDate(v); ok {
+			c.IssuedAt, c.HasIssuedAt = t, true
 		}
 	}
 	c.Email = claimString(raw, "email")

@@ -104,8 +104,8 @@ func TestCLIWriterRacesWatchdog(t *testing.T) {
 	m.accessIn = time.Hour
 	lg, _ := testLogger(t)
 	w, err := New(Config{Home: h, Endpoint: m.endpoint(t, 5*time.Second), Owner: true, Logger: lg,
-		// Always due: every pass refreshes.
-		Policy: Policy{Interval: time.Hour, SafetyMargin: 2 * time.Hour, StaleAfter: time.Hour}})
+		// Always due (last_refresh is stale at once): every pass refreshes.
+		Policy: Policy{Interval: time.Hour, SafetyMargin: 2 * time.Hour, StaleAfter: time.Nanosecond}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -150,7 +150,7 @@ func TestLoopIntervalFirst(t *testing.T) {
 // capped at 10 min; success resets the backoff.
 func TestLoopBackoff(t *testing.T) {
 	c0 := newCred(0, loopStart.Add(3*time.Hour)) // due (margin 4 h), expiry far enough not to cap
-	r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, nil)
+	r := newLoopRig(t, c0.file(loopStart.Add(-20*time.Hour)), c0.Refresh, true, nil)
 	for i := 0; i < 9; i++ {
 		r.m.push(answer{status: 500, body: `{"error":"server_error"}`})
 	}
@@ -334,7 +334,63 @@ func TestLoopShortLivedTokens(t *testing.T) {
 	if !equalDurs(got, want) {
 		t.Fatalf("POSTs at %v, want %v", got, want)
 	}
-	if !strings.Contains(r.log.String(), "shorter than the safety margin") {
+	if strings.Count(r.log.String(), "shorter than twice the safety margin") != 1 {
 		t.Fatal("not logged")
+	}
+}
+
+// TestLoopShortTokensOneRefreshPerHalfLife: 1 h tokens, the default 4 h
+// margin and a 5 min interval, over two simulated days: one refresh per
+// half-life (30 min), never one per pass.
+func TestLoopShortTokensOneRefreshPerHalfLife(t *testing.T) {
+	c0 := newCred(0, loopStart.Add(time.Hour))
+	r := newLoopRig(t, c0.file(loopStart), c0.Refresh, true, func(c *Config) {
+		c.Policy = Policy{Interval: 5 * time.Minute, SafetyMargin: 4 * time.Hour, StaleAfter: 7 * 24 * time.Hour}
+	})
+	r.m.accessIn = time.Hour
+	const days = 2
+	r.run(days*24*time.Hour, func(time.Time) bool { return false })
+	got := offsets(r.postTimes(), loopStart)
+	if len(got) != days*48 {
+		t.Fatalf("%d POSTs in %d days, want %d (one per 30 min)", len(got), days, days*48)
+	}
+	for i, d := range got {
+		if d != 30*time.Minute {
+			t.Fatalf("POST %d came %s after the one before, want 30m0s", i, d)
+		}
+	}
+}
+
+// TestEffectiveMarginFromIssuedAt: the lifetime comes from the later of the
+// access token's iat and last_refresh.
+func TestEffectiveMarginFromIssuedAt(t *testing.T) {
+	now := loopStart
+	p := DefaultPolicy()
+	mk := func(iat, exp time.Time, lr string) *AuthFile {
+		access := mintJWT(map[string]any{"iat": iat.Unix(), "exp": exp.Unix()})
+		js := `{"auth_mode":"chatgpt","tokens":{"id_token":"i","access_token":"` + access + `","refresh_token":"r","account_id":"a"}`
+		if lr != "" {
+			js += `,"last_refresh":"` + lr + `"`
+		}
+		f, err := ParseAuthFile([]byte(js + "}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	for _, c := range []struct {
+		name string
+		f    *AuthFile
+		want time.Duration
+	}{
+		{"iat, no last_refresh", mk(now, now.Add(2*time.Hour), ""), time.Hour},
+		{"iat later than last_refresh", mk(now, now.Add(2*time.Hour), FormatTimestamp(now.Add(-time.Hour))), time.Hour},
+		{"last_refresh later than iat", mk(now.Add(-5*time.Hour), now.Add(2*time.Hour), FormatTimestamp(now)), time.Hour},
+		{"long-lived token", mk(now, now.Add(10*24*time.Hour), ""), 4 * time.Hour},
+		{"iat after exp", mk(now.Add(3*time.Hour), now.Add(2*time.Hour), ""), 4 * time.Hour},
+	} {
+		if got := EffectiveMargin(c.f, p); got != c.want {
+			t.Errorf("%s: margin %s, want %s", c.name, got, c.want)
+		}
 	}
 }

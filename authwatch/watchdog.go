@@ -105,6 +105,8 @@ type Watchdog struct {
 	failures    int
 	lastErr     *RefreshError
 	lastSuccess time.Time
+	// shortWarned: the short-lifetime warning was logged (once is enough).
+	shortWarned bool
 	// deadToken is the SHA-256 of a refresh token the endpoint rejected
 	// for good: it is never sent again. Only a hash is kept.
 	deadToken [32]byte
@@ -420,7 +422,7 @@ func (w *Watchdog) refresh(ctx context.Context, now time.Time, seen *AuthFile, v
 		why       = v.Reason
 	)
 	reason := ReasonScheduled
-	if v.HasExpiry && v.AccessExpiry.Sub(now) <= p.SafetyMargin {
+	if v.HasExpiry && v.AccessExpiry.Sub(now) <= EffectiveMargin(seen, p) {
 		reason = ReasonProactiveExpiry
 	}
 	w.log.Debug("refresh: starting", "reason", why, "endpoint", w.cfg.Endpoint.String())
@@ -481,13 +483,14 @@ func (w *Watchdog) refresh(ctx context.Context, now time.Time, seen *AuthFile, v
 		next := nv.NextCheck
 		exp, _ := committed.AccessExpiry()
 		if nv.Refresh {
-			// The endpoint issues tokens that live shorter than the
-			// safety margin: refreshing "when due" would mean at once,
-			// forever. Refresh at half the remaining life instead.
-			half := max(exp.Sub(after)/2, w.cfg.MinBackoff)
-			next = after.Add(minDur(half, p.Interval))
-			w.log.Warn("refresh: new access token lives shorter than the safety margin; refreshing at half its life",
-				"access_expires_at", isoTime(exp), "safety_margin", p.SafetyMargin)
+			// A token with no lifetime to read that is already inside
+			// the margin: do not spin, wait at least MinBackoff.
+			next = after.Add(minDur(max(exp.Sub(after)/2, w.cfg.MinBackoff), p.Interval))
+		}
+		if m := EffectiveMargin(committed, p); m < p.SafetyMargin && !w.shortWarned {
+			w.shortWarned = true
+			w.log.Warn("refresh: access tokens live shorter than twice the safety margin; refreshing at half their life",
+				"access_expires_at", isoTime(exp), "safety_margin", p.SafetyMargin, "effective_margin", m)
 		}
 		w.log.Info("refresh: ok", "access_expires_at", isoTime(exp), "rotated_refresh_token", committed.Tokens().RefreshToken != used, "next_check", isoTime(next))
 		return passResult{outcome: OutcomeRefreshed, next: next, base: w.committedVersion(committed)}

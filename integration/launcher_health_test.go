@@ -85,7 +85,8 @@ func TestLauncherHealth(t *testing.T) {
 	})
 
 	t.Run("dead", func(t *testing.T) {
-		l := newLaunch(t, tokenmock.Options{})
+		// A 24 h token with 1 h left: inside the default 4 h margin.
+		l := newLaunch(t, tokenmock.Options{AccessTTL: 24 * time.Hour})
 		c := l.Mock.IssueWithExpiry("acct-h", time.Now().Add(time.Hour))
 		l.writeAuth(authJSON(c, time.Now().Add(-time.Hour)))
 		l.Mock.Script(tokenmock.Error(400, "refresh_token_reused"))

@@ -101,10 +101,10 @@ var seqRe = regexp.MustCompile(`"x_cli_writer_seq": (\d+)`)
 // count (every increment kept).
 func TestRefreshRacesCLIWriter(t *testing.T) {
 	t.Parallel()
-	srv := tokenmock.Start(tokenmock.Options{AccessTTL: time.Hour})
+	// Every token the mock mints has expired already: always due.
+	srv := tokenmock.Start(tokenmock.Options{AccessTTL: time.Hour, Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }})
 	defer srv.Close()
 	h := newHome(t, srv)
-	h.Env["CODEX_AUTH_SAFETY_MARGIN_SECONDS"] = "7200" // longer than the TTL: always due
 	h.expired("acct-1")
 
 	const writes, refreshes = 25, 8

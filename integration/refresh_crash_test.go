@@ -24,10 +24,10 @@ func TestRefreshSurvivesSIGKILL(t *testing.T) {
 		maxKills = 300
 		budget   = 15 * time.Second
 	)
-	srv := tokenmock.Start(tokenmock.Options{AccessTTL: time.Hour})
+	// Every token the mock mints has expired already: every run refreshes.
+	srv := tokenmock.Start(tokenmock.Options{AccessTTL: time.Hour, Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }})
 	defer srv.Close()
 	h := newHome(t, srv)
-	h.Env["CODEX_AUTH_SAFETY_MARGIN_SECONDS"] = "7200" // longer than the TTL: every run refreshes
 	h.expired("acct-1")
 
 	// How long a whole run takes here, to spread the kills over it.

@@ -293,6 +293,7 @@ func (s *Server) mintLocked(account string, gen int, accessExp time.Time) Creden
 	email := account + "@example.com"
 	id := mintJWT(withJTI(Claims(account, email, s.opts.Now().Add(s.opts.IDTTL)), s.serial), s.sig("id"))
 	acc := Claims(account, email, accessExp)
+	acc["iat"] = accessExp.Add(-s.opts.AccessTTL).Unix() // a token of AccessTTL that expires at accessExp
 	acc["https://api.openai.com/profile"] = map[string]any{"email": email}
 	access := mintJWT(withJTI(acc, s.serial), s.sig("ac"))
 	refresh := "rt_" + Sentinel + "_" + randHex(12)

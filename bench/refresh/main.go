@@ -74,23 +74,26 @@ func run(n int, seed, launcher, python string) error {
 
 	srv := tokenmock.Start(tokenmock.Options{AccessTTL: time.Hour})
 	defer srv.Close()
+	// A mock whose tokens have expired when minted: every run finds the
+	// credential due, so each run refreshes the token the previous one
+	// rotated.
+	due := tokenmock.Start(tokenmock.Options{AccessTTL: time.Hour, Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }})
+	defer due.Close()
 
 	type pathCase struct {
 		name     string
+		srv      *tokenmock.Server
 		wantExit int
 		margin   string
 		expiry   time.Duration // of the first access token
 		fixture  func(c tokenmock.Credential) []byte
 	}
 	paths := []pathCase{
-		{name: "skip (fresh credential)", wantExit: 1, margin: "600", expiry: 5 * time.Hour, fixture: func(c tokenmock.Credential) []byte {
+		{name: "skip (fresh credential)", srv: srv, wantExit: 1, margin: "600", expiry: 5 * time.Hour, fixture: func(c tokenmock.Credential) []byte {
 			return srv.AuthJSON(c, time.Now())
 		}},
-		// A margin longer than the mock's access-token lifetime: every run
-		// finds the credential due, so each run refreshes the token the
-		// previous one rotated.
-		{name: "refresh (one POST + commit)", wantExit: 0, margin: "7200", expiry: 30 * time.Minute, fixture: func(c tokenmock.Credential) []byte {
-			return srv.AuthJSON(c, time.Now().Add(-time.Hour))
+		{name: "refresh (one POST + commit)", srv: due, wantExit: 0, margin: "600", expiry: -time.Minute, fixture: func(c tokenmock.Credential) []byte {
+			return due.AuthJSON(c, time.Now().Add(-time.Hour))
 		}},
 	}
 
@@ -107,7 +110,7 @@ func run(n int, seed, launcher, python string) error {
 			if err := os.Mkdir(dir, 0o700); err != nil {
 				return err
 			}
-			c := srv.IssueWithExpiry("bench-"+p.name, time.Now().Add(pc.expiry))
+			c := pc.srv.IssueWithExpiry("bench-"+p.name, time.Now().Add(pc.expiry))
 			if err := os.WriteFile(filepath.Join(dir, "auth.json"), pc.fixture(c), 0o600); err != nil {
 				return err
 			}
@@ -119,7 +122,7 @@ func run(n int, seed, launcher, python string) error {
 				env := []string{
 					"PATH=" + p.path, "HOME=" + work, "LANG=C.UTF-8", "NO_PROXY=*",
 					"CODEX_HOME=" + homes[i],
-					"CODEX_REFRESH_TOKEN_URL_OVERRIDE=" + srv.URL,
+					"CODEX_REFRESH_TOKEN_URL_OVERRIDE=" + pc.srv.URL,
 					"CODEX_AUTH_SAFETY_MARGIN_SECONDS=" + pc.margin,
 				}
 				s, code, out, err := measure(p.argv, env)
@@ -150,7 +153,7 @@ func run(n int, seed, launcher, python string) error {
 	for _, r := range ratios {
 		fmt.Printf("| %s | %s | %s |\n", r.path, r.wall, r.cpu)
 	}
-	fmt.Printf("\nPOSTs to the mock: %d\n", srv.Posts())
+	fmt.Printf("\nPOSTs to the mock: %d\n", srv.Posts()+due.Posts())
 	return nil
 }
 

@@ -99,7 +99,7 @@ func credentialOptions() []option {
 		},
 		{
 			Flag: "safety-margin", Env: "CODEX_AUTH_SAFETY_MARGIN_SECONDS", Default: "4h",
-			Usage: "refresh when the access token expires within this margin",
+			Usage: "refresh when the access token expires within this margin (at most half the token's lifetime)",
 			Set:   func(c *Config, raw string) error { return setDuration(&c.SafetyMargin, raw, true) },
 		},
 		{
