@@ -3,6 +3,8 @@ package authwatch
 import (
 	"fmt"
 	"time"
+
+	"github.com/molecule-ai/codex-launch/internal/human"
 )
 
 // HealthInput is what `codex-launch health` knows: auth.json, the status file
@@ -74,13 +76,13 @@ func JudgeHealth(in HealthInput) Health {
 		if why == "" {
 			why = st.WatchdogLastOutcome
 		}
-		return bad(HealthDead, "credential is dead (permanent refresh failure: %s); log in again", why)
+		return bad(HealthDead, "credential is dead: %s", why)
 	}
 
 	exp, hasExp := in.Auth.AccessExpiry()
 	if hasExp && !exp.After(in.Now) {
-		return bad(HealthExpired, "access token expired at %s (%s ago) and was not refreshed",
-			exp.UTC().Format(time.RFC3339), in.Now.Sub(exp).Round(time.Second))
+		return bad(HealthExpired, "access token expired at %s (%s) and was not refreshed",
+			exp.UTC().Format(time.RFC3339), human.Relative(exp, in.Now))
 	}
 
 	if in.StatusErr != nil {
@@ -94,8 +96,8 @@ func JudgeHealth(in HealthInput) Health {
 		return bad(HealthStaleStatus, "status file has no readable watchdog_last_run_iso (%q)", in.Status.WatchdogLastRunISO)
 	}
 	if limit := 2 * in.Interval; in.Now.Sub(ran) > limit {
-		return bad(HealthStaleStatus, "watchdog last ran %s ago, more than two intervals (%s): it is wedged or gone",
-			in.Now.Sub(ran).Round(time.Second), limit)
+		return bad(HealthStaleStatus, "watchdog last ran %s, more than two intervals (%s) ago: it is wedged or gone",
+			human.Relative(ran, in.Now), human.Duration(limit))
 	}
 
 	reason := "credential usable"
@@ -105,7 +107,7 @@ func JudgeHealth(in HealthInput) Health {
 	if ok, why := in.Auth.Refreshable(); !ok {
 		reason += "; not refreshed by codex-launch: " + why
 	}
-	reason += fmt.Sprintf("; watchdog ran %s ago", in.Now.Sub(ran).Round(time.Second))
+	reason += "; watchdog ran " + human.Relative(ran, in.Now)
 	if n := in.Status.ConsecutiveFailures; n > 0 {
 		reason += fmt.Sprintf("; %d consecutive transient failure(s), retrying", n)
 	}

@@ -91,7 +91,7 @@ func TestJudgeHealth(t *testing.T) {
 		{"stale status", HealthInput{Auth: fresh(), Status: healthyStatus(lr, healthNow.Add(-2*interval-time.Second))},
 			false, HealthStaleStatus, "more than two intervals"},
 		{"status just inside two intervals", HealthInput{Auth: fresh(), Status: healthyStatus(lr, healthNow.Add(-2*interval))},
-			true, HealthOK, "watchdog ran 2h0m0s ago"},
+			true, HealthOK, "watchdog ran 2h ago"},
 		{"status missing", HealthInput{Auth: fresh()},
 			false, HealthNoStatus, "no status file"},
 		{"status unreadable", HealthInput{Auth: fresh(), StatusErr: errors.New("unexpected EOF")},

@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/molecule-ai/codex-launch/authwatch"
+	"github.com/molecule-ai/codex-launch/internal/human"
 )
 
 // snapshot is what status and health read: auth.json's metadata, the status
@@ -132,9 +136,12 @@ func writeStatus(w io.Writer, s snapshot, now time.Time) {
 		if a.AccountID != "" {
 			kind += ", account " + a.AccountID
 		}
-		if a.Refreshable {
+		switch {
+		case s.Health.State == string(authwatch.HealthDead):
+			kind += ", dead: a new login is needed"
+		case a.Refreshable:
 			kind += ", refreshable"
-		} else {
+		default:
 			kind += ", not refreshed: " + a.NotRefreshableReason
 		}
 		row("credential", "%s", kind)
@@ -158,13 +165,14 @@ func writeStatus(w io.Writer, s snapshot, now time.Time) {
 			row("next check", "%s", when(st.NextCheckAt, now, ""))
 		}
 		if st.ConsecutiveFailures > 0 || st.LastErrorClass != "" {
-			row("failures", "%d in a row; last: %s, HTTP %d %s", st.ConsecutiveFailures, st.LastErrorClass, st.LastHTTPStatus, st.LastErrorCode)
+			row("failures", "%d in a row; last: %s", st.ConsecutiveFailures, lastError(st))
 		}
 		owner := "yes"
 		if !st.RefreshOwner {
 			owner = "no (watch and report only)"
 		}
-		row("refresh owner", "%s, pid %d", owner, st.PID)
+		row("refresh owner", "%s", owner)
+		row("written by", "%s", writer(st))
 	}
 	if st := s.Store; st != nil {
 		line := fmt.Sprintf("%s: %s", st.Store, st.State)
@@ -179,11 +187,46 @@ func writeStatus(w io.Writer, s snapshot, now time.Time) {
 		}
 		row("store", "%s", line)
 	}
-	verdict := "healthy"
-	if !s.Health.OK {
-		verdict = "UNHEALTHY (" + s.Health.State + ")"
+	row("health", "%s", healthLine(s))
+}
+
+// lastError describes the last failure: its class, then what failed.
+func lastError(st *authwatch.Status) string {
+	var what []string
+	if st.LastErrorKind != "" && !(st.LastErrorKind == authwatch.KindHTTP && st.LastHTTPStatus != 0) {
+		what = append(what, st.LastErrorKind)
 	}
-	row("health", "%s: %s", verdict, s.Health.Reason)
+	if st.LastHTTPStatus != 0 {
+		what = append(what, fmt.Sprintf("HTTP %d", st.LastHTTPStatus))
+	}
+	if st.LastErrorCode != "" {
+		what = append(what, st.LastErrorCode)
+	}
+	if len(what) == 0 {
+		return st.LastErrorClass
+	}
+	return st.LastErrorClass + " (" + strings.Join(what, ", ") + ")"
+}
+
+// healthLine is the verdict as `health` prints it and `status` shows it.
+func healthLine(s snapshot) string {
+	if s.Health.OK {
+		return "healthy: " + s.Health.Reason
+	}
+	return fmt.Sprintf("unhealthy (%s): %s", s.Health.State, s.Health.Reason)
+}
+
+// writer says who wrote the status file: a single pass, or a watchdog loop
+// that is still running or has gone (a pid is shown only while it means
+// something).
+func writer(st *authwatch.Status) string {
+	if !st.WatchdogLoop {
+		return "a single pass (refresh --once)"
+	}
+	if err := unix.Kill(st.PID, 0); err == nil || errors.Is(err, unix.EPERM) {
+		return fmt.Sprintf("the watchdog, pid %d", st.PID)
+	}
+	return "a watchdog that is no longer running"
 }
 
 // when shows an RFC 3339 time with its distance from now.
@@ -195,11 +238,7 @@ func when(iso string, now time.Time, verb string) string {
 	if err != nil {
 		return iso
 	}
-	d := t.Sub(now).Round(time.Second)
-	rel := fmt.Sprintf("in %s", d)
-	if d <= 0 {
-		rel = fmt.Sprintf("%s ago", -d)
-	}
+	rel := human.Relative(t, now)
 	if verb != "" {
 		return fmt.Sprintf("%s %s (%s)", verb, iso, rel)
 	}
@@ -210,10 +249,9 @@ func when(iso string, now time.Time, verb string) string {
 // watchdog alive, 1 otherwise, with one line saying why.
 func (p *program) health(cfg *Config) int {
 	snap := readSnapshot(cfg, cfg.ResolvedCodexHome(p.homeDir()), time.Now())
+	fmt.Fprintln(p.stdout, healthLine(snap))
 	if snap.Health.OK {
-		fmt.Fprintf(p.stdout, "healthy: %s\n", snap.Health.Reason)
 		return exitOK
 	}
-	fmt.Fprintf(p.stdout, "unhealthy (%s): %s\n", snap.Health.State, snap.Health.Reason)
 	return exitFailed
 }
