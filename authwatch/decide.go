@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/molecule-ai/codex-launch/internal/human"
 )
 
 // Policy says when a credential is due. The defaults are the seed's, under the
@@ -79,7 +81,7 @@ func Decide(f *AuthFile, now time.Time, p Policy) Verdict {
 	if v.HasExpiry {
 		left, margin := v.AccessExpiry.Sub(now), EffectiveMargin(f, p)
 		if left <= margin {
-			reasons = append(reasons, fmt.Sprintf("access token expires in %s (margin %s)", roundDur(left), margin))
+			reasons = append(reasons, fmt.Sprintf("%s (margin %s)", expiry(v.AccessExpiry, now), human.Duration(margin)))
 		} else if at := v.AccessExpiry.Add(-margin); at.Before(v.NextCheck) {
 			v.NextCheck = at
 		}
@@ -87,7 +89,7 @@ func Decide(f *AuthFile, now time.Time, p Policy) Verdict {
 	if hasLR {
 		age := now.Sub(lr)
 		if age >= p.StaleAfter {
-			reasons = append(reasons, fmt.Sprintf("last_refresh is %s old (stale after %s)", roundDur(age), p.StaleAfter))
+			reasons = append(reasons, fmt.Sprintf("last_refresh is %s old (stale after %s)", human.Duration(age), human.Duration(p.StaleAfter)))
 		} else if at := lr.Add(p.StaleAfter); at.Before(v.NextCheck) {
 			v.NextCheck = at
 		}
@@ -103,10 +105,10 @@ func Decide(f *AuthFile, now time.Time, p Policy) Verdict {
 	}
 	v.Reason = "fresh"
 	if v.HasExpiry {
-		v.Reason += fmt.Sprintf(": access token expires in %s", roundDur(v.AccessExpiry.Sub(now)))
+		v.Reason += ": " + expiry(v.AccessExpiry, now)
 	}
 	if hasLR {
-		v.Reason += fmt.Sprintf(", last_refresh %s ago", roundDur(now.Sub(lr)))
+		v.Reason += ", last_refresh " + human.Relative(lr, now)
 	}
 	return v
 }
@@ -123,4 +125,10 @@ func EffectiveMargin(f *AuthFile, p Policy) time.Duration {
 	return p.SafetyMargin
 }
 
-func roundDur(d time.Duration) time.Duration { return d.Round(time.Second) }
+// expiry says when the access token expires, or expired, as seen from now.
+func expiry(exp, now time.Time) string {
+	if exp.After(now) {
+		return "access token expires " + human.Relative(exp, now)
+	}
+	return "access token expired " + human.Relative(exp, now)
+}
