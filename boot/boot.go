@@ -12,17 +12,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Config is what Run needs from the launcher's configuration.
+// Config is what boot needs from the launcher's configuration.
 type Config struct {
-	// EnvDir, when set, is loaded first (see LoadEnvDir).
-	EnvDir string
 	// CodexHome is CODEX_HOME as configured by flag or variable. Empty: the
-	// target user's home + "/.codex" (the launcher must not resolve the
-	// default itself from root's HOME before the user is known).
+	// target user's home + "/.codex" (see ResolveTarget).
 	CodexHome string
 	// User is NAME|UID[:GROUP|GID] to drop to; empty keeps the current user.
 	User string
-	// Environ is the launcher's environment (os.Environ()).
+	// Environ is the launcher's environment, the env directory already
+	// applied.
 	Environ []string
 	// Command is the child's argv, for the boot log only.
 	Command []string
@@ -36,7 +34,7 @@ type Config struct {
 
 // Result is what the launcher needs after boot.
 type Result struct {
-	// Env is the child's environment: Environ with the env directory applied,
+	// Env is the child's environment: Environ with
 	// HOME set to the target user's home, CODEX_HOME set to the resolved
 	// directory, and CODEX_AUTH_JSON / CODEX_CHATGPT_AUTH_JSON removed once
 	// auth.json holds (or already held) their credential. Use it for the child
@@ -74,72 +72,38 @@ type Error struct {
 func (e *Error) Error() string { return "boot: " + e.Step + ": " + e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
 
-// Run does the boot in the only safe order: load the env directory, log the
-// context, resolve the user, prepare CODEX_HOME as root (create, re-own), drop
-// to the user, and only then seed auth.json and config.toml, so that every
-// file written from here on (by boot, the prime and the watchdog) is the
-// user's and no root process writes into a directory the user controls.
+// Run does the boot for target (ResolveTarget) in the only safe order: log
+// the context, prepare CODEX_HOME as root (create, re-own), drop to the user,
+// and only then seed auth.json and config.toml, so that every file written
+// from here on (by boot, the prime and the watchdog) is the user's and no root
+// process writes into a directory the user controls.
 //
 // It stops between steps when ctx is done (a SIGTERM during boot), having
 // left nothing half-written: each write is atomic.
-func Run(ctx context.Context, cfg Config) (*Result, error) {
+func Run(ctx context.Context, cfg Config, target Target) (*Result, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
 	log = log.Named("boot")
 	env := append([]string(nil), cfg.Environ...)
-	res := &Result{syncs: &pendingSyncs{}}
+	res := &Result{syncs: &pendingSyncs{}, User: target.User}
 
-	if cfg.EnvDir != "" {
-		vars, err := LoadEnvDir(cfg.EnvDir, log)
-		if err != nil {
-			return nil, &Error{"env-dir", err}
-		}
-		env = MergeEnv(env, vars)
-	}
-
-	var target *User
-	if cfg.User != "" {
-		u, err := cfg.Accounts.Lookup(cfg.User)
-		if err != nil {
-			return nil, &Error{"user", err}
-		}
-		target = u
-		res.User = u
-	}
-	LogContext(log, target, cfg.Command, env)
+	LogContext(log, target.User, cfg.Command, env)
 	if err := ctx.Err(); err != nil {
 		return nil, &Error{"user", err}
 	}
 
-	home := cfg.CodexHome
-	if home == "" {
-		base := ""
-		if target != nil {
-			base = target.Home
-		} else if h, ok := LookupEnv(env, "HOME"); ok && h != "" {
-			base = h
-		} else if h, err := os.UserHomeDir(); err == nil {
-			base = h
-		}
-		if base == "" {
-			return nil, &Error{"codex-home", errors.New("CODEX_HOME is not set and there is no home directory to default it to")}
-		}
-		home = filepath.Join(base, ".codex")
-	}
-	if abs, err := filepath.Abs(home); err == nil {
-		home = abs
-	}
+	home := target.CodexHome
 	res.CodexHome = home
-	if err := PrepareHome(home, target, log); err != nil {
+	if err := PrepareHome(home, target.User, log); err != nil {
 		return nil, &Error{"codex-home", err}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, &Error{"codex-home", err}
 	}
 
-	if target != nil {
+	if target := target.User; target != nil {
 		if SameUserOtherGroup(target) {
 			log.Warn("already running as the target user, but in another group that cannot be changed without root; keeping it",
 				"user", target.String(), "gid", os.Getegid())
@@ -187,7 +151,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if !seed.Materialised() { // else auth.json holds the variable's credential
 		warnNoCredential(log, home, env)
 	}
-	log.Debug("boot done", "codex_home", home, "user", target.String(), "seed", string(seed.Action), "config_store", string(store))
+	log.Debug("boot done", "codex_home", home, "user", target.User.String(), "seed", string(seed.Action), "config_store", string(store))
 	return res, nil
 }
 

@@ -80,8 +80,12 @@ func TestRun(t *testing.T) {
 	}
 	home := filepath.Join(root, "home", ".codex")
 	var logs bytes.Buffer
-	res, err := Run(context.Background(), Config{
-		EnvDir: envDir, CodexHome: home, Environ: []string{"EXTRA=from-env", "KEEP=1", "HOME=" + root},
+	vars, err := LoadEnvDir(envDir, testLogger(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := runBoot(context.Background(), Config{
+		CodexHome: home, Environ: MergeEnv([]string{"EXTRA=from-env", "KEEP=1", "HOME=" + root}, vars),
 		Command: []string{"child"}, Logger: testLogger(&logs),
 	})
 	if err != nil {
@@ -113,9 +117,48 @@ func TestRun(t *testing.T) {
 	}
 
 	// Default CODEX_HOME: $HOME/.codex when no user is given.
-	res, err = Run(context.Background(), Config{Environ: []string{"HOME=" + filepath.Join(root, "h2")}})
+	if err := os.Mkdir(filepath.Join(root, "h2"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	res, err = runBoot(context.Background(), Config{Environ: []string{"HOME=" + filepath.Join(root, "h2")}})
 	if err != nil || res.CodexHome != filepath.Join(root, "h2", ".codex") {
 		t.Errorf("default CODEX_HOME: %v %v", res, err)
+	}
+}
+
+// runBoot resolves the target and boots, as the launcher does.
+func runBoot(ctx context.Context, cfg Config) (*Result, error) {
+	target, err := ResolveTarget(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return Run(ctx, cfg, target)
+}
+
+// A default CODEX_HOME under a home that does not exist, or under /, is
+// refused before anything is created.
+func TestResolveTargetRefusesAMissingHome(t *testing.T) {
+	root := t.TempDir()
+	missing := filepath.Join(root, "nonexistent")
+	for _, home := range []string{missing, "/", ""} {
+		_, err := ResolveTarget(Config{Environ: []string{"HOME=" + home}})
+		var be *Error
+		if home == "" {
+			if err != nil { // "" falls back to the process's own home
+				t.Errorf("HOME empty: %v", err)
+			}
+			continue
+		}
+		if !errors.As(err, &be) || be.Step != "codex-home" || !strings.Contains(err.Error(), "set CODEX_HOME") {
+			t.Errorf("HOME=%s: err = %v, want a codex-home error that says to set CODEX_HOME", home, err)
+		}
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s was created: %v", missing, err)
+	}
+	// Given explicitly, a CODEX_HOME that does not exist yet is boot's to make.
+	if tg, err := ResolveTarget(Config{CodexHome: filepath.Join(missing, ".codex")}); err != nil || tg.CodexHome != filepath.Join(missing, ".codex") {
+		t.Errorf("explicit CODEX_HOME: %+v %v", tg, err)
 	}
 }
 
@@ -125,12 +168,11 @@ func TestRunErrors(t *testing.T) {
 		cfg  Config
 		step string
 	}{
-		{Config{EnvDir: filepath.Join(root, "missing"), CodexHome: root}, "env-dir"},
 		{Config{User: "no-such-user-here", CodexHome: root}, "user"},
 		{Config{CodexHome: root, Environ: []string{"CODEX_AUTH_JSON=not json"}}, "seed"},
 	}
 	for _, c := range cases {
-		_, err := Run(context.Background(), c.cfg)
+		_, err := runBoot(context.Background(), c.cfg)
 		var be *Error
 		if !errors.As(err, &be) || be.Step != c.step {
 			t.Errorf("%+v: err = %v, want a boot error at step %s", c.cfg, err, c.step)
@@ -144,7 +186,7 @@ func TestRunErrors(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	cfg := Config{CodexHome: filepath.Join(root, "x"), Environ: []string{"CODEX_AUTH_JSON=" + string(authJSON)}}
-	if _, err := Run(ctx, cfg); !errors.Is(err, context.Canceled) {
+	if _, err := runBoot(ctx, cfg); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(root, "x", "auth.json")); err == nil {
@@ -161,7 +203,7 @@ func TestRunUnwritableConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	if _, err := Run(context.Background(), Config{CodexHome: home, Logger: testLogger(&logs)}); err != nil {
+	if _, err := runBoot(context.Background(), Config{CodexHome: home, Logger: testLogger(&logs)}); err != nil {
 		t.Fatalf("an unusable config.toml stopped the boot: %v", err)
 	}
 	if !strings.Contains(logs.String(), "config.toml") || !strings.Contains(logs.String(), "[WARN]") {

@@ -26,15 +26,11 @@ func DropPrivileges(u *User) error {
 	if u == nil {
 		return nil
 	}
-	euid, egid := os.Geteuid(), os.Getegid()
-	if euid == u.UID && egid == u.GID && os.Getuid() == u.UID && os.Getgid() == u.GID {
-		return nil
+	if err := CanDrop(u); err != nil {
+		return err
 	}
-	if euid != 0 {
-		if euid == u.UID && os.Getuid() == u.UID {
-			return nil
-		}
-		return fmt.Errorf("cannot switch to user %s: %w (uid %d)", u, ErrNotRoot, euid)
+	if os.Geteuid() != 0 {
+		return nil // already u (CanDrop): a group that differs is kept
 	}
 	groups := u.Groups
 	if len(groups) == 0 {
@@ -53,6 +49,18 @@ func DropPrivileges(u *User) error {
 		return fmt.Errorf("switch to user %s: still uid %d/%d gid %d/%d", u, os.Getuid(), os.Geteuid(), os.Getgid(), os.Getegid())
 	}
 	return nil
+}
+
+// CanDrop reports whether this process can become u: it is root, or it is
+// already u (a group that differs is then kept, see SameUserOtherGroup).
+func CanDrop(u *User) error {
+	if u == nil || os.Geteuid() == 0 {
+		return nil
+	}
+	if os.Geteuid() == u.UID && os.Getuid() == u.UID {
+		return nil
+	}
+	return fmt.Errorf("cannot switch to user %s: %w (uid %d)", u, ErrNotRoot, os.Geteuid())
 }
 
 // SameUserOtherGroup reports whether the process already runs as u's uid,

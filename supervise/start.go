@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -55,10 +56,27 @@ func lookEnv(env []string, key string) (string, bool) {
 	return "", false
 }
 
+// Identity is a user whose right to execute a program is judged: the owner,
+// group or other execute bit that applies to it, as execve would decide.
+type Identity struct {
+	UID, GID int
+	Groups   []int // supplementary groups
+}
+
+// Resolve finds prog as the child will (see resolve) and checks that id may
+// execute it, without starting anything: the launcher uses it to refuse a
+// command that cannot run before it writes anything. Errors are *StartError
+// with the exit code to use (126, 127).
+func Resolve(prog string, env []string, id *Identity) (string, error) {
+	return resolve(prog, env, "", id)
+}
+
 // resolve finds the program to execute. A name with a slash is used as it is
 // (relative to dir); otherwise the child's own PATH is searched, as execvp
-// would in the child. Errors are *StartError with the exit code to use.
-func resolve(prog string, env []string, dir string) (string, error) {
+// would in the child. id, when set, is who must be able to execute it; nil
+// accepts any execute bit and leaves the verdict to execve. Errors are
+// *StartError with the exit code to use.
+func resolve(prog string, env []string, dir string, id *Identity) (string, error) {
 	if prog == "" {
 		return "", &StartError{Program: prog, Code: CodeNotFound, Err: errors.New("empty command")}
 	}
@@ -67,7 +85,7 @@ func resolve(prog string, env []string, dir string) (string, error) {
 		if !filepath.IsAbs(p) && dir != "" {
 			p = filepath.Join(dir, p)
 		}
-		if err := checkExecutable(p); err != nil {
+		if err := checkExecutable(p, id); err != nil {
 			return "", classify(prog, prog, err)
 		}
 		return prog, nil
@@ -86,7 +104,7 @@ func resolve(prog string, env []string, dir string) (string, error) {
 		if !filepath.IsAbs(p) && dir != "" {
 			p = filepath.Join(dir, p)
 		}
-		err := checkExecutable(p)
+		err := checkExecutable(p, id)
 		if err == nil {
 			return filepath.Join(d, prog), nil
 		}
@@ -112,7 +130,7 @@ func isStatError(err error) bool {
 }
 
 // checkExecutable rejects what execve would, with a clearer reason.
-func checkExecutable(p string) error {
+func checkExecutable(p string, id *Identity) error {
 	st, err := os.Stat(p)
 	if err != nil {
 		return err
@@ -123,10 +141,27 @@ func checkExecutable(p string) error {
 	if !st.Mode().IsRegular() {
 		return syscall.EACCES
 	}
-	if st.Mode().Perm()&0o111 == 0 {
+	if st.Mode().Perm()&executeBits(st, id) == 0 {
 		return syscall.EACCES
 	}
 	return nil
+}
+
+// executeBits are the execute bits of st's mode that apply to id: all three
+// for root or an unknown identity, else the owner's, the group's or the
+// others' bit.
+func executeBits(st os.FileInfo, id *Identity) os.FileMode {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if id == nil || id.UID == 0 || !ok {
+		return 0o111
+	}
+	if int(sys.Uid) == id.UID {
+		return 0o100
+	}
+	if int(sys.Gid) == id.GID || slices.Contains(id.Groups, int(sys.Gid)) {
+		return 0o010
+	}
+	return 0o001
 }
 
 // classify turns an error from resolving or execve into a *StartError.

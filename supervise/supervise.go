@@ -227,7 +227,7 @@ func (s *Supervisor) Start(spec Spec) error {
 		env = os.Environ()
 	}
 	prog := spec.Argv[0]
-	path, err := resolve(prog, env, spec.Dir)
+	path, err := resolve(prog, env, spec.Dir, nil)
 	if err != nil {
 		return err
 	}

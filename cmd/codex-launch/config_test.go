@@ -24,7 +24,7 @@ func runCaptured(t *testing.T, env map[string]string, args ...string) (code int,
 		getenv: func(k string) string { return env[k] },
 		table:  optionTable(),
 	}
-	p.launch = func(c *Config, _ map[string]string, a []string) int {
+	p.launch = func(c *Config, _ []string, _ hclog.Logger, a []string) int {
 		cfg, argv = c, a
 		return 0
 	}

@@ -24,11 +24,11 @@ import (
 // and the watchdog. It returns the exit code: the child's, or 125 when
 // codex-launch failed before the child ran, or 128+N when stop signal N came
 // before the child existed.
-func (p *program) launcher(cfg *Config, given map[string]string, argv []string) int {
+func (p *program) launcher(cfg *Config, env []string, log hclog.Logger, argv []string) int {
 	// The supervisor first: registering its SIGCHLD is one round trip with
 	// the Go runtime's signal thread now, and would queue behind the
 	// forwarder's ~60 registrations later. Its options are final only after
-	// boot (the env directory may set them); Configure sets them then.
+	// boot; Configure sets them then.
 	sup, err := supervise.New(supervise.Options{})
 	if err != nil {
 		fmt.Fprintln(p.stderr, "codex-launch: cannot supervise:", err)
@@ -48,7 +48,6 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 	// the drop to --user (which clears it), and a parent that died in
 	// between must still be noticed.
 	parent := os.Getppid()
-	log := newLogger(cfg, p.stderr)
 	sigOpts := signalOptions(cfg, log)
 	fwd.Configure(sigOpts)
 	l := log.Named("launcher")
@@ -69,15 +68,35 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 		return 0, false
 	}
 
-	res, err := boot.Run(ctx, boot.Config{
-		EnvDir:      cfg.EnvDir,
+	// Nothing is written before the command is known to run: who it runs
+	// as, where CODEX_HOME is, and that the program is there for that user.
+	bootCfg := boot.Config{
 		CodexHome:   cfg.CodexHome,
 		User:        cfg.User,
-		Environ:     p.environ,
+		Environ:     env,
 		Command:     argv,
 		Logger:      log,
 		LockTimeout: cfg.LockTimeout,
-	})
+	}
+	target, err := boot.ResolveTarget(bootCfg)
+	if err != nil {
+		l.Error("the child was not started", "error", err)
+		return exitLaunch
+	}
+	if _, err := supervise.Resolve(argv[0], env, identityOf(target.User)); err != nil {
+		var se *supervise.StartError
+		code := exitLaunch
+		if errors.As(err, &se) {
+			code = se.Code
+		}
+		l.Error("cannot run the command; nothing was changed", "error", err, "exit", code)
+		if hint := subcommandHint(argv[0]); hint != "" && code == exitNotFound {
+			l.Error(hint)
+		}
+		return code
+	}
+
+	res, err := boot.Run(ctx, bootCfg, target)
 	// Boot's last fsync runs beside the prime and the child's start; every
 	// way out from here waits for it, the normal one as soon as the child
 	// runs.
@@ -95,13 +114,6 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 		return exitLaunch
 	}
 
-	// The env directory may carry this program's own variables: read the
-	// configuration again, flags still first. What boot has already used
-	// (user, env dir, CODEX_HOME, logging) stays.
-	if cfg, err = p.reconfigure(cfg, given, res.Env); err != nil {
-		l.Error("bad configuration in the env directory; the child was not started", "error", err)
-		return exitLaunch
-	}
 	// The child's environment: boot's (env directory applied, HOME of the
 	// user) without any secret option's variable (a credential, the store
 	// URL with its password, sealing keys): the child has no use for them
@@ -114,9 +126,6 @@ func (p *program) launcher(cfg *Config, given map[string]string, argv []string) 
 		l.Error("cannot apply the environment after boot", "error", err)
 		return exitLaunch
 	}
-	sigOpts = signalOptions(cfg, log)
-	fwd.Configure(sigOpts)
-
 	// The drop to --user cleared any parent-death setting; ask for it now.
 	if err := supervise.SetParentDeathSignalFor(cfg.PDeathSig, parent); err != nil {
 		l.Warn("parent-death signal not set", "error", err)
@@ -296,18 +305,13 @@ func runGroup(sup *supervise.Supervisor, fwdCtx context.Context, fwdCancel conte
 	return code
 }
 
-// reconfigure reads the configuration again with environ (after the env
-// directory) as the environment; flags keep precedence. The options boot has
-// already acted on keep their first values.
-func (p *program) reconfigure(cfg *Config, given map[string]string, environ []string) (*Config, error) {
-	next := &Config{}
-	getenv := func(k string) string { v, _ := boot.LookupEnv(environ, k); return v }
-	if err := resolve(next, p.table, given, getenv); err != nil {
-		return nil, err
+// identityOf is u as supervise judges execute permission; nil for the
+// current user.
+func identityOf(u *boot.User) *supervise.Identity {
+	if u == nil {
+		return nil
 	}
-	next.User, next.EnvDir, next.CodexHome = cfg.User, cfg.EnvDir, cfg.CodexHome
-	next.LogLevel, next.LogFormat = cfg.LogLevel, cfg.LogFormat
-	return next, nil
+	return &supervise.Identity{UID: u.UID, GID: u.GID, Groups: u.Groups}
 }
 
 // applyEnviron makes the process environment equal to environ.

@@ -70,3 +70,35 @@ func (l readable) With(args ...interface{}) hclog.Logger {
 }
 func (l readable) Named(name string) hclog.Logger      { return readable{l.Logger.Named(name)} }
 func (l readable) ResetNamed(name string) hclog.Logger { return readable{l.Logger.ResetNamed(name)} }
+
+// logEvents are log lines kept until the logger exists: reading the env
+// directory comes before the configuration that sets the log level and
+// format, and its warnings must still reach the operator in that format.
+type logEvents []logEvent
+
+type logEvent struct {
+	level hclog.Level
+	msg   string
+	args  []interface{}
+}
+
+// replay writes the kept lines to l, each at its own level.
+func (e logEvents) replay(l hclog.Logger) {
+	for _, ev := range e {
+		l.Log(ev.level, ev.msg, ev.args...)
+	}
+}
+
+// logRecorder keeps what a logger is given, for replay.
+type logRecorder struct{ events logEvents }
+
+func (r *logRecorder) logger() hclog.Logger {
+	l := hclog.NewInterceptLogger(&hclog.LoggerOptions{Output: io.Discard, Level: hclog.Trace})
+	l.RegisterSink(r)
+	return l
+}
+
+// Accept implements hclog.SinkAdapter.
+func (r *logRecorder) Accept(_ string, level hclog.Level, msg string, args ...interface{}) {
+	r.events = append(r.events, logEvent{level, msg, append([]interface{}(nil), args...)})
+}

@@ -12,6 +12,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/molecule-ai/codex-launch/boot"
 )
 
 // version is set at build time: -ldflags "-X main.version=v1.2.3".
@@ -40,10 +45,10 @@ type program struct {
 	getenv         func(string) string
 	environ        []string
 	table          []option
-	// launch runs the launcher; a field so that tests of the configuration
-	// stop short of booting and starting a child. given holds the flags as
-	// typed, for re-reading the configuration after the env directory.
-	launch func(cfg *Config, given map[string]string, argv []string) int
+	// launch runs the launcher with the resolved configuration and the
+	// environment it was resolved from; a field so that tests of the
+	// configuration stop short of booting and starting a child.
+	launch func(cfg *Config, env []string, log hclog.Logger, argv []string) int
 }
 
 func main() {
@@ -58,80 +63,173 @@ func main() {
 	os.Exit(p.run(os.Args[1:]))
 }
 
-// run parses the global flags and dispatches.
+// run reads the command line, resolves the configuration once (flags, then
+// the env directory, then the environment, then defaults, for every command
+// alike) and dispatches.
 func (p *program) run(args []string) int {
-	cfg := &Config{}
 	given := map[string]string{}
 	ps := newParser("codex-launch", p.table, given)
 	showVersion := ps.fs.Bool("version", false, "print the version and exit")
 	showHelp := ps.fs.Bool("help", false, "print this help and exit")
 	helpMarkdown := ps.fs.Bool("help-markdown", false, "print the option table in Markdown")
-	rest, err := ps.parse(cfg, args, p.getenv)
+	rest, err := ps.parseFlags(args)
 	switch {
-	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, flag.ErrHelp), err == nil && *showHelp:
 		writeHelp(p.stdout, p.table)
 		return exitOK
-	case *showHelp:
-		writeHelp(p.stdout, p.table)
-		return exitOK
+	case err != nil:
+		return p.usageFailure(err)
 	case *helpMarkdown:
 		fmt.Fprint(p.stdout, flagsMarkdown(p.table))
 		return exitOK
 	case *showVersion:
 		fmt.Fprintln(p.stdout, versionLine())
 		return exitOK
-	case err != nil:
-		return p.usageFailure(err)
 	}
 
 	afterDashes := len(args) > len(rest) && args[len(args)-len(rest)-1] == "--"
+	sub := subcommandCall{}
 	if len(rest) > 0 && !afterDashes {
 		switch rest[0] {
 		case cmdRefresh, cmdStatus, cmdHealth:
-			return p.subcommand(rest[0], rest[1:], given)
+			sub.name = rest[0]
+			if code, ok := sub.parseFlags(p, rest[1:], given); !ok {
+				return code
+			}
+			rest = nil
 		}
 	}
-	if len(rest) == 0 {
+	if sub.name == "" && len(rest) == 0 {
 		return p.usageFailure(errors.New("no COMMAND to run (see codex-launch --help)"))
 	}
-	return p.launch(cfg, given, rest)
+
+	env, getenv, events, err := p.environment(given)
+	if err != nil {
+		if sub.name == cmdStatus || sub.name == cmdHealth {
+			// A probe run as a user who may not read the secrets still
+			// judges, with the environment's settings, and says so.
+			fmt.Fprintf(p.stderr, "codex-launch: %v; using the environment's settings alone\n", err)
+			env, getenv, events = p.environ, p.getenv, nil
+		} else {
+			return p.usageFailure(err)
+		}
+	}
+	cfg := &Config{}
+	if err := resolve(cfg, p.table, given, getenv); err != nil {
+		return p.usageFailure(err)
+	}
+	log := newLogger(cfg, p.stderr)
+	events.replay(log.Named("boot"))
+
+	switch sub.name {
+	case cmdRefresh:
+		return p.refresh(cfg, log, sub.once)
+	case cmdStatus:
+		return p.status(cfg, sub.json)
+	case cmdHealth:
+		return p.health(cfg)
+	}
+	return p.launch(cfg, env, log, rest)
+}
+
+// subcommandCall is a subcommand and its own flags.
+type subcommandCall struct {
+	name       string
+	once, json bool
+}
+
+// parseFlags reads the subcommand's flags (the global ones are accepted there
+// too, into given). ok is false when the caller must exit with code.
+func (c *subcommandCall) parseFlags(p *program, args []string, given map[string]string) (code int, ok bool) {
+	ps := newParser("codex-launch "+c.name, p.table, given)
+	switch c.name {
+	case cmdRefresh:
+		ps.fs.BoolVar(&c.once, "once", false, "one pass, then exit with its outcome")
+	case cmdStatus:
+		ps.fs.BoolVar(&c.json, "json", false, "print JSON")
+	}
+	rest, err := ps.parseFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		writeHelp(p.stdout, p.table)
+		return exitOK, false
+	}
+	if err != nil {
+		return p.usageFailure(err), false
+	}
+	if len(rest) > 0 {
+		return p.usageFailure(fmt.Errorf("%s takes no arguments, got %q", c.name, rest[0])), false
+	}
+	return 0, true
+}
+
+// environment is the process environment with the env directory, when one is
+// configured (by flag or variable), applied over it: its values win over the
+// environment's. It returns the result as a list (for the child) and as a
+// lookup (for the configuration). Reading the directory writes nothing; what
+// it would log is kept for the logger that the configuration makes.
+func (p *program) environment(given map[string]string) ([]string, func(string) string, logEvents, error) {
+	dir, _ := valueOf(optionByFlag(p.table, "env-dir"), given, p.getenv)
+	if dir == "" {
+		return p.environ, p.getenv, nil, nil
+	}
+	rec := &logRecorder{}
+	vars, err := boot.LoadEnvDir(dir, rec.logger())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	fromDir := map[string]string{}
+	for _, v := range vars {
+		fromDir[v.Name] = v.Value
+	}
+	getenv := func(k string) string {
+		if v, ok := fromDir[k]; ok {
+			return v
+		}
+		return p.getenv(k)
+	}
+	return boot.MergeEnv(p.environ, vars), getenv, rec.events, nil
+}
+
+// subcommandHint is a hint for a command that was not found and looks like a
+// mistyped subcommand or flag ("help", "version", "stauts"); "" otherwise.
+func subcommandHint(command string) string {
+	switch strings.TrimLeft(command, "-") {
+	case "help", "h":
+		return "to see the usage: codex-launch --help"
+	case "version", "v":
+		return "to see the version: codex-launch --version"
+	}
+	for _, sub := range []string{cmdRefresh, cmdStatus, cmdHealth} {
+		if editDistance(command, sub) <= 2 {
+			return fmt.Sprintf("did you mean the subcommand: codex-launch %s?", sub)
+		}
+	}
+	return ""
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // usageFailure reports a configuration mistake: nothing has happened yet.
 func (p *program) usageFailure(err error) int {
 	fmt.Fprintf(p.stderr, "codex-launch: %v\n", err)
 	return exitLaunch
-}
-
-// subcommand parses the subcommand's own flags (the global ones are accepted
-// there too) and runs it.
-func (p *program) subcommand(name string, args []string, given map[string]string) int {
-	cfg := &Config{}
-	ps := newParser("codex-launch "+name, p.table, given)
-	var once, asJSON *bool
-	switch name {
-	case cmdRefresh:
-		once = ps.fs.Bool("once", false, "one pass, then exit with its outcome")
-	case cmdStatus:
-		asJSON = ps.fs.Bool("json", false, "print JSON")
-	}
-	rest, err := ps.parse(cfg, args, p.getenv)
-	if errors.Is(err, flag.ErrHelp) {
-		writeHelp(p.stdout, p.table)
-		return exitOK
-	}
-	if err != nil {
-		return p.usageFailure(err)
-	}
-	if len(rest) > 0 {
-		return p.usageFailure(fmt.Errorf("%s takes no arguments, got %q", name, rest[0]))
-	}
-	switch name {
-	case cmdRefresh:
-		return p.refresh(cfg, newLogger(cfg, p.stderr), *once)
-	case cmdStatus:
-		return p.status(cfg, *asJSON)
-	default:
-		return p.health(cfg)
-	}
 }

@@ -115,18 +115,16 @@ func newParser(name string, table []option, given map[string]string) *parser {
 	return p
 }
 
-// parse reads args (flags stop at the first non-flag or "--"), then resolves
-// every option: flag, else non-empty variable, else default. It returns the
-// remaining arguments.
-func (p *parser) parse(cfg *Config, args []string, getenv func(string) string) ([]string, error) {
+// parseFlags reads args (flags stop at the first non-flag or "--") into the
+// parser's given map and returns the remaining arguments. It resolves
+// nothing: the configuration is resolved once, by resolve, when every source
+// is known.
+func (p *parser) parseFlags(args []string) ([]string, error) {
 	if err := p.fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
 		return nil, usageErrorf("%v (see codex-launch --help)", err)
-	}
-	if err := resolve(cfg, p.table, p.given, getenv); err != nil {
-		return nil, err
 	}
 	return p.fs.Args(), nil
 }
@@ -138,17 +136,7 @@ func resolve(cfg *Config, table []option, given map[string]string, getenv func(s
 		if o.Set == nil {
 			continue
 		}
-		raw, source := "", ""
-		if v, ok := given[o.Flag]; ok && o.Flag != "" {
-			raw, source = v, "the flag"
-		} else if v := getenv(o.Env); v != "" {
-			raw, source = v, "the environment"
-		} else {
-			raw, source = o.Default, "the default"
-			if o.DefaultFunc != nil {
-				raw = o.DefaultFunc(getenv)
-			}
-		}
+		raw, source := valueOf(o, given, getenv)
 		if source == "the flag" && o.FlagCheck != nil {
 			if err := o.FlagCheck(raw); err != nil {
 				return usageErrorf("%v", err)
@@ -167,6 +155,31 @@ func resolve(cfg *Config, table []option, given map[string]string, getenv func(s
 		}
 	}
 	return nil
+}
+
+// valueOf is the one precedence rule: the flag as typed, else a non-empty
+// variable, else the default. source names where the value came from.
+func valueOf(o option, given map[string]string, getenv func(string) string) (raw, source string) {
+	if v, ok := given[o.Flag]; ok && o.Flag != "" {
+		return v, "the flag"
+	}
+	if v := getenv(o.Env); v != "" {
+		return v, "the environment"
+	}
+	if o.DefaultFunc != nil {
+		return o.DefaultFunc(getenv), "the default"
+	}
+	return o.Default, "the default"
+}
+
+// optionByFlag is the table's option with the given flag name.
+func optionByFlag(table []option, flag string) option {
+	for _, o := range table {
+		if o.Flag == flag {
+			return o
+		}
+	}
+	panic("codex-launch: no option --" + flag)
 }
 
 // name is how an error names the option: flag and variable together.
