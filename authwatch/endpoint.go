@@ -65,16 +65,17 @@ func (c Class) String() string {
 
 // Kinds of failure, for logs and the status file.
 const (
-	KindHTTP        = "http"         // a non-2xx answer
-	KindTimeout     = "timeout"      // no complete answer within the timeout
-	KindNetwork     = "network"      // connect failure, reset, DNS, TLS
-	KindRedirect    = "redirect"     // a 3xx: never followed (the body carries the token)
-	KindOversized   = "oversized"    // body larger than the cap
-	KindBadBody     = "bad_body"     // 2xx whose body is not a JSON object of strings
-	KindBadIDToken  = "bad_id_token" // 2xx whose id_token is not a JWT
-	KindLockTimeout = "lock_timeout" // a CLI lock never came
-	KindCommit      = "commit"       // the new credential could not be written
-	KindCanceled    = "canceled"     // shutdown before the POST was sent
+	KindHTTP         = "http"          // a non-2xx answer
+	KindTimeout      = "timeout"       // no complete answer within the timeout
+	KindNetwork      = "network"       // connect failure, reset, DNS, TLS
+	KindRedirect     = "redirect"      // a 3xx: never followed (the body carries the token)
+	KindOversized    = "oversized"     // body larger than the cap
+	KindBadBody      = "bad_body"      // 2xx whose body is not a JSON object of strings
+	KindBadIDToken   = "bad_id_token"  // 2xx whose id_token is not a JWT
+	KindLockTimeout  = "lock_timeout"  // a CLI lock never came
+	KindCommit       = "commit"        // the answer arrived but is not in auth.json yet (rescued)
+	KindCannotCommit = "cannot_commit" // before any POST: the answer could not be written
+	KindCanceled     = "canceled"      // shutdown before the POST was sent
 )
 
 // RefreshError is a failed refresh. Its message carries the class, the HTTP

@@ -281,10 +281,14 @@ func (t *tempFile) discard() {
 }
 
 // write fills the temp file and makes it durable; rename is separate so the
-// caller can do it under auth.json.lock.
+// caller can do it under auth.json.lock. It writes from the start and cuts
+// the file to data, so that a reservation by zeros (reserve) is dropped.
 func (t *tempFile) write(data []byte) error {
-	if _, err := t.f.Write(data); err != nil {
+	if _, err := t.f.WriteAt(data, 0); err != nil {
 		return fmt.Errorf("writing the temporary file: %w", err)
+	}
+	if err := t.f.Truncate(int64(len(data))); err != nil {
+		return fmt.Errorf("sizing the temporary file: %w", err)
 	}
 	if err := t.f.Chmod(0o600); err != nil {
 		return fmt.Errorf("chmod the temporary file: %w", err)
@@ -348,6 +352,7 @@ func (h Home) Commit(ctx context.Context, f *AuthFile) error {
 	if err != nil {
 		return err
 	}
+	defer t.discard()
 	_, err = h.commitTemp(ctx, d, t, f.Marshal(), false, nil)
 	return err
 }
@@ -359,9 +364,9 @@ func (h Home) Commit(ctx context.Context, f *AuthFile) error {
 // token), an auth.json.lock that never comes does not stop the rename: the
 // caller holds auth.lock, so no writer following the CLI's protocol can be
 // committing, and losing the only live tokens would end the login. forced
-// reports that case.
+// reports that case. The caller discards t: on a failure it may keep it
+// (rescue).
 func (h Home) commitTemp(ctx context.Context, d *dirhandle.Dir, t *tempFile, data []byte, mustCommit bool, check func(cur *AuthFile, raw []byte, readErr error) error) (forced bool, err error) {
-	defer t.discard()
 	if err := t.write(data); err != nil {
 		return false, err
 	}

@@ -97,7 +97,10 @@ func (s *FileStore) Update(ctx context.Context, fn func(ctx context.Context, cur
 	if err != nil {
 		return err
 	}
-	t, err := h.prepareTemp(d)
+	if cur, base, err = s.adoptRescue(d, cur, base); err != nil {
+		return err
+	}
+	t, err := s.prepareCommit(d)
 	if err != nil {
 		return err
 	}
@@ -107,15 +110,97 @@ func (s *FileStore) Update(ctx context.Context, fn func(ctx context.Context, cur
 	if err != nil || next == nil {
 		return err
 	}
-	commitCtx := context.WithoutCancel(ctx)
-	forced, err := h.commitTemp(commitCtx, d, t, next.Marshal(), true, func(disk *AuthFile, raw []byte, readErr error) error {
+	return s.commit(context.WithoutCancel(ctx), d, t, next, base, cur)
+}
+
+// prepareCommit shows, before fn may spend a refresh token, that its
+// answer can be committed: the temporary file created (the directory is
+// writable, the owner can be kept), its space reserved, auth.json
+// replaceable. A failure wraps ErrCannotCommit, or is the creation's.
+func (s *FileStore) prepareCommit(d *dirhandle.Dir) (*tempFile, error) {
+	t, err := s.Home.prepareTemp(d)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCannotCommit, err)
+	}
+	if err := t.reserve(); err != nil {
+		t.discard()
+		return nil, err
+	}
+	if err := checkReplaceable(d); err != nil {
+		t.discard()
+		return nil, err
+	}
+	return t, nil
+}
+
+// commit renames next (in t) over auth.json unless a newer credential than
+// cur (read as base) is there. A redeemed answer is never dropped: when the
+// commit fails it is kept in RescueFileName and returned in an
+// *UnwrittenError.
+func (s *FileStore) commit(ctx context.Context, d *dirhandle.Dir, t *tempFile, next *AuthFile, base []byte, cur *AuthFile) error {
+	h := s.Home
+	data := next.Marshal()
+	forced, err := h.commitTemp(ctx, d, t, data, true, func(disk *AuthFile, raw []byte, readErr error) error {
 		return checkNotSuperseded(base, cur, disk, raw, readErr)
 	})
 	if forced && s.Logger != nil {
 		s.Logger.Error("auth.json.lock held by another process past the lock timeout while auth.lock was ours; renamed without it to keep the new credential",
 			"lock_timeout", h.lockTimeout())
 	}
+	if err != nil && !errors.Is(err, ErrSuperseded) {
+		return h.rescue(d, t, next, data, err)
+	}
 	return err
+}
+
+// adoptRescue commits the answer an earlier refresh could not write
+// (RescueFileName), under auth.lock as every commit, when it may replace
+// cur (mayAdopt); one that may not is removed. It returns the credential
+// now on disk and its bytes. While the rescue cannot be committed it stays,
+// and the error (an *UnwrittenError) keeps the spent token in auth.json
+// from being sent.
+func (s *FileStore) adoptRescue(d *dirhandle.Dir, cur *AuthFile, base []byte) (*AuthFile, []byte, error) {
+	r, err := readRescue(d)
+	if r == nil && err == nil {
+		return cur, base, nil
+	}
+	if err != nil {
+		s.warn("a rescued credential cannot be read; removed it", "error", errText(err))
+		_ = d.Remove(RescueFileName)
+		return cur, base, nil
+	}
+	if ok, why := mayAdopt(r, cur); !ok {
+		s.warn("a rescued credential was not adopted: "+why+"; removed it", "account_id", r.AccountID())
+		_ = d.Remove(RescueFileName)
+		return cur, base, nil
+	}
+	t, err := s.prepareCommit(d)
+	if err == nil {
+		defer t.discard()
+		err = s.commit(context.Background(), d, t, r, base, cur)
+	}
+	var ue *UnwrittenError
+	switch {
+	case errors.As(err, &ue):
+		return nil, nil, err
+	case errors.Is(err, ErrSuperseded):
+		s.warn("a rescued credential was not adopted: a newer one was written meanwhile; removed it")
+		_ = d.Remove(RescueFileName)
+		return readIn(d)
+	case err != nil:
+		// Still cannot be written (ErrCannotCommit): it stays rescued.
+		return nil, nil, &UnwrittenError{Cred: r, Rescued: true, Cause: err}
+	}
+	_ = d.Remove(RescueFileName)
+	_ = d.Sync()
+	s.warn("adopted the refreshed credential an earlier commit could not write; auth.json holds it now")
+	return r, r.Marshal(), nil
+}
+
+func (s *FileStore) warn(msg string, args ...any) {
+	if s.Logger != nil {
+		s.Logger.Warn(msg, args...)
+	}
 }
 
 // checkNotSuperseded decides, under auth.json.lock, whether the file on disk

@@ -107,6 +107,10 @@ type Watchdog struct {
 	lastSuccess time.Time
 	// shortWarned: the short-lifetime warning was logged (once is enough).
 	shortWarned bool
+	// pending is a refresh's answer that is not in the store yet (its
+	// commit failed): the token it replaced is spent, so until pending is
+	// written or superseded no POST is made.
+	pending *AuthFile
 	// deadToken is the SHA-256 of a refresh token the endpoint rejected
 	// for good: it is never sent again. Only a hash is kept.
 	deadToken [32]byte
@@ -397,6 +401,9 @@ func (w *Watchdog) decideAndRefresh(ctx context.Context, now time.Time, st *Stat
 		w.log.Warn("credential dead: not spending the rejected refresh token again; waiting for a new login")
 		return passResult{outcome: OutcomePermanent, err: w.lastErrOrDead(), next: now.Add(p.Interval)}
 	}
+	if w.pending != nil || w.rescueWaiting() {
+		return w.writePending(ctx, now, st)
+	}
 	v := Decide(cur, now, p)
 	if !v.Refresh {
 		st.WatchdogLastOutcome, st.Credential, st.Reason = "skip", "ok", v.Reason
@@ -463,7 +470,13 @@ func (w *Watchdog) refresh(ctx context.Context, now time.Time, seen *AuthFile, v
 		return committed, nil
 	})
 	after := w.cfg.Now()
+	var ue *UnwrittenError
 	switch {
+	case errors.As(err, &ue):
+		if posted {
+			w.pending = ue.Cred
+		}
+		return w.unwritten(after, st, ue)
 	case err == nil && adopted != "":
 		f, _ := w.store.Load(ctx)
 		fillStatus(st, f, after)
@@ -526,6 +539,68 @@ func (w *Watchdog) refresh(ctx context.Context, now time.Time, seen *AuthFile, v
 	return w.transient(after, seen, re)
 }
 
+// rescueWaiting reports whether the file store holds a rescued answer
+// (RescueFileName) for Update to adopt.
+func (w *Watchdog) rescueWaiting() bool {
+	fs := w.fileStore()
+	if fs == nil {
+		return false
+	}
+	_, err := fs.Home.Lstat(RescueFileName)
+	return err == nil
+}
+
+// writePending commits a refresh's answer that an earlier commit could not
+// write: the one this loop holds (pending), or the one a process left in
+// RescueFileName, which the file store's Update adopts before anything
+// else. No POST is made: the token in the store is spent.
+func (w *Watchdog) writePending(ctx context.Context, now time.Time, st *Status) passResult {
+	pending := w.pending
+	var dropped string
+	err := w.store.Update(ctx, func(ctx context.Context, cur *AuthFile) (*AuthFile, error) {
+		if pending == nil || cur != nil && cur.Tokens().RefreshToken == pending.Tokens().RefreshToken {
+			return nil, nil // adopted by the store, or already there
+		}
+		if ok, why := mayAdopt(pending, cur); !ok {
+			dropped = why
+			return nil, nil
+		}
+		return pending, nil
+	})
+	after := w.cfg.Now()
+	var ue *UnwrittenError
+	if errors.As(err, &ue) || err != nil && !errors.Is(err, ErrSuperseded) {
+		if ue == nil {
+			ue = &UnwrittenError{Cred: pending, Cause: err}
+		}
+		return w.unwritten(after, st, ue)
+	}
+	w.pending = nil
+	f, _ := w.store.Load(ctx)
+	fillStatus(st, f, after)
+	if dropped != "" || errors.Is(err, ErrSuperseded) {
+		if dropped == "" {
+			dropped = "a newer credential was written meanwhile"
+		}
+		st.WatchdogLastOutcome, st.Credential, st.Reason = "skip:superseded", "ok", "a refreshed credential that could not be written was dropped: "+dropped
+		w.log.Warn("refresh: dropped the refreshed credential that could not be written", "reason", dropped)
+		return w.nothingToDo(Decide(f, after, w.cfg.Policy).NextCheck)
+	}
+	w.failures, w.lastErr, w.lastSuccess = 0, nil, after
+	st.WatchdogLastOutcome, st.Credential, st.Reason = "refreshed", "ok", "the refreshed credential that could not be written earlier is in auth.json now"
+	w.log.Info("refresh: the refreshed credential is written now")
+	return passResult{outcome: OutcomeRefreshed, next: Decide(f, after, w.cfg.Policy).NextCheck, base: w.committedVersion(f)}
+}
+
+// unwritten records a refresh whose answer is not in auth.json yet: a
+// transient failure retried with backoff, reported as "refreshed, not yet
+// written" until it is.
+func (w *Watchdog) unwritten(now time.Time, st *Status, ue *UnwrittenError) passResult {
+	fillStatus(st, ue.Cred, now)
+	st.WatchdogLastOutcome, st.Credential, st.Reason = "fail:transient_"+KindCommit, "unwritten", ue.Error()
+	return w.transient(now, nil, &RefreshError{Class: ClassTransient, Kind: KindCommit, Err: ue})
+}
+
 func failTag(re *RefreshError) string {
 	if re.Kind == KindHTTP && re.Status != 0 {
 		return strconv.Itoa(re.Status)
@@ -546,6 +621,10 @@ func asRefreshError(err error, posted bool) *RefreshError {
 		return &RefreshError{Class: ClassTransient, Kind: KindCanceled, Err: err}
 	case errors.Is(err, ErrMalformed):
 		return &RefreshError{Class: ClassTransient, Kind: "unreadable", Err: err}
+	case errors.As(err, new(*UnwrittenError)):
+		return &RefreshError{Class: ClassTransient, Kind: KindCommit, Err: err}
+	case errors.Is(err, ErrCannotCommit):
+		return &RefreshError{Class: ClassTransient, Kind: KindCannotCommit, Err: err}
 	case posted:
 		return &RefreshError{Class: ClassTransient, Kind: KindCommit, Err: err}
 	}
@@ -558,9 +637,12 @@ func asRefreshError(err error, posted bool) *RefreshError {
 func (w *Watchdog) transient(now time.Time, f *AuthFile, re *RefreshError) passResult {
 	w.failures++
 	w.lastErr = re
-	if re.Kind == KindCommit {
-		w.log.Error("refresh: the endpoint answered but the new credential could not be written; the login may be lost", "error", errText(re))
-	} else {
+	switch re.Kind {
+	case KindCommit:
+		w.log.Error("refresh: the new credential is not in auth.json yet; retrying the write (the old refresh token is spent and will not be sent again)", "error", errText(re.Err))
+	case KindCannotCommit:
+		w.log.Error("refresh: not refreshing, the new credential could not be written; fix CODEX_HOME", "error", errText(re.Err))
+	default:
 		w.log.Warn("refresh: transient failure; the credential is unchanged", "kind", re.Kind, "http_status", re.Status, "code", re.Code, "retry_after", re.RetryAfter, "failures", w.failures, "error", errText(re))
 	}
 	return passResult{outcome: OutcomeTransient, err: re, next: now.Add(w.backoff(now, f, re))}
