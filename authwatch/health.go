@@ -20,10 +20,20 @@ type HealthInput struct {
 	// StatusErr is set when the status file exists but cannot be read.
 	StatusErr error
 	Now       time.Time
-	// Interval is the watchdog's refresh interval: a status file older than
-	// two intervals means the watchdog is wedged or gone.
+	// Interval is the refresh interval health was configured with: for a
+	// status without next_check_at (a single pass), older than two
+	// intervals is stale. A loop's status is judged against its own
+	// next_check_at plus StatusGrace instead.
 	Interval time.Duration
+	// Rescued: CODEX_HOME holds RescueFileName, a refreshed credential
+	// not yet in auth.json.
+	Rescued bool
 }
+
+// StatusGrace is how long past its own next_check_at a loop's status may
+// be before health calls the watchdog wedged: the jitter (at most 30 s), a
+// pass's lock waits, POST and recheck fit well inside it.
+const StatusGrace = 2 * time.Minute
 
 // HealthState names the outcome, for scripts and tests.
 type HealthState string
@@ -36,6 +46,8 @@ const (
 	HealthDead         HealthState = "dead"
 	HealthNoStatus     HealthState = "no_status"
 	HealthStaleStatus  HealthState = "stale_status"
+	HealthUnwritten    HealthState = "unwritten"
+	HealthCannotWrite  HealthState = "cannot_write"
 )
 
 // Health is the verdict: OK means the credential is usable and the watchdog
@@ -60,12 +72,28 @@ func JudgeHealth(in HealthInput) Health {
 	if in.AuthErr != nil {
 		return bad(HealthUnreadable, "auth.json cannot be read: %v", in.AuthErr)
 	}
+	if st := in.Status; in.Rescued || st != nil && st.Credential == "unwritten" {
+		why := "a refreshed credential is kept in " + RescueFileName
+		if st != nil && st.Credential == "unwritten" {
+			why = st.Reason
+		}
+		return bad(HealthUnwritten, "%s; the watchdog retries the write (free space, or chattr -i auth.json)", why)
+	}
 	if in.Auth == nil {
 		return bad(HealthNoCredential, "no auth.json in CODEX_HOME: there is no credential")
 	}
 	switch m := in.Auth.Mode(); m {
 	case ModeAPIKey, ModeAgentIdentity:
 		return Health{OK: true, State: HealthOK, Reason: fmt.Sprintf("%s login: no OAuth token, nothing to refresh", m)}
+	}
+	if tk, m := in.Auth.Tokens(), in.Auth.Mode(); (m == ModeChatGPT || m == ModeChatGPTTokens) && tk.AccessToken == "" && tk.RefreshToken == "" {
+		return bad(HealthNoCredential, "auth.json holds no tokens (a login without a credential): log in again (codex login)")
+	}
+	if st := in.Status; st != nil && st.Credential == "unreadable" {
+		return bad(HealthUnreadable, "the watchdog cannot read auth.json: %s", st.Reason)
+	}
+	if st := in.Status; st != nil && st.LastErrorKind == KindCannotCommit {
+		return bad(HealthCannotWrite, "the watchdog cannot refresh: %s", st.Reason)
 	}
 
 	// A permanent failure recorded for the file as it still is: the refresh
@@ -95,7 +123,12 @@ func JudgeHealth(in HealthInput) Health {
 	if err != nil {
 		return bad(HealthStaleStatus, "status file has no readable watchdog_last_run_iso (%q)", in.Status.WatchdogLastRunISO)
 	}
-	if limit := 2 * in.Interval; in.Now.Sub(ran) > limit {
+	if next, err := time.Parse(time.RFC3339, in.Status.NextCheckAt); err == nil && in.Status.WatchdogLoop {
+		if in.Now.After(next.Add(StatusGrace)) {
+			return bad(HealthStaleStatus, "watchdog last ran %s and meant to look again %s: it is wedged or gone",
+				human.Relative(ran, in.Now), human.Relative(next, in.Now))
+		}
+	} else if limit := 2 * in.Interval; in.Now.Sub(ran) > limit {
 		return bad(HealthStaleStatus, "watchdog last ran %s, more than two intervals (%s) ago: it is wedged or gone",
 			human.Relative(ran, in.Now), human.Duration(limit))
 	}

@@ -135,3 +135,57 @@ func TestJudgeHealthDeadWithZonelessLastRefresh(t *testing.T) {
 		t.Fatalf("got %+v, want dead", h)
 	}
 }
+
+// TestJudgeHealthTellsTheTruth: the states in which health used to say
+// healthy while nobody could refresh.
+func TestJudgeHealthTellsTheTruth(t *testing.T) {
+	const interval = time.Hour
+	lr := healthNow.Add(-2 * time.Hour)
+	fresh := chatgptFile(t, healthNow.Add(5*time.Hour), lr)
+	tokenless, err := ParseAuthFile([]byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	with := func(fn func(*Status)) *Status {
+		st := healthyStatus(lr, healthNow.Add(-time.Minute))
+		fn(st)
+		return st
+	}
+	for _, c := range []struct {
+		name    string
+		in      HealthInput
+		state   HealthState
+		wantIn  string
+		healthy bool
+	}{
+		{name: "a login without tokens", in: HealthInput{Auth: tokenless, Status: healthyStatus(lr, healthNow.Add(-time.Minute))},
+			state: HealthNoCredential, wantIn: "no tokens"},
+		{name: "the watchdog cannot read auth.json", in: HealthInput{Auth: fresh, Status: with(func(s *Status) {
+			s.Credential, s.Reason = "unreadable", "auth.json belongs to uid 0 gid 0 with mode 0600; this watchdog runs as uid 1000"
+		})}, state: HealthUnreadable, wantIn: "uid 0 gid 0 with mode 0600"},
+		{name: "refreshed, not yet written", in: HealthInput{Auth: fresh, Status: with(func(s *Status) {
+			s.Credential, s.Reason = "unwritten", "refreshed, not yet written: renaming: operation not permitted"
+		})}, state: HealthUnwritten, wantIn: "refreshed, not yet written: renaming"},
+		{name: "a rescue file waits", in: HealthInput{Auth: fresh, Rescued: true, Status: healthyStatus(lr, healthNow.Add(-time.Minute))},
+			state: HealthUnwritten, wantIn: RescueFileName},
+		{name: "the commit cannot happen", in: HealthInput{Auth: fresh, Status: with(func(s *Status) {
+			s.LastErrorKind, s.Reason = KindCannotCommit, "auth.json is immutable (chattr -i to allow the refresh)"
+		})}, state: HealthCannotWrite, wantIn: "immutable"},
+		{name: "a long backoff is not wedged", in: HealthInput{Auth: fresh, Status: with(func(s *Status) {
+			s.WatchdogLastRunISO = isoTime(healthNow.Add(-3 * interval))
+			s.NextCheckAt = isoTime(healthNow.Add(time.Minute))
+		})}, state: HealthOK, healthy: true},
+		{name: "past its own next check", in: HealthInput{Auth: fresh, Status: with(func(s *Status) {
+			s.WatchdogLastRunISO = isoTime(healthNow.Add(-10 * time.Minute))
+			s.NextCheckAt = isoTime(healthNow.Add(-StatusGrace - time.Second))
+		})}, state: HealthStaleStatus, wantIn: "wedged"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.in.Now, c.in.Interval = healthNow, interval
+			h := JudgeHealth(c.in)
+			if h.OK != c.healthy || h.State != c.state || !strings.Contains(h.Reason, c.wantIn) {
+				t.Fatalf("got ok=%v %s %q; want ok=%v %s containing %q", h.OK, h.State, h.Reason, c.healthy, c.state, c.wantIn)
+			}
+		})
+	}
+}

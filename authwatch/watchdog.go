@@ -111,6 +111,8 @@ type Watchdog struct {
 	// commit failed): the token it replaced is spent, so until pending is
 	// written or superseded no POST is made.
 	pending *AuthFile
+	// unreadableSaid is the last unreadable auth.json reason logged.
+	unreadableSaid string
 	// deadToken is the SHA-256 of a refresh token the endpoint rejected
 	// for good: it is never sent again. Only a hash is kept.
 	deadToken [32]byte
@@ -334,10 +336,9 @@ func (w *Watchdog) load(ctx context.Context) (*AuthFile, fileVersion, error) {
 		base.stamp = statStamp(home)
 	}
 	f, raw, err := fs.read()
-	if w.loop && raw != nil {
-		// Without bytes (no file, or a failed read) the sum stays zero,
-		// as contentSum's is then.
-		base.sum = sha256.Sum256(raw)
+	if w.loop && (raw != nil || err != nil) {
+		// As contentSum sums the same read; no file stays zero.
+		base.sum = versionSum(raw, err)
 	}
 	return f, base, err
 }
@@ -378,6 +379,9 @@ func (w *Watchdog) decideAndRefresh(ctx context.Context, now time.Time, st *Stat
 			st.WatchdogLastOutcome, st.Credential, st.Reason = "skip:unreadable", "unreadable", errText(err)
 			w.log.Error("skip: auth.json is not readable; nothing is changed", "error", errText(err))
 			return w.nothingToDo(now.Add(p.Interval))
+		}
+		if errors.Is(err, os.ErrPermission) {
+			return w.unreadable(now, st, err)
 		}
 		re := &RefreshError{Class: ClassTransient, Kind: "load", Err: err}
 		st.WatchdogLastOutcome, st.Credential, st.Reason = "fail:transient_load", "refreshing_failed", errText(err)
@@ -537,6 +541,27 @@ func (w *Watchdog) refresh(ctx context.Context, now time.Time, seen *AuthFile, v
 	}
 	st.WatchdogLastOutcome, st.Credential, st.Reason = "fail:transient_"+failTag(re), "refreshing_failed", re.Error()
 	return w.transient(after, seen, re)
+}
+
+// unreadable records an auth.json this process may not read (EACCES): not
+// absent, and not a failure to retry quickly, but an operator's mistake to
+// name (who owns it, its mode, the fix), once in the log and in the status
+// for health. The loop's wait wakes when the file changes.
+func (w *Watchdog) unreadable(now time.Time, st *Status, err error) passResult {
+	why := "auth.json cannot be read by this process (uid " + strconv.Itoa(os.Geteuid()) + ")"
+	if fst, serr := w.cfg.Home.Lstat(AuthFileName); serr == nil {
+		why = fmt.Sprintf("auth.json belongs to uid %d gid %d with mode %04o; this watchdog runs as uid %d and cannot read it",
+			fst.Uid, fst.Gid, fst.Mode&0o7777, os.Geteuid())
+	}
+	why += ": log in as the agent's user (docker exec -u agent ... codex login) or restart the container (boot gives CODEX_HOME back to the agent)"
+	st.WatchdogLastOutcome, st.Credential, st.Reason = "fail:transient_unreadable", "unreadable", why
+	if w.unreadableSaid != why {
+		w.unreadableSaid = why
+		w.log.Warn("auth.json is unreadable; not refreshing", "reason", why, "error", errText(err))
+	}
+	w.failures++
+	w.lastErr = &RefreshError{Class: ClassTransient, Kind: "unreadable", Err: err}
+	return passResult{outcome: OutcomeTransient, err: w.lastErr, next: now.Add(w.backoff(now, nil, w.lastErr))}
 }
 
 // rescueWaiting reports whether the file store holds a rescued answer
@@ -818,14 +843,28 @@ func statStamp(h Home) fileStamp {
 	return fileStamp{ino: int64(st.Ino), size: st.Size, mtime: st.Mtim.Nano()}
 }
 
-// contentSum is the sum of auth.json's bytes, zero when it cannot be read
-// (not a regular file, too large, missing).
+// contentSum is the sum of auth.json's bytes (versionSum).
 func contentSum(h Home) [32]byte {
 	data, err := h.ReadFile(AuthFileName, MaxAuthFileSize)
-	if err != nil {
+	return versionSum(data, err)
+}
+
+// unreadableSum stands for an auth.json that is there but cannot be read
+// (no permission, not a regular file, too large), so that its becoming
+// readable, or going away, is a change the wait notices.
+var unreadableSum = sha256.Sum256([]byte("\x00unreadable"))
+
+// versionSum is the sum of a read's result: zero for no file, unreadableSum
+// for one that could not be read, else the bytes' SHA-256 (a malformed
+// file's too).
+func versionSum(data []byte, err error) [32]byte {
+	switch {
+	case err == nil || data != nil:
+		return sha256.Sum256(data)
+	case errors.Is(err, os.ErrNotExist):
 		return [32]byte{}
 	}
-	return sha256.Sum256(data)
+	return unreadableSum
 }
 
 func minDur(a, b time.Duration) time.Duration {

@@ -81,6 +81,9 @@ func readSnapshot(cfg *Config, dir string, now time.Time) snapshot {
 		in.Status = &st
 		snap.Status = &st
 	}
+	if _, err := home.Lstat(authwatch.RescueFileName); err == nil {
+		in.Rescued = true
+	}
 	h := authwatch.JudgeHealth(in)
 	snap.Health = healthSummary{OK: h.OK, State: string(h.State), Reason: h.Reason}
 	// A shared store that is away does not change the verdict (the child
