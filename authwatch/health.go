@@ -1,7 +1,9 @@
 package authwatch
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/molecule-ai/codex-launch/internal/human"
@@ -86,7 +88,7 @@ func JudgeHealth(in HealthInput) Health {
 	case ModeAPIKey, ModeAgentIdentity:
 		return Health{OK: true, State: HealthOK, Reason: fmt.Sprintf("%s login: no OAuth token, nothing to refresh", m)}
 	}
-	if tk, m := in.Auth.Tokens(), in.Auth.Mode(); (m == ModeChatGPT || m == ModeChatGPTTokens) && tk.AccessToken == "" && tk.RefreshToken == "" {
+	if Tokenless(in.Auth) {
 		return bad(HealthNoCredential, "auth.json holds no tokens (a login without a credential): log in again (codex login)")
 	}
 	if st := in.Status; st != nil && st.Credential == "unreadable" {
@@ -145,6 +147,30 @@ func JudgeHealth(in HealthInput) Health {
 		reason += fmt.Sprintf("; %d consecutive transient failure(s), retrying", n)
 	}
 	return Health{OK: true, State: HealthOK, Reason: reason}
+}
+
+// Tokenless reports whether f is a ChatGPT login without any token (`{}`
+// reads as one): nothing the CLI could use.
+func Tokenless(f *AuthFile) bool {
+	tk, m := f.Tokens(), f.Mode()
+	return (m == ModeChatGPT || m == ModeChatGPTTokens) && tk.AccessToken == "" && tk.RefreshToken == ""
+}
+
+// Unusable says why the credential in CODEX_HOME gives the CLI nothing to
+// work with ("" when it is usable): missing, unreadable (by this process),
+// malformed, or tokenless. A dead refresh token is the watchdog's verdict,
+// not the file's.
+func (h Home) Unusable() string {
+	f, _, err := h.Read()
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "there is no auth.json"
+	case err != nil:
+		return "auth.json cannot be used: " + err.Error()
+	case Tokenless(f):
+		return "auth.json holds no tokens"
+	}
+	return ""
 }
 
 // sameLastRefresh reports whether the status was written about the auth.json

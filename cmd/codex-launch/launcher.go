@@ -143,7 +143,7 @@ func (p *program) launcher(cfg *Config, env []string, log hclog.Logger, argv []s
 	defer closeStore()
 
 	pr := w.StartPrime()
-	code, exit, pending := p.prime(ctx, cfg, pr, primeBy, l)
+	code, exit, pending := p.prime(ctx, cfg, pr, primeBy, authwatch.Home{Dir: res.CodexHome}, l)
 	if exit {
 		pr.Finish() // its status file says why
 		return code
@@ -205,12 +205,15 @@ func (p *program) launcher(cfg *Config, env []string, log hclog.Logger, argv []s
 // (code, true) when codex-launch must exit instead of starting the child: a
 // stop signal (ctx), or a dead credential with --require-auth. Otherwise the
 // child starts; pending is true when the pass is still running.
-func (p *program) prime(ctx context.Context, cfg *Config, pr *authwatch.Priming, by time.Time, l hclog.Logger) (code int, exit bool, pending bool) {
+func (p *program) prime(ctx context.Context, cfg *Config, pr *authwatch.Priming, by time.Time, home authwatch.Home, l hclog.Logger) (code int, exit bool, pending bool) {
 	t := time.NewTimer(max(time.Until(by), 0))
 	defer t.Stop()
 	select {
 	case <-pr.Done():
 	case <-t.C:
+		if code, exit := requireAuth(cfg, home, false, l); exit {
+			return code, true, true
+		}
 		l.Warn("prime: no answer within --prime-timeout; starting the child, the refresh goes on beside it", "prime_timeout", cfg.PrimeTimeout)
 		return 0, false, true
 	case <-ctx.Done():
@@ -222,11 +225,26 @@ func (p *program) prime(ctx context.Context, cfg *Config, pr *authwatch.Priming,
 		}
 		return 0, false, false // the caller sees the stop signal and exits 128+N
 	}
-	if reportPrime(pr, l) && cfg.RequireAuth {
-		l.Error("--require-auth is set: not starting the child", "exit", exitLaunch)
-		return exitLaunch, true, false
+	code, exit = requireAuth(cfg, home, reportPrime(pr, l), l)
+	return code, exit, false
+}
+
+// requireAuth is --require-auth after the prime: with it set, a start
+// without a usable credential (missing, unreadable by this process,
+// malformed, tokenless, or dead) exits 125 instead of starting the child.
+func requireAuth(cfg *Config, home authwatch.Home, dead bool, l hclog.Logger) (code int, exit bool) {
+	if !cfg.RequireAuth {
+		return 0, false
 	}
-	return 0, false, false
+	why := home.Unusable()
+	if dead {
+		why = "the refresh token was refused for good"
+	}
+	if why == "" {
+		return 0, false
+	}
+	l.Error("--require-auth is set and there is no usable credential: not starting the child; log in (codex login) or inject CODEX_AUTH_JSON", "reason", why, "exit", exitLaunch)
+	return exitLaunch, true
 }
 
 // reportPrime notes the prime's outcome; it returns true when the credential
