@@ -1,12 +1,16 @@
 package integration
 
 import (
+	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/molecule-ai/codex-launch/authwatch"
 	"github.com/molecule-ai/codex-launch/tokenmock"
 )
 
@@ -68,9 +72,27 @@ func TestLauncherHealth(t *testing.T) {
 		}
 		l.checkNoLeak("health output", []byte(l.outFile("health")))
 
-		// The watchdog is gone now: after two (short) intervals the status is stale.
-		time.Sleep(700 * time.Millisecond)
-		l.health(t, map[string]string{"CODEX_AUTH_REFRESH_INTERVAL_SECONDS": "300ms"}, 1, "stale_status")
+		// The watchdog is gone now: once its own next check is more than
+		// the grace in the past, the status is stale. Moved back here
+		// rather than waited for.
+		statusPath := filepath.Join(l.CodexHome, "auth_refresh_status.json")
+		raw, err := os.ReadFile(statusPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st map[string]any
+		if err := json.Unmarshal(raw, &st); err != nil {
+			t.Fatal(err)
+		}
+		l.health(t, nil, 0, "healthy") // next check still ahead
+		st["next_check_at"] = time.Now().Add(-authwatch.StatusGrace - time.Minute).UTC().Format(time.RFC3339)
+		if raw, err = json.Marshal(st); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(statusPath, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		l.health(t, nil, 1, "stale_status")
 	})
 
 	t.Run("expired", func(t *testing.T) {
