@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/molecule-ai/codex-launch/internal/dirhandle"
 )
 
 // ErrMalformed is wrapped by every error that says auth.json (or a value
@@ -85,6 +87,10 @@ type Tokens struct {
 // value, so a newer CLI's data survives a refresh. Errors wrap ErrMalformed and
 // name the offending key, never its value.
 func ParseAuthFile(data []byte) (*AuthFile, error) {
+	if len(data) > MaxAuthFileSize {
+		// Whatever the source (a file, the shared store, a variable).
+		return nil, fmt.Errorf("auth.json: %w: %d bytes, the limit is %d", dirhandle.ErrTooLarge, len(data), MaxAuthFileSize)
+	}
 	top, err := parseObject(data, "auth.json", topKeys)
 	if err != nil {
 		return nil, err

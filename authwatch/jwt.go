@@ -16,6 +16,9 @@ import (
 // object).
 var ErrNotJWT = errors.New("not a JWT")
 
+// maxJWTSize bounds a token ParseJWT decodes: real ones are a few KiB.
+const maxJWTSize = 64 << 10
+
 // Claims are the JWT claims the CLI reads. Signatures are not checked (the CLI
 // does not check them either): the claims only drive timing and display.
 type Claims struct {
@@ -36,6 +39,9 @@ const authClaim = "https://api.openai.com/auth"
 // padding; padding and the standard alphabet are tolerated). Errors never
 // contain the token.
 func ParseJWT(token string) (Claims, error) {
+	if len(token) > maxJWTSize {
+		return Claims{}, fmt.Errorf("%w: %d bytes, more than the %d a token may have", ErrNotJWT, len(token), maxJWTSize)
+	}
 	parts := strings.Split(token, ".")
 	if len(parts) < 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
 		return Claims{}, fmt.Errorf("%w: want three non-empty dot-separated parts", ErrNotJWT)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
+
+	"github.com/molecule-ai/codex-launch/authwatch"
 )
 
 // Config is what boot needs from the launcher's configuration.
@@ -157,7 +159,7 @@ func Run(ctx context.Context, cfg Config, target Target) (*Result, error) {
 
 // warnNoCredential says so when the child will find no credential of any kind.
 func warnNoCredential(log hclog.Logger, home string, env []string) {
-	if st, err := os.Stat(filepath.Join(home, "auth.json")); err == nil && st.Size() > 0 {
+	if st, err := (authwatch.Home{Dir: home}).Lstat(authwatch.AuthFileName); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size > 0 {
 		return
 	}
 	for _, name := range apiKeyVariables() {

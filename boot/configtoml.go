@@ -6,12 +6,19 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/molecule-ai/codex-launch/internal/dirhandle"
 )
+
+// configName is the CLI's configuration file in CODEX_HOME.
+const configFile = "config.toml"
+
+// MaxConfigSize caps a read of config.toml: far above a real one, low enough
+// that a planted huge file cannot balloon the launcher.
+const MaxConfigSize = 4 << 20
 
 // StoreKey is the config.toml key that chooses where the CLI keeps its login.
 const StoreKey = "cli_auth_credentials_store"
@@ -44,21 +51,34 @@ var ErrConfigSyntax = errors.New("config.toml syntax")
 // of the key inside a table has no effect and is left in place.
 //
 // A new file belongs to owner (the current user when nil), mode 0600; an
-// existing file keeps its owner and mode. A link is written through, so a
-// mounted config stays where it was mounted.
+// existing file keeps its owner and mode. config.toml is reached in CODEX_HOME
+// as every file there is (package dirhandle): a link is written through only
+// when root made it where only root can change it (a mounted config stays
+// where it was mounted); a link anyone else could have planted is refused
+// (dirhandle.ErrUntrustedLink). A FIFO or any other entry that is not a
+// regular file is never read or written (dirhandle.ErrNotRegular), nor is a
+// file larger than MaxConfigSize (dirhandle.ErrTooLarge): the caller warns
+// and goes on.
 func EnsureFileStore(home string, owner *User, log hclog.Logger) (StoreAction, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	path := filepath.Join(home, "config.toml")
-	if target, err := filepath.EvalSymlinks(path); err == nil {
-		path = target
+	top, err := dirhandle.Open(home)
+	if err != nil {
+		return "", fmt.Errorf("CODEX_HOME: %w", err)
 	}
-	data, err := os.ReadFile(path)
+	d, configName, err := top.Resolve(configFile)
+	top.Close()
+	if err != nil {
+		return "", fmt.Errorf("config.toml: %w", err)
+	}
+	defer d.Close()
+	path := d.Join(configName)
+	data, err := d.ReadFile(configName, MaxConfigSize)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		content := []byte(storeLine("\n"))
-		if err := writeFileAtomic(path, content, 0o600, owner, false); err != nil {
+		if err := writeConfig(d, configName, content, 0o600, owner, false); err != nil {
 			return "", fmt.Errorf("write %s: %w", path, err)
 		}
 		log.Debug("config.toml created so that the CLI reads auth.json", "path", path, "key", StoreKey)
@@ -103,17 +123,12 @@ func EnsureFileStore(home string, owner *User, log hclog.Logger) (StoreAction, e
 	out = append(out, data[bom:]...)
 
 	mode := fs.FileMode(0o600)
-	var keep *User
-	if st, err := os.Stat(path); err == nil {
-		mode = st.Mode().Perm()
-		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-			keep = &User{UID: int(sys.Uid), GID: int(sys.Gid)}
-		}
+	keep := owner
+	if st, err := d.Lstat(configName); err == nil {
+		mode = fs.FileMode(st.Mode).Perm()
+		keep = &User{UID: int(st.Uid), GID: int(st.Gid)}
 	}
-	if keep == nil {
-		keep = owner
-	}
-	if err := writeFileAtomic(path, out, mode, keep, true); err != nil {
+	if err := writeConfig(d, configName, out, mode, keep, true); err != nil {
 		return "", fmt.Errorf("write %s: %w", path, err)
 	}
 	log.Debug("config.toml: added the file credential store at the top level", "path", path, "key", StoreKey)
@@ -125,53 +140,21 @@ func storeLine(nl string) string {
 		StoreKey + ` = "file"` + nl
 }
 
-// writeFileAtomic replaces path with data through a temporary file in the
-// same directory, owned and moded before any byte of the new content is
-// visible, then renamed over path: a reader sees the old file or the new one.
+// writeConfig replaces the config file name in d with data (dirhandle's WriteFile:
+// a temporary file owned and moded before any byte of the new content is
+// visible, then renamed over it; a reader sees the old file or the new one).
 //
 // sync (an existing file is replaced) fsyncs the temporary file before the
 // rename, so a crash can never leave the operator's config empty. A new file
 // needs no fsync, nor does the rename need a directory fsync: whatever a crash
 // leaves (nothing, or an empty file, or the old one) the next boot repairs, as
 // the edit is idempotent; the boot saves the disk flushes.
-func writeFileAtomic(path string, data []byte, mode fs.FileMode, owner *User, sync bool) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(name)
-		}
-	}()
-	if err := tmp.Chmod(mode); err != nil {
-		return err
-	}
+func writeConfig(d *dirhandle.Dir, name string, data []byte, mode fs.FileMode, owner *User, sync bool) error {
+	var o *dirhandle.Owner
 	if owner != nil && (owner.UID != os.Geteuid() || owner.GID != os.Getegid()) {
-		if err := tmp.Chown(owner.UID, owner.GID); err != nil {
-			return err
-		}
+		o = &dirhandle.Owner{UID: owner.UID, GID: owner.GID}
 	}
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if sync {
-		if err := tmp.Sync(); err != nil {
-			return err
-		}
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(name, path); err != nil {
-		return err
-	}
-	done = true
-	return nil
+	return d.WriteFile(name, ".", data, mode, o, sync)
 }
 
 // topLevel is what scanTopLevel learnt about the store key.

@@ -4,12 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/molecule-ai/codex-launch/internal/dirhandle"
 )
 
 // EnvVar is one variable read from an env directory.
@@ -38,40 +39,48 @@ func LoadEnvDir(dir string, log hclog.Logger) ([]EnvVar, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	entries, err := os.ReadDir(dir)
+	d, err := dirhandle.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("env directory %s: %w", dir, err)
 	}
+	defer d.Close()
+	entries, err := d.Names()
+	if err != nil {
+		return nil, fmt.Errorf("env directory %s: %w", dir, err)
+	}
+	sort.Strings(entries)
 	var vars []EnvVar
-	for _, e := range entries {
-		name := e.Name()
+	for _, name := range entries {
 		if strings.HasPrefix(name, ".") {
 			log.Debug("env directory: skipping hidden entry", "file", name)
 			continue
 		}
-		path := filepath.Join(dir, name)
-		st, err := os.Stat(path)
+		st, err := d.StatLinked(name)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				log.Warn("env directory: skipping dangling link", "file", name)
 				continue
 			}
-			return nil, fmt.Errorf("env directory: %s: %w", path, err)
+			return nil, fmt.Errorf("env directory: %w", err)
 		}
-		if !st.Mode().IsRegular() {
-			log.Debug("env directory: skipping entry that is not a regular file", "file", name)
+		if st.Mode&unix.S_IFMT != unix.S_IFREG {
+			log.Warn("env directory: skipping entry that is not a regular file", "file", name, "type", dirhandle.TypeName(st.Mode))
 			continue
 		}
 		if !ValidEnvName(name) {
 			log.Warn("env directory: skipping file whose name is not a valid variable name", "file", name)
 			continue
 		}
-		if st.Size() > maxEnvFile {
-			log.Warn("env directory: skipping file larger than 1 MiB", "variable", name, "bytes", st.Size())
+		data, err := d.ReadLinkedFile(name, maxEnvFile)
+		switch {
+		case errors.Is(err, dirhandle.ErrTooLarge):
+			log.Warn("env directory: skipping file larger than 1 MiB", "variable", name, "bytes", st.Size)
 			continue
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
+		case errors.Is(err, dirhandle.ErrNotRegular):
+			// Swapped since the stat above.
+			log.Warn("env directory: skipping entry that is not a regular file", "file", name, "error", err)
+			continue
+		case err != nil:
 			return nil, fmt.Errorf("env directory: variable %s: %w", name, err)
 		}
 		value := strings.TrimSuffix(string(data), "\n")

@@ -3,12 +3,12 @@ package boot
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/molecule-ai/codex-launch/internal/dirhandle"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,30 +38,34 @@ func PrepareHome(home string, owner *User, log hclog.Logger) error {
 	}
 	root := os.Geteuid() == 0
 
-	for _, dir := range []string{home, filepath.Join(home, "sessions")} {
-		if err := makeDir(dir); err != nil {
+	// CODEX_HOME is opened once and everything below is reached from it
+	// (package dirhandle): a link on the way is followed only when root made
+	// it where only root can change it (an image's link to a volume, whose
+	// target is then what is owned); one the agent could have planted is
+	// refused, so nothing outside CODEX_HOME is ever created or re-owned.
+	d, err := dirhandle.MakeAll(home, 0o700, nil)
+	if err != nil {
+		return fmt.Errorf("CODEX_HOME %s: %w", home, err)
+	}
+	defer d.Close()
+	if sessions, err := d.Mkdir("sessions", 0o700, nil); err != nil {
+		// The CLI makes it when it needs it; what is there (a link, a
+		// file) is not ours to replace or follow.
+		log.Warn("CODEX_HOME/sessions could not be made; left as it is", "error", err)
+	} else {
+		sessions.Close()
+	}
+	st, err := d.Stat()
+	if err != nil {
+		return fmt.Errorf("CODEX_HOME %s: %w", home, err)
+	}
+	foreign := &foreignEntries{}
+	if mustReown(home, int(st.Uid), int(st.Gid), uint64(st.Nlink), false, uid, gid, root, foreign, log) {
+		if err := d.Chown(dirhandle.Owner{UID: uid, GID: gid}); err != nil {
 			return err
 		}
 	}
-	// The top may be a link to a volume: its target is what must be owned.
-	st, err := os.Stat(home)
-	if err != nil {
-		return fmt.Errorf("CODEX_HOME %s: %w", home, err)
-	}
-	if !st.IsDir() {
-		return fmt.Errorf("CODEX_HOME %s is not a directory", home)
-	}
-	foreign := &foreignEntries{}
-	if err := fixOwner(home, st, uid, gid, root, foreign, log); err != nil {
-		return err
-	}
-	top, err := unix.Open(home, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("CODEX_HOME %s: %w", home, err)
-	}
-	err = ownTree(top, home, uid, gid, root, foreign, log)
-	unix.Close(top)
-	if err != nil {
+	if err := ownTree(d.Fd(), home, uid, gid, root, foreign, log); err != nil {
 		return err
 	}
 	if foreign.count > 0 {
@@ -72,51 +76,11 @@ func PrepareHome(home string, owner *User, log hclog.Logger) error {
 	return nil
 }
 
-// makeDir creates dir 0700 with any missing parents 0755.
-func makeDir(dir string) error {
-	if st, err := os.Stat(dir); err == nil {
-		if !st.IsDir() {
-			return fmt.Errorf("%s exists and is not a directory", dir)
-		}
-		return nil
-	}
-	if parent := filepath.Dir(dir); parent != dir {
-		if err := os.MkdirAll(parent, 0o755); err != nil {
-			return fmt.Errorf("create %s: %w", parent, err)
-		}
-	}
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("create %s: %w", dir, err)
-	}
-	// Mkdir's mode passes through the umask; 0700 has nothing a umask removes
-	// from the owner, but say it explicitly for odd umasks such as 0777.
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return fmt.Errorf("chmod %s: %w", dir, err)
-	}
-	return nil
-}
-
 // foreignEntries counts what a non-root boot could not re-own, for one warning
 // instead of one per file of a large sessions tree.
 type foreignEntries struct {
 	count int
 	first string
-}
-
-// fixOwner re-owns CODEX_HOME itself, through a link if it is one: a volume
-// mounted behind a link is what the CLI's user must own.
-func fixOwner(path string, info fs.FileInfo, uid, gid int, root bool, foreign *foreignEntries, log hclog.Logger) error {
-	sys, ok := info.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil
-	}
-	if !mustReown(path, int(sys.Uid), int(sys.Gid), uint64(sys.Nlink), info.Mode().IsRegular(), uid, gid, root, foreign, log) {
-		return nil
-	}
-	if err := os.Chown(path, uid, gid); err != nil {
-		return fmt.Errorf("chown %s to %d:%d: %w", path, uid, gid, err)
-	}
-	return nil
 }
 
 // mustReown decides whether an entry owned by fileUID:fileGID is re-owned to

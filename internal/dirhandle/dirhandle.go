@@ -411,6 +411,44 @@ func (d *Dir) ReadFile(name string, max int64) ([]byte, error) {
 	return ReadBounded(f, max)
 }
 
+// StatLinked is fstatat of the entry name, following a link.
+func (d *Dir) StatLinked(name string) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	if err := checkName(name); err != nil {
+		return st, err
+	}
+	if err := unix.Fstatat(d.fd, name, &st, 0); err != nil {
+		return st, &fs.PathError{Op: "stat", Path: d.Join(name), Err: err}
+	}
+	return st, nil
+}
+
+// ReadLinkedFile is ReadFile that follows a link at name: only for a
+// directory its owner fills and no one else may change (the operator's
+// env directory, where a Kubernetes Secret volume puts links into a hidden
+// directory). What it reaches must still be a regular file (ErrNotRegular,
+// checked before opening and by fstat after) of at most max bytes
+// (ErrTooLarge), opened without blocking.
+func (d *Dir) ReadLinkedFile(name string, max int64) ([]byte, error) {
+	st, err := d.StatLinked(name)
+	if err != nil {
+		return nil, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, notRegular(d.Join(name), st.Mode)
+	}
+	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, openErr(d.Join(name), err, "open")
+	}
+	f := os.NewFile(uintptr(fd), d.Join(name))
+	defer f.Close()
+	if err := fixRegular(f, d.Join(name)); err != nil {
+		return nil, err
+	}
+	return ReadBounded(f, max)
+}
+
 // ReadBounded reads the open file f, at most max bytes (ErrTooLarge past it).
 func ReadBounded(f *os.File, max int64) ([]byte, error) {
 	var st unix.Stat_t
@@ -525,6 +563,42 @@ func (d *Dir) Chown(o Owner) error {
 	return nil
 }
 
+// Resolve returns the directory and name where the entry name really is:
+// d (reopened) and name itself unless name is a symbolic link; for a link
+// that root (or this process's user) made in a directory only such a user
+// can change, the directory holding its target, opened under the rule of
+// Open, and the target's last component. Any other link is refused with
+// ErrUntrustedLink. The caller closes the returned Dir.
+func (d *Dir) Resolve(name string) (*Dir, string, error) {
+	st, err := d.Lstat(name)
+	if err != nil || st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, "", fmt.Errorf("reopening %s: %w", d.path, err)
+		}
+		return &Dir{fd: fd, path: d.path}, name, nil
+	}
+	if err := trustLink(d.fd, d.path, d.Join(name), &st); err != nil {
+		return nil, "", err
+	}
+	target, err := readlinkat(d.fd, name)
+	if err != nil {
+		return nil, "", fmt.Errorf("reading link %s: %w", d.Join(name), err)
+	}
+	if !filepath.IsAbs(target) {
+		target = filepath.Join(d.path, target)
+	}
+	base := filepath.Base(target)
+	if checkName(base) != nil {
+		return nil, "", fmt.Errorf("%s: link target %s is not a file", d.Join(name), target)
+	}
+	td, err := Open(filepath.Dir(target))
+	if err != nil {
+		return nil, "", err
+	}
+	return td, base, nil
+}
+
 // OpenDir opens the subdirectory name (never through a link).
 func (d *Dir) OpenDir(name string) (*Dir, error) {
 	if err := checkName(name); err != nil {
@@ -558,6 +632,8 @@ func (d *Dir) Mkdir(name string, mode os.FileMode, owner *Owner) (*Dir, error) {
 // WriteFile replaces name atomically with data: a new temporary file (prefix
 // tempPrefix, 0600 then mode), given to owner when set, written, fsynced when
 // durable, renamed over name. A link at name is replaced, never followed.
+// The rename is not made durable here: the caller fsyncs d (Sync) when it
+// must survive a crash.
 func (d *Dir) WriteFile(name, tempPrefix string, data []byte, mode os.FileMode, owner *Owner, durable bool) error {
 	f, tmp, err := d.CreateTemp(tempPrefix+name+".", ".tmp", owner)
 	if err != nil {
@@ -580,9 +656,6 @@ func (d *Dir) WriteFile(name, tempPrefix string, data []byte, mode os.FileMode, 
 	if err := d.Rename(tmp, name); err != nil {
 		d.Remove(tmp)
 		return err
-	}
-	if durable {
-		return d.Sync()
 	}
 	return nil
 }
