@@ -363,16 +363,18 @@ func (h Home) Commit(ctx context.Context, f *AuthFile) error {
 // data holds tokens the endpoint has already issued for a redeemed refresh
 // token), an auth.json.lock that never comes does not stop the rename: the
 // caller holds auth.lock, so no writer following the CLI's protocol can be
-// committing, and losing the only live tokens would end the login. forced
-// reports that case. The caller discards t: on a failure it may keep it
-// (rescue).
+// committing, and losing the only live tokens would end the login; the same
+// holds for an auth.json.lock that is not a regular file. forced reports
+// that case. The caller discards t: on a failure it may keep it (rescue).
 func (h Home) commitTemp(ctx context.Context, d *dirhandle.Dir, t *tempFile, data []byte, mustCommit bool, check func(cur *AuthFile, raw []byte, readErr error) error) (forced bool, err error) {
 	if err := t.write(data); err != nil {
 		return false, err
 	}
 	l, err := h.acquire(ctx, d, commitLockName, h.lockTimeout())
 	if err != nil {
-		if !mustCommit || !errors.Is(err, ErrLockTimeout) {
+		// A lock file that is not one (a link or FIFO planted in its
+		// place) is no writer either: it is never followed or opened.
+		if !mustCommit || !errors.Is(err, ErrLockTimeout) && !errors.Is(err, dirhandle.ErrNotRegular) {
 			return false, err
 		}
 		forced = true

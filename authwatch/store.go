@@ -144,7 +144,7 @@ func (s *FileStore) commit(ctx context.Context, d *dirhandle.Dir, t *tempFile, n
 		return checkNotSuperseded(base, cur, disk, raw, readErr)
 	})
 	if forced && s.Logger != nil {
-		s.Logger.Error("auth.json.lock held by another process past the lock timeout while auth.lock was ours; renamed without it to keep the new credential",
+		s.Logger.Error("auth.json.lock could not be taken (held past the lock timeout, or not a regular file) while auth.lock was ours; renamed without it to keep the new credential",
 			"lock_timeout", h.lockTimeout())
 	}
 	if err != nil && !errors.Is(err, ErrSuperseded) {
