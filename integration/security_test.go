@@ -12,12 +12,14 @@ package integration
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -121,12 +123,29 @@ type attackRun struct {
 	rss  int64 // KiB
 }
 
-// run runs codex-launch ARGS as PID 1 of a fresh PID namespace, as root;
-// signal, when set, is called with the running command.
-func (a *attack) run(t *testing.T, during func(cmd *exec.Cmd), args ...string) attackRun {
+var (
+	maxrssOnce sync.Once
+	maxrssPath string
+	maxrssErr  error
+)
+
+// maxrssHelper builds testdata/maxrss once.
+func maxrssHelper(t *testing.T) string {
 	t.Helper()
-	argv := append([]string{"--pid", "--fork", "--mount-proc", "--kill-child", builtLauncher(t)}, args...)
-	cmd := exec.Command("unshare", argv...)
+	maxrssOnce.Do(func() { maxrssPath, maxrssErr = testenv.Build(scratchDir, "./integration/testdata/maxrss", "maxrss") })
+	if maxrssErr != nil {
+		t.Fatalf("building the maxrss helper: %v", maxrssErr)
+	}
+	return maxrssPath
+}
+
+// run runs codex-launch ARGS as PID 1 of a fresh PID namespace, as root,
+// under the maxrss helper; during, when set, is called while it runs.
+func (a *attack) run(t *testing.T, during func(cmd *exec.Cmd, out *testenv.Buffer), args ...string) attackRun {
+	t.Helper()
+	rssFile := filepath.Join(t.TempDir(), "maxrss")
+	argv := append([]string{rssFile, "unshare", "--pid", "--fork", "--mount-proc", "--kill-child", builtLauncher(t)}, args...)
+	cmd := exec.Command(maxrssHelper(t), argv...)
 	cmd.Env = a.environ()
 	cmd.Dir = a.Dir
 	var out testenv.Buffer
@@ -137,13 +156,13 @@ func (a *attack) run(t *testing.T, during func(cmd *exec.Cmd), args ...string) a
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	if during != nil {
-		during(cmd)
+		during(cmd, &out)
 	}
 	var err error
 	select {
 	case err = <-done:
 	case <-time.After(securityHang):
-		cmd.Process.Kill()
+		pid1KillTree(cmd.Process.Pid)
 		<-done
 		t.Fatalf("codex-launch %v hung (killed after %s); output:\n%s", args, securityHang, out.String())
 	}
@@ -153,16 +172,37 @@ func (a *attack) run(t *testing.T, during func(cmd *exec.Cmd), args ...string) a
 	case err == nil:
 	case errors.As(err, &ee):
 		r.code = ee.ExitCode()
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			r.code = 128 + int(ws.Signal())
-		}
 	default:
 		t.Fatal(err)
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.rss = ru.Maxrss
+	b, rerr := os.ReadFile(rssFile)
+	if r.rss, err = strconv.ParseInt(string(b), 10, 64); rerr != nil || err != nil {
+		t.Fatalf("no peak RSS from the maxrss helper (%v %v); output:\n%s", rerr, err, r.out)
 	}
 	return r
+}
+
+// launcherOf is the PID of codex-launch (PID 1 of the namespace) under the
+// maxrss helper's unshare.
+func launcherOf(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	var pid int
+	pid1WaitFor(10*time.Second, func() bool {
+		for _, u := range childrenOf(cmd.Process.Pid) {
+			for _, k := range childrenOf(u) {
+				// The fork of unshare until it has exec'd the launcher.
+				if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", k)); strings.TrimSpace(string(comm)) == "codex-launch" {
+					pid = k
+					return true
+				}
+			}
+		}
+		return false
+	})
+	if pid == 0 {
+		t.Fatal("codex-launch did not start")
+	}
+	return pid
 }
 
 // check asserts the run's exit code, its peak RSS, the untouched outside
@@ -409,9 +449,12 @@ func TestAttackFIFOs(t *testing.T) {
 		if unix.Lstat(filepath.Join(a.CodexHome, "config.toml"), &st); st.Mode&unix.S_IFMT != unix.S_IFIFO {
 			t.Errorf("config.toml was replaced")
 		}
-		r = a.run(t, func(cmd *exec.Cmd) {
-			time.Sleep(500 * time.Millisecond)
-			cmd.Process.Signal(syscall.SIGTERM)
+		r = a.run(t, func(cmd *exec.Cmd, out *testenv.Buffer) {
+			// Once boot has begun (its handlers are in place before it
+			// logs): the old boot then blocked on the FIFO for good.
+			pid := launcherOf(t, cmd)
+			pid1WaitFor(10*time.Second, func() bool { return strings.Contains(out.String(), "boot:") })
+			syscall.Kill(pid, syscall.SIGTERM)
 		}, "--user", "nobody", "--", "/bin/sleep", "60")
 		a.check(t, r, 143, "launcher stopped")
 	})
