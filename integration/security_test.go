@@ -400,10 +400,14 @@ func TestAttackHugeFiles(t *testing.T) {
 		a.file("auth.json", authJSON(fresh, time.Now()))
 		big(a, "auth_refresh_status.json", 200<<20)
 		big(a, "codex_launch_store_status.json", 200<<20)
+		a.Env["CODEX_LAUNCH_CREDENTIAL_STORE"] = "postgres://agent@127.0.0.1:1/none"
 		r := a.run(t, nil, "health")
 		a.check(t, r, 1, "health")
+		if strings.Count(r.out, "too large") != 2 {
+			t.Errorf("health does not name both files too large: %q", r.out)
+		}
 		r = a.run(t, nil, "status")
-		a.check(t, r, r.code, "status")
+		a.check(t, r, 0, "status")
 	})
 	t.Run("auth.json becomes /dev/zero while the launcher runs", func(t *testing.T) {
 		a := newAttack(t)
@@ -425,13 +429,19 @@ func TestAttackFIFOs(t *testing.T) {
 				a.file("auth.json", authJSON(fresh, time.Now()))
 			}
 			a.fifo(name)
+			if name == "codex_launch_store_status.json" {
+				// Read only with a shared store configured (never
+				// reached: health and status do not connect).
+				a.Env["CODEX_LAUNCH_CREDENTIAL_STORE"] = "postgres://agent@127.0.0.1:1/none"
+			}
 			r := a.run(t, nil, "health")
 			a.check(t, r, 1, "health")
-			if !strings.Contains(r.out, "FIFO") && name != "codex_launch_store_status.json" {
+			if !strings.Contains(r.out, "FIFO") {
 				t.Errorf("health does not name the FIFO: %q", r.out)
 			}
 			r = a.run(t, nil, "status")
-			a.check(t, r, r.code, "status")
+			a.check(t, r, 0, "status")
+			delete(a.Env, "CODEX_LAUNCH_CREDENTIAL_STORE")
 			if name == "auth.json" {
 				r = a.run(t, nil, "refresh", "--once")
 				a.check(t, r, 2, "refresh --once")

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/molecule-ai/codex-launch/fleet"
@@ -25,8 +27,12 @@ func readStoreSummary(cfg *Config, dir string) *storeSummary {
 		return nil
 	}
 	st, err := fleet.ReadState(dir)
-	if err != nil {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
 		return &storeSummary{Store: fleetStoreName(cfg), State: "unknown", Error: "no store status yet (is the launcher running?)"}
+	case err != nil:
+		// A file that is not one, or too large: say which.
+		return &storeSummary{Store: fleetStoreName(cfg), State: "unknown", Error: err.Error()}
 	}
 	s := &storeSummary{Store: st.Store, State: st.State, Error: st.Error, Generation: st.Generation}
 	if !st.Since.IsZero() {
