@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/molecule-ai/codex-launch/boot"
 )
 
 // The env directory is read once, before the configuration is resolved, for
@@ -92,7 +94,19 @@ func TestUserWithoutHomeWritesNothing(t *testing.T) {
 	}
 	r := newRig(t)
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + r.dir}
-	for _, user := range []string{"4711:4711", "nobody"} {
+	users := []string{"4711:4711"}
+	if u, err := (boot.Accounts{}).Lookup("nobody"); err == nil && u.Home != "/" {
+		if _, err := os.Stat(u.Home); errors.Is(err, os.ErrNotExist) {
+			users = append(users, "nobody")
+			defer func() {
+				if _, err := os.Stat(u.Home); err == nil {
+					t.Errorf("%s was created for nobody", u.Home)
+					os.RemoveAll(u.Home)
+				}
+			}()
+		}
+	}
+	for _, user := range users {
 		res := r.run(env, "--user", user, "--", "true")
 		if res.code != exitLaunch || !strings.Contains(res.stderr, "set CODEX_HOME") {
 			t.Errorf("--user %s: exit %d, want %d and a hint to set CODEX_HOME\n%s", user, res.code, exitLaunch, res.stderr)
