@@ -342,3 +342,43 @@ func TestFaultUnreadableAuthJSON(t *testing.T) {
 		t.Fatalf("health: %d %q", code, out)
 	}
 }
+
+// TestFaultEndpointAnswers: the endpoint's transient answers leave the
+// credential as it was, its token unspent, and health 0 while the access
+// token is still valid (the watchdog retries).
+func TestFaultEndpointAnswers(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		a    tokenmock.Answer
+		env  map[string]string
+	}{
+		{"403 HTML page", tokenmock.Answer{Status: 403, Body: "<html><title>Just a moment...</title></html>", Header: map[string][]string{"Content-Type": {"text/html"}}}, nil},
+		{"429", tokenmock.RetryAfter(7), nil},
+		{"503", tokenmock.Error(503, "unavailable"), nil},
+		{"hang", tokenmock.Answer{Hang: true}, map[string]string{"CODEX_LAUNCH_REFRESH_TIMEOUT": "1s"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := tokenmock.Start(tokenmock.Options{AccessTTL: time.Hour})
+			defer srv.Close()
+			h := newHome(t, srv)
+			for k, v := range c.env {
+				h.Env[k] = v
+			}
+			old := srv.IssueWithExpiry("acct-1", time.Now().Add(5*time.Minute))
+			before := srv.AuthJSON(old, time.Now().Add(-time.Hour))
+			h.write(before)
+			srv.Script(c.a)
+			if r := h.once(); r.Code != exitTransient {
+				t.Fatalf("exit %d, want %d: %s", r.Code, exitTransient, lines(r.output()))
+			}
+			if !bytes.Equal(h.read(), before) || srv.Spent(old.RefreshToken) {
+				t.Fatal("auth.json changed, or its refresh token was spent")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if r := finish(t, h.launcherCmd(ctx, "health")); r.Code != 0 {
+				t.Fatalf("health %d: %s", r.Code, r.output())
+			}
+		})
+	}
+}
