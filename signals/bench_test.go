@@ -18,7 +18,7 @@ func (n nopTarget) Stop(syscall.Signal, bool) error   { n <- struct{}{}; return 
 // Target call, the launcher's share of forwarding latency (the kill(2) to
 // the child comes on top). Run: go test -bench Forward -benchmem ./signals/
 func BenchmarkForward(b *testing.B) {
-	f := Listen(0)
+	f := Listen(Options{})
 	tg := make(nopTarget, 1)
 	stop := runForwarderB(b, f, tg)
 	defer stop()

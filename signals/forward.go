@@ -1,13 +1,15 @@
 // Package signals decides which signals codex-launch passes to its child,
-// rewrites them on request (as dumb-init's -r), and runs the forwarding actor.
+// rewrites them on request (as dumb-init's -r), and runs the one signal loop.
 //
 // The launcher must listen from its first instant: a container runtime may
 // send SIGTERM while the launcher is still booting or priming the credential,
-// before any child exists. Listen registers every forwardable signal at once;
-// until Run attaches the child, a stop signal is reported on Stops (and
-// remembered) and any other signal is dropped, since there is nobody to tell.
-// Run then passes each signal on with no allocation and no logging above
-// debug level, so forwarding stays cheap under a burst.
+// before any child exists. Listen registers every caught signal and starts the
+// loop that reads them all until Close; it is the one place where a signal
+// becomes an action. Before the child exists a stop signal is remembered and
+// reported (Stops, StopContext) and any other is dropped, since there is
+// nobody to tell. Run gives the loop the child; from then on each signal is
+// rewritten and passed on with no allocation and no logging above debug
+// level, so forwarding stays cheap under a burst.
 //
 // Go limits what an init written in it can promise about signal state: the
 // runtime installs its own handlers, so the child starts with every caught
@@ -31,11 +33,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// DefaultBuffer is the channel size used when Options.Buffer is zero. The Go
-// runtime coalesces repeats of one signal but queues distinct ones; the
-// channel must hold a burst of distinct signals while one is being sent on,
-// because signal.Notify drops what does not fit.
-const DefaultBuffer = 1024
+// bufferSize is the signal channel's size. The Go runtime coalesces repeats
+// of one signal but queues distinct ones; the channel must hold a burst of
+// distinct signals while one is being sent on (and every signal that comes
+// while the child starts, see Hold), because signal.Notify drops what does
+// not fit.
+const bufferSize = 1024
 
 // Target is what signals are forwarded to: a *supervise.Supervisor.
 type Target interface {
@@ -62,65 +65,78 @@ type Options struct {
 	Logger hclog.Logger
 }
 
-// Forwarder owns the process's signal registration.
-type Forwarder struct {
-	ch     chan os.Signal
-	isStop [maxSignal + 1]bool
-	opts   Options
-	log    hclog.Logger
-
-	registered chan struct{} // closed once every signal in Caught is registered
-
-	handoff  chan struct{} // closed by Run to end the pre-run pump
-	pumpDone chan struct{}
-	runOnce  sync.Once
-	running  atomic.Bool // Run has taken over from the pump (tests wait for it)
-
-	mu       sync.Mutex
-	early    syscall.Signal // first stop signal seen before Run
-	subs     []chan syscall.Signal
-	consumed bool // early already handed to a Target
+func (o Options) stops() []syscall.Signal {
+	if o.StopSignals == nil {
+		return DefaultStopSignals()
+	}
+	return o.StopSignals
 }
 
-// Listen registers for every signal in Caught now, and until Run is called
-// watches them for stop signals (DefaultStopSignals until Configure says
-// otherwise). Call it first thing in main, before parsing configuration.
-// bufferSize 0 means DefaultBuffer.
-func Listen(bufferSize int) *Forwarder {
-	f := ListenStopsFirst(bufferSize)
+// Forwarder owns the process's signal registration and the loop that acts
+// on every signal.
+type Forwarder struct {
+	ch         chan os.Signal
+	ctl        chan func(*loop) // run by the loop, between two signals
+	quit       chan struct{}    // closed by Close: the loop ends
+	closeOnce  sync.Once
+	registered chan struct{} // closed once every signal in Caught is registered
+	runOnce    sync.Once
+	running    atomic.Bool // Run has given the loop its target (tests wait for it)
+
+	mu       sync.Mutex
+	early    syscall.Signal // first stop signal seen before the child existed
+	subs     []chan syscall.Signal
+	consumed bool // early already handled: by the caller, or sent to the target
+}
+
+// loop is the state only the loop goroutine touches.
+type loop struct {
+	opts   Options
+	isStop [maxSignal + 1]bool
+	log    hclog.Logger
+	debug  bool
+	target Target // the child, from Run on
+	held   bool   // the child is starting: leave signals queued
+	ended  bool   // Run has returned: the launcher is exiting
+}
+
+// Listen is ListenStopsFirst that returns only once every signal in Caught
+// is registered.
+func Listen(opts Options) *Forwarder {
+	f := ListenStopsFirst(opts)
 	f.WaitRegistered()
 	return f
 }
 
-// ListenStopsFirst is Listen for a launcher that has work to do before its
-// child exists: it registers registeredFirst now and the rest of Caught in
-// the background, and returns at once. The reason is cost: the Go runtime
-// registers each signal with a round trip to its signal-mask thread (a
-// thread hand-off each way), 30-50 µs per signal here, 2-3 ms for the ~60,
-// which would otherwise all sit before boot. Until a signal is registered it
-// gets the runtime's default action: for most that is nothing (and they are
-// dropped before the child exists anyway), but for the stop signals and
-// those whose default ends the program it is exit, so those are registered
-// before this returns. Call WaitRegistered before starting the child; Run
-// and a Configure naming other stop signals wait for it too.
-func ListenStopsFirst(bufferSize int) *Forwarder {
-	if bufferSize <= 0 {
-		bufferSize = DefaultBuffer
-	}
+// ListenStopsFirst starts the signal loop with opts, for a launcher that has
+// work to do before its child exists. It registers registeredFirst now and
+// the rest of Caught in the background, and returns at once: the Go runtime
+// registers each signal with a round trip to its signal-mask thread, which
+// would otherwise all sit before boot. Until a signal is registered it gets
+// the runtime's default action: for most that is nothing (and they are
+// dropped before the child exists anyway), but for the stop signals and those
+// whose default ends the program it is exit, so those are registered before
+// this returns (and all of them when opts names other stop signals). Hold
+// and Run wait for the rest.
+func ListenStopsFirst(opts Options) *Forwarder {
 	f := &Forwarder{
 		ch:         make(chan os.Signal, bufferSize),
+		ctl:        make(chan func(*loop)),
+		quit:       make(chan struct{}),
 		registered: make(chan struct{}),
-		handoff:    make(chan struct{}),
-		pumpDone:   make(chan struct{}),
 	}
-	f.Configure(Options{})
+	l := &loop{}
+	l.configure(opts)
 	var first []os.Signal
 	for _, s := range registeredFirst() {
 		first = append(first, s)
 	}
 	signal.Notify(f.ch, first...)
 	go f.registerRest()
-	go f.pump()
+	go f.run(l)
+	if !allRegisteredFirst(opts.stops()) {
+		f.WaitRegistered() // a configured stop signal must be caught from here on
+	}
 	return f
 }
 
@@ -132,6 +148,18 @@ func ListenStopsFirst(bufferSize int) *Forwarder {
 // kill, are taken for a crash (caughtToDrop).
 func registeredFirst() []syscall.Signal {
 	return append(append(DefaultStopSignals(), unix.SIGHUP, unix.SIGABRT, unix.SIGSTKFLT), caughtToDrop...)
+}
+
+// allRegisteredFirst reports whether every signal in stops is one that
+// ListenStopsFirst registers at once.
+func allRegisteredFirst(stops []syscall.Signal) bool {
+	first := registeredFirst()
+	for _, s := range stops {
+		if !slices.Contains(first, s) {
+			return false
+		}
+	}
+	return true
 }
 
 // registerRest registers Caught, one Notify call per signal: os/signal holds
@@ -148,81 +176,117 @@ func (f *Forwarder) registerRest() {
 // then on none of them can end or bypass the launcher.
 func (f *Forwarder) WaitRegistered() { <-f.registered }
 
-// Configure sets the options once configuration has been read: the stop
-// signals and logger apply at once (to the prime phase), the rest when Run
-// starts. Stop signals that ListenStopsFirst did not register at once make
-// it wait until every signal is registered. It must not be called after Run.
+// Configure replaces the options given to Listen, at once for the next
+// signal. It exists for a launcher whose options may change once its
+// configuration is complete; stop signals that ListenStopsFirst did not
+// register at once make it wait until every signal is registered.
 func (f *Forwarder) Configure(opts Options) {
-	if opts.StopSignals == nil {
-		opts.StopSignals = DefaultStopSignals()
+	if !allRegisteredFirst(opts.stops()) {
+		f.WaitRegistered() // a configured stop signal must be caught from here on
 	}
-	log := opts.Logger
-	if log == nil {
-		log = hclog.NewNullLogger()
-	}
-	var isStop [maxSignal + 1]bool
-	for _, s := range opts.StopSignals {
-		if s > 0 && int(s) < len(isStop) {
-			isStop[s] = true
+	f.do(func(l *loop) { l.configure(opts) })
+}
+
+func (l *loop) configure(opts Options) {
+	l.opts = opts
+	l.isStop = [maxSignal + 1]bool{}
+	for _, s := range opts.stops() {
+		if s > 0 && int(s) < len(l.isStop) {
+			l.isStop[s] = true
 		}
 	}
-	if !allRegisteredFirst(opts.StopSignals) {
-		// A configured stop signal must be caught from here on.
-		f.WaitRegistered()
+	l.log = opts.Logger
+	if l.log == nil {
+		l.log = hclog.NewNullLogger()
+	}
+	l.debug = l.log.IsDebug()
+}
+
+// do runs fn in the loop and returns when it has run (at once after Close).
+func (f *Forwarder) do(fn func(*loop)) {
+	done := make(chan struct{})
+	select {
+	case f.ctl <- func(l *loop) { fn(l); close(done) }:
+		<-done
+	case <-f.quit:
+	}
+}
+
+// run is the loop: every signal from the first registration to Close, and
+// the changes of its state, one at a time.
+func (f *Forwarder) run(l *loop) {
+	for {
+		in := f.ch
+		if l.held {
+			in = nil
+		}
+		select {
+		case s := <-in:
+			sig := s.(syscall.Signal)
+			switch {
+			case l.target != nil:
+				l.forward(sig)
+			case !l.ended:
+				f.beforeChild(l, sig)
+			}
+		case fn := <-f.ctl:
+			fn(l)
+		case <-f.quit:
+			return
+		}
+	}
+}
+
+// beforeChild remembers the first stop signal and tells those waiting for
+// one; any other signal is dropped.
+func (f *Forwarder) beforeChild(l *loop, sig syscall.Signal) {
+	_, kept := l.opts.Rewrite.Apply(sig) // a stop signal rewritten to 0 is ignored
+	if !l.isStop[sig] || !kept {
+		l.log.Debug("signal before the child exists: dropped", "signal", Name(sig))
+		return
 	}
 	f.mu.Lock()
-	f.opts, f.log, f.isStop = opts, log, isStop
-	f.mu.Unlock()
-}
-
-// allRegisteredFirst reports whether every signal in stops is one that
-// ListenStopsFirst registers at once.
-func allRegisteredFirst(stops []syscall.Signal) bool {
-	first := registeredFirst()
-	for _, s := range stops {
-		if !slices.Contains(first, s) {
-			return false
+	first := f.early == 0
+	if first {
+		f.early = sig
+		for _, c := range f.subs {
+			c <- sig // buffered 1, sent once
 		}
+		f.subs = nil
 	}
-	return true
+	f.mu.Unlock()
+	if first {
+		l.log.Info("stop signal before the child exists", "signal", Name(sig))
+	}
 }
 
-// pump handles signals while no child exists.
-func (f *Forwarder) pump() {
-	defer close(f.pumpDone)
-	for {
-		select {
-		case <-f.handoff:
-			return
-		case s := <-f.ch:
-			sig := s.(syscall.Signal)
-			f.mu.Lock()
-			_, kept := f.opts.Rewrite.Apply(sig) // a stop signal rewritten to 0 is ignored
-			stop, log := f.isStop[sig] && kept, f.log
-			if !stop {
-				f.mu.Unlock()
-				log.Debug("signal before the child exists: dropped", "signal", Name(sig))
-				continue
-			}
-			first := f.early == 0
-			if first {
-				f.early = sig
-				for _, c := range f.subs {
-					c <- sig // buffered 1, sent once
-				}
-				f.subs = nil
-			}
-			f.mu.Unlock()
-			if first {
-				log.Info("stop signal before the child exists", "signal", Name(sig))
-			}
+// forward passes sig on to the target.
+func (l *loop) forward(sig syscall.Signal) {
+	if !Forwardable(sig) {
+		return // PIPE, or a fault signal sent by kill: caught only to be dropped
+	}
+	out, ok := l.opts.Rewrite.Apply(sig)
+	if !ok {
+		if l.debug {
+			l.log.Debug("signal dropped by rewrite", "signal", Name(sig))
 		}
+		return
+	}
+	var err error
+	if l.isStop[sig] {
+		err = l.target.Stop(out, l.opts.Group)
+	} else {
+		err = l.target.Signal(out, l.opts.Group)
+	}
+	if l.debug {
+		l.log.Debug("signal forwarded", "received", Name(sig), "sent", Name(out), "group", l.opts.Group, "error", err)
 	}
 }
 
 // Stops returns a channel that receives the first stop signal received
-// before Run (at once if it came already); the launcher selects on it while
-// booting and priming, and gives up promptly. Each call gets its own channel.
+// before the child existed (at once if it came already); the launcher selects
+// on it while booting and priming, and gives up promptly. Each call gets its
+// own channel.
 func (f *Forwarder) Stops() <-chan syscall.Signal {
 	c := make(chan syscall.Signal, 1)
 	f.mu.Lock()
@@ -235,7 +299,8 @@ func (f *Forwarder) Stops() <-chan syscall.Signal {
 	return c
 }
 
-// Stopped reports the first stop signal received before Run, if any.
+// Stopped reports the first stop signal received before the child existed,
+// if any.
 func (f *Forwarder) Stopped() (syscall.Signal, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -243,8 +308,8 @@ func (f *Forwarder) Stopped() (syscall.Signal, bool) {
 }
 
 // StopContext returns a copy of parent that is cancelled when a stop signal
-// arrives before Run (its cause is a *StopError), for bounding boot and prime.
-// Call release when the phase is over.
+// arrives before the child exists (its cause is a *StopError), for bounding
+// boot and prime. Call release when the phase is over.
 func (f *Forwarder) StopContext(parent context.Context) (ctx context.Context, release func()) {
 	ctx, cancel := context.WithCancelCause(parent)
 	if sig, ok := f.Stopped(); ok {
@@ -276,76 +341,60 @@ func (e *StopError) Error() string {
 // ExitCode is the conventional status for a launcher stopped by e: 128+N.
 func (e *StopError) ExitCode() int { return 128 + int(e.Signal) }
 
-// Run configures f with opts and forwards signals to t until ctx is done:
-// the oklog/run actor's execute function (interrupt: cancel ctx). Start the
-// child before calling Run. A stop signal that arrived before Run and was not
-// Consumed is delivered to t first, so a TERM racing the child's start is
-// never lost; any other signal that arrives before Run has taken over is
-// dropped (there was no child to tell), so start Run right after the child.
-// Run may be called once; later calls return an error.
-func (f *Forwarder) Run(ctx context.Context, t Target, opts Options) error {
-	first := false
-	f.runOnce.Do(func() { first = true })
-	if !first {
-		return errors.New("signals: Forwarder.Run called twice")
-	}
-	f.WaitRegistered()
-	close(f.handoff)
-	<-f.pumpDone
-	f.Configure(opts)
-	f.running.Store(true)
-
-	f.mu.Lock()
-	early, pending := f.early, f.early != 0 && !f.consumed
-	f.consumed = true
-	f.mu.Unlock()
-	debug := f.log.IsDebug()
-	if pending {
-		f.forward(t, early, debug)
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case s := <-f.ch:
-			f.forward(t, s.(syscall.Signal), debug)
-		}
-	}
-}
-
-// Consume marks a pre-run stop signal as handled by the caller (for example
-// the launcher exited the prime phase because of it and will not start the
-// child), so Run does not deliver it again.
+// Consume marks a stop signal received before the child existed as handled
+// by the caller (for example the launcher exits because of it and starts no
+// child), so Run does not deliver it.
 func (f *Forwarder) Consume() {
 	f.mu.Lock()
 	f.consumed = true
 	f.mu.Unlock()
 }
 
-func (f *Forwarder) forward(t Target, sig syscall.Signal, debug bool) {
-	if !Forwardable(sig) {
-		return // PIPE, or a fault signal sent by kill: caught only to be dropped
-	}
-	out, ok := f.opts.Rewrite.Apply(sig)
-	if !ok {
-		if debug {
-			f.log.Debug("signal dropped by rewrite", "signal", Name(sig))
-		}
-		return
-	}
-	var err error
-	if f.isStop[sig] {
-		err = t.Stop(out, f.opts.Group)
-	} else {
-		err = t.Signal(out, f.opts.Group)
-	}
-	if debug {
-		f.log.Debug("signal forwarded", "received", Name(sig), "sent", Name(out), "group", f.opts.Group, "error", err)
-	}
+// Hold readies the loop for the child about to start: it returns once every
+// signal is registered, and from then until Run gives the loop the child,
+// signals stay queued instead of being dropped, so none that arrives while
+// the child starts is lost. Call it right before starting the child.
+func (f *Forwarder) Hold() {
+	f.WaitRegistered()
+	f.do(func(l *loop) { l.held = true })
 }
 
-// Close stops receiving signals. Signals that arrive afterwards get the
-// Go runtime's default handling, so call it only when the launcher is exiting.
+// Run gives the loop its target, t, and returns when ctx is done: the
+// oklog/run actor's execute function (interrupt: cancel ctx). Start the child
+// (after Hold) before calling Run. A stop signal that came before the child
+// existed and was not Consumed goes to t first, so a TERM racing the child's
+// start is never lost. After Run, signals are dropped: the launcher is
+// exiting. Run may be called once; later calls return an error.
+func (f *Forwarder) Run(ctx context.Context, t Target) error {
+	first := false
+	f.runOnce.Do(func() { first = true })
+	if !first {
+		return errors.New("signals: Forwarder.Run called twice")
+	}
+	f.WaitRegistered()
+	f.do(func(l *loop) {
+		l.target, l.held = t, false
+		f.mu.Lock()
+		early, pending := f.early, f.early != 0 && !f.consumed
+		f.consumed = true
+		f.mu.Unlock()
+		if pending {
+			l.forward(early)
+		}
+	})
+	f.running.Store(true)
+	select {
+	case <-ctx.Done():
+	case <-f.quit:
+	}
+	f.do(func(l *loop) { l.target, l.ended = nil, true })
+	return nil
+}
+
+// Close stops receiving signals and ends the loop. Signals that arrive
+// afterwards get the Go runtime's default handling, so call it only when the
+// launcher is exiting.
 func (f *Forwarder) Close() {
 	signal.Stop(f.ch)
+	f.closeOnce.Do(func() { close(f.quit) })
 }

@@ -55,9 +55,9 @@ func raise(t *testing.T, sig syscall.Signal) {
 }
 
 // runForwarder starts Run until the test ends, then closes f.
-func runForwarder(t *testing.T, f *Forwarder, tg Target, opts Options) {
+func runForwarder(t *testing.T, f *Forwarder, tg Target) {
 	t.Helper()
-	stop := startRun(f, tg, opts)
+	stop := startRun(f, tg)
 	t.Cleanup(func() {
 		if err := stop(); err != nil {
 			t.Error(err)
@@ -66,7 +66,7 @@ func runForwarder(t *testing.T, f *Forwarder, tg Target, opts Options) {
 }
 
 func runForwarderB(b *testing.B, f *Forwarder, tg Target) func() {
-	stop := startRun(f, tg, Options{})
+	stop := startRun(f, tg)
 	return func() {
 		if err := stop(); err != nil {
 			b.Error(err)
@@ -76,10 +76,10 @@ func runForwarderB(b *testing.B, f *Forwarder, tg Target) func() {
 
 // startRun starts Run, waits until it has taken over from the pump, and
 // returns a function that ends it and closes f.
-func startRun(f *Forwarder, tg Target, opts Options) func() error {
+func startRun(f *Forwarder, tg Target) func() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx, tg, opts) }()
+	go func() { done <- f.Run(ctx, tg) }()
 	for !f.running.Load() {
 		time.Sleep(time.Millisecond)
 	}
@@ -105,15 +105,14 @@ func wantEarlyStop(t *testing.T, f *Forwarder, want syscall.Signal) {
 }
 
 func TestStopBeforeRunIsReportedAndDeliveredLater(t *testing.T) {
-	f := Listen(0)
 	var logs testenv.Buffer
-	f.Configure(Options{Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})})
+	f := Listen(Options{Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})})
 	ctx, release := f.StopContext(context.Background())
 	defer release()
 
 	// Not a stop signal: dropped, there is no child yet. The runtime does
 	// not keep the order of two different signals, so TERM is sent only once
-	// the pump has dropped USR1.
+	// the loop has dropped USR1.
 	raise(t, unix.SIGUSR1)
 	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "dropped: signal=USR1"); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -142,7 +141,7 @@ func TestStopBeforeRunIsReportedAndDeliveredLater(t *testing.T) {
 	}
 
 	tg := newFake()
-	runForwarder(t, f, tg, Options{})
+	runForwarder(t, f, tg)
 	if c := tg.next(t); c != (call{unix.SIGTERM, false, true}) {
 		t.Fatalf("first call after Run = %+v, want the early TERM as a stop", c)
 	}
@@ -152,18 +151,17 @@ func TestStopBeforeRunIsReportedAndDeliveredLater(t *testing.T) {
 	}
 }
 
-// A stop signal outside the defaults is caught once Configure returns (with
-// ListenStopsFirst, USR2 is not registered at first: a Configure that did
-// not wait would let it end the process), and one the launcher has Consumed
-// is not delivered again by Run.
+// A stop signal outside the defaults is caught once ListenStopsFirst returns
+// (USR2 is not among the signals registered at once: a ListenStopsFirst that
+// did not wait would let it end the process), and one the launcher has
+// Consumed is not delivered again by Run.
 func TestConsumedEarlyStopIsNotDeliveredAgain(t *testing.T) {
-	f := ListenStopsFirst(0)
-	f.Configure(Options{StopSignals: []syscall.Signal{unix.SIGUSR2}})
+	f := ListenStopsFirst(Options{StopSignals: []syscall.Signal{unix.SIGUSR2}})
 	raise(t, unix.SIGUSR2)
 	wantEarlyStop(t, f, unix.SIGUSR2)
 	f.Consume()
 	tg := newFake()
-	runForwarder(t, f, tg, Options{})
+	runForwarder(t, f, tg)
 	raise(t, unix.SIGWINCH)
 	if c := tg.next(t); c.sig != unix.SIGWINCH {
 		t.Fatalf("got %+v, want WINCH only", c)
@@ -171,7 +169,7 @@ func TestConsumedEarlyStopIsNotDeliveredAgain(t *testing.T) {
 }
 
 func TestDroppedStopSignalDoesNotStopThePrime(t *testing.T) {
-	f := Listen(0)
+	f := Listen(Options{})
 	defer f.Close()
 	f.Configure(Options{Rewrite: Rewrite{unix.SIGINT: 0}})
 	stops := f.Stops()
@@ -188,13 +186,13 @@ func TestDroppedStopSignalDoesNotStopThePrime(t *testing.T) {
 }
 
 func TestRunRewritesDropsAndStops(t *testing.T) {
-	f := Listen(0)
-	tg := newFake()
 	rw, err := ParseRewrite("TERM:INT,USR1:0,HUP:USR2")
 	if err != nil {
 		t.Fatal(err)
 	}
-	runForwarder(t, f, tg, Options{Rewrite: rw, Group: true})
+	f := Listen(Options{Rewrite: rw, Group: true})
+	tg := newFake()
+	runForwarder(t, f, tg)
 
 	raise(t, unix.SIGHUP)
 	if c := tg.next(t); c != (call{unix.SIGUSR2, true, false}) {
@@ -222,9 +220,9 @@ func TestRunRewritesDropsAndStops(t *testing.T) {
 }
 
 func TestEveryForwardableSignalIsForwarded(t *testing.T) {
-	f := Listen(0)
+	f := Listen(Options{StopSignals: []syscall.Signal{}})
 	tg := newFake()
-	runForwarder(t, f, tg, Options{StopSignals: []syscall.Signal{}})
+	runForwarder(t, f, tg)
 	for s := syscall.Signal(1); s <= maxSignal; s++ {
 		if !Forwardable(s) {
 			continue
@@ -237,9 +235,9 @@ func TestEveryForwardableSignalIsForwarded(t *testing.T) {
 }
 
 func TestBurstDoesNotLoseTheStop(t *testing.T) {
-	f := Listen(0)
+	f := Listen(Options{})
 	tg := newFake()
-	runForwarder(t, f, tg, Options{})
+	runForwarder(t, f, tg)
 	for i := 0; i < 1000; i++ {
 		raise(t, unix.SIGUSR1)
 	}
@@ -268,11 +266,48 @@ func TestBurstDoesNotLoseTheStop(t *testing.T) {
 }
 
 func TestRunTwice(t *testing.T) {
-	f := Listen(0)
+	f := Listen(Options{})
 	tg := newFake()
-	runForwarder(t, f, tg, Options{})
-	time.Sleep(10 * time.Millisecond)
-	if err := f.Run(context.Background(), tg, Options{}); err == nil {
+	runForwarder(t, f, tg)
+	if err := f.Run(context.Background(), tg); err == nil {
 		t.Fatal("second Run must fail")
+	}
+}
+
+// Signals that come while the child starts (after Hold, before Run gives the
+// loop the child) are kept and forwarded, not dropped as before the child.
+func TestHoldKeepsSignalsForTheChild(t *testing.T) {
+	f := ListenStopsFirst(Options{})
+	f.Hold()
+	raise(t, unix.SIGUSR1)
+	raise(t, unix.SIGTERM)
+	// Both wait in the channel: the loop reads nothing while it holds.
+	for deadline := time.Now().Add(5 * time.Second); len(f.ch) < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d signals queued while holding, want 2 (the loop read them)", len(f.ch))
+		}
+	}
+	if sig, ok := f.Stopped(); ok {
+		t.Fatalf("a stop signal while the child starts was taken for one before it: %s", Name(sig))
+	}
+	tg := newFake()
+	runForwarder(t, f, tg)
+	got := map[call]bool{tg.next(t): true, tg.next(t): true}
+	if !got[call{unix.SIGUSR1, false, false}] || !got[call{unix.SIGTERM, false, true}] {
+		t.Fatalf("forwarded %v, want USR1 and TERM as a stop", got)
+	}
+}
+
+// Configure applies to the next signal: a stop signal named only by
+// Configure is one from then on, before the child and after.
+func TestConfigureAppliesToTheNextSignal(t *testing.T) {
+	f := Listen(Options{StopSignals: []syscall.Signal{}})
+	f.Configure(Options{StopSignals: []syscall.Signal{unix.SIGUSR2}, Group: true})
+	raise(t, unix.SIGUSR2)
+	wantEarlyStop(t, f, unix.SIGUSR2)
+	tg := newFake()
+	runForwarder(t, f, tg)
+	if c := tg.next(t); c != (call{unix.SIGUSR2, true, true}) {
+		t.Fatalf("got %+v, want the early USR2 as a stop to the group", c)
 	}
 }

@@ -14,20 +14,20 @@ import (
 // at once is reported, not fatal), and every other caught signal once
 // WaitRegistered returns (a USR1 then is caught, not fatal).
 func TestListenStopsFirst(t *testing.T) {
-	f := ListenStopsFirst(0)
+	f := ListenStopsFirst(Options{})
 	raise(t, unix.SIGTERM)
 	wantEarlyStop(t, f, unix.SIGTERM)
 	f.WaitRegistered()
 	raise(t, unix.SIGUSR1) // caught now: must not end the process
 	tg := newFake()
-	runForwarder(t, f, tg, Options{})
+	runForwarder(t, f, tg)
 	if c := tg.next(t); c != (call{unix.SIGTERM, false, true}) {
 		t.Fatalf("first call after Run = %+v, want the early TERM as a stop", c)
 	}
 	raise(t, unix.SIGWINCH)
 	c := tg.next(t)
 	if c == (call{unix.SIGUSR1, false, false}) {
-		c = tg.next(t) // the pump had not read USR1 before Run took over
+		c = tg.next(t) // the loop had not dropped USR1 before Run gave it the target
 	}
 	if c != (call{unix.SIGWINCH, false, false}) {
 		t.Fatalf("got %+v, want WINCH", c)
@@ -40,7 +40,7 @@ func TestListenStopsFirst(t *testing.T) {
 // first milliseconds. Run in a child process, since a failure ends it.
 func TestListenStopsFirstCatchesWhatWouldEndTheLauncher(t *testing.T) {
 	if os.Getenv("SIGNALS_TEST_EARLY_CHILD") == "1" {
-		ListenStopsFirst(0)
+		ListenStopsFirst(Options{})
 		fmt.Fprintln(os.Stderr, "boot line") // the pipe has no reader
 		raise(t, unix.SIGHUP)
 		time.Sleep(20 * time.Millisecond) // time for a HUP left at its default to end the process
