@@ -17,7 +17,11 @@ import (
 func TestForwarderDrivesSupervisor(t *testing.T) {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "log")
-	fwd := signals.Listen(0)
+	rw, err := signals.ParseRewrite("TERM:USR2,USR1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := signals.Listen(signals.Options{Rewrite: rw})
 	defer fwd.Close()
 	sup, err := New(Options{StopTimeout: 5 * time.Second})
 	if err != nil {
@@ -29,17 +33,13 @@ func TestForwarderDrivesSupervisor(t *testing.T) {
 		t.Fatal(err)
 	}
 	killGroupOnFailure(t, sup)
-	rw, err := signals.ParseRewrite("TERM:USR2,USR1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { _ = fwd.Run(ctx, sup, signals.Options{Rewrite: rw}) }()
+	go func() { _ = fwd.Run(ctx, sup) }()
 	waitFile(t, log, "ready", 5*time.Second)
 
 	// HUP until the child has seen one: from then on Run is forwarding
-	// (before it takes over, signals other than stops are dropped).
+	// (before it has the child, signals other than stops are dropped).
 	self := os.Getpid()
 	deadline := time.Now().Add(5 * time.Second)
 	for {

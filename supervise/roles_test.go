@@ -160,7 +160,7 @@ func helperPdeath() int {
 // helperSelfPdeath asks for TERM when its parent dies and reports what the
 // forwarder saw.
 func helperSelfPdeath() int {
-	fwd := signals.Listen(0)
+	fwd := signals.Listen(signals.Options{})
 	parent := os.Getppid()
 	out := os.Getenv("OUT")
 	if os.Getenv("LATE") != "" {

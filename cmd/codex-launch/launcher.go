@@ -25,31 +25,35 @@ import (
 // codex-launch failed before the child ran, or 128+N when stop signal N came
 // before the child existed.
 func (p *program) launcher(cfg *Config, env []string, log hclog.Logger, argv []string) int {
-	// The supervisor first: registering its SIGCHLD is one round trip with
-	// the Go runtime's signal thread now, and would queue behind the
-	// forwarder's ~60 registrations later. Its options are final only after
-	// boot; Configure sets them then.
-	sup, err := supervise.New(supervise.Options{})
+	// The supervisor first: its SIGCHLD is registered before the signal
+	// loop's, which would otherwise queue it behind all of theirs.
+	sup, err := supervise.New(supervise.Options{
+		StopTimeout:   cfg.StopTimeout,
+		ZeroExitCodes: cfg.ExitZero,
+		Logger:        log.Named("supervise"),
+	})
 	if err != nil {
 		fmt.Fprintln(p.stderr, "codex-launch: cannot supervise:", err)
 		return exitLaunch
 	}
 	defer sup.Close()
-	// Then catch every forwardable signal, so a TERM during boot or prime is
-	// seen and honoured, not lost (PID 1 ignores a signal it has no handler
-	// for). Only the pure, microsecond parse of the arguments came before:
-	// the ~60 registrations are a cost the subcommands, which supervise no
-	// child, do not pay. The stop signals, and those whose default would end
-	// the launcher (HUP, PIPE, ...), are caught at once, the rest while boot
-	// runs (each costs thread hand-offs in the Go runtime); the child starts
+	// Then the signal loop, so a TERM during boot or prime is seen and
+	// honoured, not lost (PID 1 ignores a signal it has no handler for). Only
+	// the pure parse of the arguments came before: the registrations are a
+	// cost the subcommands, which supervise no child, do not pay. The stop
+	// signals, and those whose default would end the launcher (HUP, PIPE,
+	// ...), are caught at once, the rest while boot runs; the child starts
 	// only once all are.
-	fwd := signals.ListenStopsFirst(0)
+	fwd := signals.ListenStopsFirst(signals.Options{
+		Rewrite:     cfg.Rewrite,
+		Group:       cfg.SignalGroup,
+		StopSignals: cfg.StopSignals,
+		Logger:      log.Named("signals"),
+	})
 	// The parent as it was at start: the parent-death setting comes after
 	// the drop to --user (which clears it), and a parent that died in
 	// between must still be noticed.
 	parent := os.Getppid()
-	sigOpts := signalOptions(cfg, log)
-	fwd.Configure(sigOpts)
 	l := log.Named("launcher")
 	if err := supervise.BecomeSubreaper(); err != nil {
 		l.Warn("not a subreaper: orphans of the child go to the real init, not reaped here", "error", err)
@@ -161,23 +165,9 @@ func (p *program) launcher(cfg *Config, env []string, log hclog.Logger, argv []s
 	// From here on, every return path must finish the prime pass first.
 	defer pr.Finish()
 
-	if err := sup.Configure(supervise.Options{
-		StopTimeout:   cfg.StopTimeout,
-		ZeroExitCodes: cfg.ExitZero,
-		Logger:        log.Named("supervise"),
-	}); err != nil {
-		l.Error("cannot supervise", "error", err)
-		return exitLaunch
-	}
-	// Forwarding starts before the child so that no signal falls between
-	// the child's start and the forwarder taking over: until the child
-	// exists the gate holds them (the channel buffers the rest).
-	fwd.WaitRegistered()
-	gate := &childGate{sup: sup, started: make(chan struct{})}
-	fwdCtx, fwdCancel := context.WithCancel(context.Background())
-	defer fwdCancel()
-	fwdDone := make(chan error, 1)
-	go func() { fwdDone <- fwd.Run(fwdCtx, gate, sigOpts) }()
+	// From here the signal loop keeps what comes while the child starts,
+	// for the group's signal actor to forward.
+	fwd.Hold()
 	err = sup.Start(supervise.Spec{
 		Argv: argv,
 		Env:  childEnv,
@@ -185,7 +175,6 @@ func (p *program) launcher(cfg *Config, env []string, log hclog.Logger, argv []s
 		ParentDeathSignal: syscall.SIGKILL,
 		Foreground:        true,
 	})
-	gate.open(err == nil)
 	if err != nil {
 		var se *supervise.StartError
 		code := exitLaunch
@@ -197,7 +186,7 @@ func (p *program) launcher(cfg *Config, env []string, log hclog.Logger, argv []s
 	}
 	l.Debug("child started", "pid", sup.Pid(), "command", argv[0])
 	durable()
-	return runGroup(sup, fwdCtx, fwdCancel, fwdDone, w, pr, pending, l)
+	return runGroup(sup, fwd, w, pr, pending, l)
 }
 
 // prime waits for the prime pass until by: what is left of --prime-timeout
@@ -263,13 +252,13 @@ func reportPrime(pr *authwatch.Priming, l hclog.Logger) (dead bool) {
 // errChildExited ends the group: only the child's exit may end it.
 var errChildExited = errors.New("child exited")
 
-// runGroup runs the child, the forwarder and the watchdog as one oklog/run
+// runGroup runs the child, the signal loop and the watchdog as one oklog/run
 // group. The child's exit ends it; the other actors return only when
 // interrupted (one that fails early logs and then waits), so nothing but the
 // child ends the group. The watchdog's interrupt cancels its context: a
 // refresh whose POST has redeemed a token still commits before Run returns
 // (authwatch's promise), one that has not started is abandoned.
-func runGroup(sup *supervise.Supervisor, fwdCtx context.Context, fwdCancel context.CancelFunc, fwdDone <-chan error, w *authwatch.Watchdog, pr *authwatch.Priming, pending bool, l hclog.Logger) int {
+func runGroup(sup *supervise.Supervisor, fwd *signals.Forwarder, w *authwatch.Watchdog, pr *authwatch.Priming, pending bool, l hclog.Logger) int {
 	var g run.Group
 	code := exitLaunch
 	{
@@ -283,19 +272,16 @@ func runGroup(sup *supervise.Supervisor, fwdCtx context.Context, fwdCancel conte
 			return errChildExited
 		}, func(error) { cancel() })
 	}
-	g.Add(func() error {
-		// The forwarder already runs (started before the child).
-		select {
-		case err := <-fwdDone:
-			if fwdCtx.Err() == nil {
+	{
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			if err := fwd.Run(ctx, sup); err != nil {
 				l.Error("signal forwarding stopped; the child runs on", "error", err)
-				<-fwdCtx.Done()
+				<-ctx.Done()
 			}
-		case <-fwdCtx.Done():
-			<-fwdDone
-		}
-		return nil
-	}, func(error) { fwdCancel() })
+			return nil
+		}, func(error) { cancel() })
+	}
 	{
 		ctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error {
@@ -356,50 +342,6 @@ func applyEnviron(environ []string) error {
 		}
 	}
 	return nil
-}
-
-// errNoChild: the child could not be started, so a held signal has nowhere
-// to go.
-var errNoChild = errors.New("no child: it could not be started")
-
-// childGate is the forwarder's target from before the child's start: each
-// signal waits until the child exists (or failed to start), then goes to
-// the supervisor.
-type childGate struct {
-	sup     *supervise.Supervisor
-	started chan struct{}
-	ok      bool // written before started is closed
-}
-
-func (g *childGate) open(ok bool) {
-	g.ok = ok
-	close(g.started)
-}
-
-func (g *childGate) Signal(sig syscall.Signal, group bool) error {
-	<-g.started
-	if !g.ok {
-		return errNoChild
-	}
-	return g.sup.Signal(sig, group)
-}
-
-func (g *childGate) Stop(sig syscall.Signal, group bool) error {
-	<-g.started
-	if !g.ok {
-		return errNoChild
-	}
-	return g.sup.Stop(sig, group)
-}
-
-// signalOptions is the forwarder's part of the configuration.
-func signalOptions(cfg *Config, log hclog.Logger) signals.Options {
-	return signals.Options{
-		Rewrite:     cfg.Rewrite,
-		Group:       cfg.SignalGroup,
-		StopSignals: cfg.StopSignals,
-		Logger:      log.Named("signals"),
-	}
 }
 
 // secretVariables are the variables of the options marked Secret.
