@@ -76,7 +76,7 @@ func (p pid1Report) deliver(t *testing.T, r *pid1Run, sig syscall.Signal, want b
 	// A stop may land just after the sentinel (dumb-init forwards pending
 	// signals lowest number first): look again a moment later.
 	time.Sleep(20 * time.Millisecond)
-	stopped := func(pid int) bool { st, ok := readProcStat(pid); return ok && st.state == 'T' }
+	stopped := func(pid int) bool { st, ok := readProcStat(pid); return ok && st.State == 'T' }
 	child := 0
 	if kids := childrenOf(r.initPID()); len(kids) > 0 {
 		child = kids[0]

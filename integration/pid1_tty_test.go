@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+
+	"github.com/molecule-ai/codex-launch/internal/procstat"
 )
 
 // pid1TTY is `docker run -it`: the init is PID 1 of a namespace with a
@@ -138,7 +140,7 @@ func pid1TTYRun(t *testing.T, h *pid1Harness, in *pid1Init, ns bool) string {
 	if childPid == 0 {
 		t.Fatalf("cannot find the init's child")
 	}
-	state := func(pid int) byte { st, _ := readProcStat(pid); return st.state }
+	state := func(pid int) byte { st, _ := readProcStat(pid); return st.State }
 	typeIn("\x1a")
 	// Who stops on Ctrl-Z: the child always; the init too when it behaves as
 	// a job under a shell (not PID 1: codex-launch and dumb-init). As PID 1,
@@ -194,10 +196,13 @@ func pid1TTYRun(t *testing.T, h *pid1Harness, in *pid1Init, ns bool) string {
 	return strings.Join(cells, "; ")
 }
 
-// pid1Diag is what a failure needs to know about a process: its stat line
-// (pgrp, session, terminal's foreground group) and signal masks.
+// pid1Diag is what a failure needs to know about a process: its group,
+// session and terminal's foreground group, and its signal masks.
 func pid1Diag(pid int) string {
-	stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := procstat.Read(pid)
+	if err != nil {
+		return err.Error()
+	}
 	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	var masks []string
 	for _, l := range strings.Split(string(status), "\n") {
@@ -205,9 +210,6 @@ func pid1Diag(pid int) string {
 			masks = append(masks, l)
 		}
 	}
-	f := strings.Fields(string(stat))
-	if len(f) > 8 {
-		f = f[:8]
-	}
-	return strings.Join(f, " ") + " " + strings.Join(masks, " ")
+	return fmt.Sprintf("state=%c ppid=%d pgrp=%d session=%d tty=%d tpgid=%d %s",
+		st.State, st.PPid, st.Pgrp, st.Session, st.TTY, st.TPGID, strings.Join(masks, " "))
 }

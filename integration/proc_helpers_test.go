@@ -10,34 +10,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/molecule-ai/codex-launch/internal/procstat"
 )
 
-// procStat is what the tests read of /proc/PID/stat.
-type procStat struct {
-	state byte
-	ppid  int
-	pgrp  int
-}
-
 // readProcStat reads /proc/PID/stat; false when pid is gone.
-func readProcStat(pid int) (procStat, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return procStat{}, false
-	}
-	// pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return procStat{}, false
-	}
-	f := strings.Fields(s[i+2:])
-	if len(f) < 3 {
-		return procStat{}, false
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	pgrp, _ := strconv.Atoi(f[2])
-	return procStat{state: f[0][0], ppid: ppid, pgrp: pgrp}, true
+func readProcStat(pid int) (procstat.Stat, bool) {
+	st, err := procstat.Read(pid)
+	return st, err == nil
 }
 
 // procPIDs lists the processes for which keep holds, lowest pid first.
@@ -57,7 +37,7 @@ func procPIDs(keep func(pid int) bool) []int {
 func childrenOf(ppid int) []int {
 	return procPIDs(func(pid int) bool {
 		st, ok := readProcStat(pid)
-		return ok && st.ppid == ppid && st.state != 'Z'
+		return ok && st.PPid == ppid && !st.Zombie()
 	})
 }
 
@@ -73,7 +53,7 @@ func descendants(pid int) []int {
 // procAlive reports whether pid exists and is not a zombie.
 func procAlive(pid int) bool {
 	st, ok := readProcStat(pid)
-	return ok && st.state != 'Z'
+	return ok && !st.Zombie()
 }
 
 // procIDs returns the real uid and gid of pid.

@@ -1,12 +1,13 @@
 package supervise
 
 import (
-	"bytes"
 	"os"
 	"strconv"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/molecule-ai/codex-launch/internal/procstat"
 )
 
 // reapsOrphans reports whether orphans come to this process: as PID 1 or as a
@@ -35,38 +36,16 @@ func groupHasLiving(pgid int) bool {
 	if err != nil {
 		return true
 	}
-	want := []byte(strconv.Itoa(pgid))
 	buf := make([]byte, 512)
 	for _, name := range names {
-		if name[0] < '0' || name[0] > '9' {
-			continue
-		}
-		n, err := readSmall("/proc/"+name+"/stat", buf)
+		pid, err := strconv.Atoi(name)
 		if err != nil {
 			continue
 		}
-		b := buf[:n]
-		// pid (comm) state ppid pgrp ...: comm may hold spaces and parens.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := bytes.Fields(b[i+1:])
-		if len(f) < 3 || !bytes.Equal(f[2], want) {
-			continue
-		}
-		if f[0][0] != 'Z' && f[0][0] != 'X' {
+		st, err := procstat.ReadBuf(pid, buf)
+		if err == nil && st.Pgrp == pgid && !st.Zombie() {
 			return true
 		}
 	}
 	return false
-}
-
-func readSmall(path string, buf []byte) (int, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Close(fd)
-	return unix.Read(fd, buf)
 }

@@ -2,7 +2,6 @@ package supervise
 
 import (
 	"bufio"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/molecule-ai/codex-launch/internal/procstat"
 )
 
 // helperEnv marks a re-executed test binary: it runs one scripted role
@@ -51,18 +52,10 @@ func waitFile(t *testing.T, path, want string, timeout time.Duration) string {
 	}
 }
 
-// procState is the state letter of pid from /proc ("" when it is gone).
-func procState(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return ""
-	}
-	return s[i+2 : i+3]
+// procState is the state letter of pid from /proc (0 when it is gone).
+func procState(pid int) byte {
+	st, _ := procstat.Read(pid)
+	return st.State
 }
 
 // zombieChildren lists the zombies whose parent is ppid.
@@ -74,14 +67,7 @@ func zombieChildren(ppid int) map[int]bool {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		f := strings.Fields(s[i+1:])
-		if len(f) > 1 && f[0] == "Z" && f[1] == strconv.Itoa(ppid) {
+		if st, err := procstat.Read(pid); err == nil && st.Zombie() && st.PPid == ppid {
 			out[pid] = true
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/molecule-ai/codex-launch/signals"
@@ -45,9 +46,10 @@ func runHelper(role string) int {
 	return 2
 }
 
-// helperReaper becomes a subreaper, runs a child whose own child leaves
-// orphans behind, and reports how many it reaped and whether a zombie was
-// ever seen while the main child ran.
+// helperReaper becomes a subreaper and runs a child that leaves ORPHANS
+// orphans behind and then waits on its stdin. Once the supervisor has reaped
+// that many, while the child still runs, it counts the zombies left among
+// its children, lets the child exit and reports.
 func helperReaper() int {
 	if err := BecomeSubreaper(); err != nil {
 		fmt.Println("subreaper error:", err)
@@ -57,17 +59,28 @@ func helperReaper() int {
 		fmt.Println("not a subreaper after BecomeSubreaper")
 		return 1
 	}
+	n, err := strconv.ParseUint(os.Getenv("ORPHANS"), 10, 64)
+	if err != nil {
+		fmt.Println("ORPHANS:", err)
+		return 1
+	}
 	sup, err := New(Options{})
 	if err != nil {
 		fmt.Println(err)
 		return 1
 	}
 	defer sup.Close()
-	// The main child forks ORPHANS subshells that each start a short-lived
-	// process and exit at once, orphaning it; the main child lives on for a
-	// while so the orphans are reaped while it runs.
-	argv := []string{"/bin/sh", "-c", `i=0; while [ $i -lt $0 ]; do (/bin/true &); i=$((i+1)); done; sleep 0.5; exit 7`, os.Getenv("ORPHANS")}
-	if err := sup.Start(Spec{Argv: argv}); err != nil {
+	hold, release, err := os.Pipe()
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	// Each subshell starts a process and exits at once, orphaning it; the
+	// child then waits until release is closed.
+	argv := []string{"/bin/sh", "-c", `i=0; while [ $i -lt $0 ]; do (/bin/true &); i=$((i+1)); done; read _; exit 7`, fmt.Sprint(n)}
+	err = sup.Start(Spec{Argv: argv, Stdin: hold})
+	hold.Close()
+	if err != nil {
 		fmt.Println(err)
 		return 1
 	}
@@ -80,28 +93,16 @@ func helperReaper() int {
 		c, err := sup.Wait(context.Background())
 		done <- res{c, err}
 	}()
-	stuck := 0
-	for {
-		select {
-		case r := <-done:
-			fmt.Printf("code=%d err=%v orphans=%d zombies=%d left=%d\n", r.code, r.err, sup.Orphans(), stuck, len(zombieChildren(os.Getpid())))
-			return 0
-		case <-time.After(50 * time.Millisecond):
-			// A zombie exists for the instant between its exit and the
-			// SIGCHLD pass; the same zombie still there 200 ms later is a
-			// reaping failure (new ones keep coming during the storm).
-			first := zombieChildren(os.Getpid())
-			if len(first) == 0 {
-				continue
-			}
-			time.Sleep(200 * time.Millisecond)
-			for pid := range zombieChildren(os.Getpid()) {
-				if first[pid] {
-					stuck++
-				}
-			}
-		}
+	// No time limit of its own: a supervisor that does not reap leaves the
+	// test to go test's timeout.
+	for sup.Orphans() < n {
+		time.Sleep(time.Millisecond)
 	}
+	zombies := len(zombieChildren(os.Getpid()))
+	release.Close()
+	r := <-done
+	fmt.Printf("code=%d err=%v orphans=%d zombies=%d left=%d\n", r.code, r.err, sup.Orphans(), zombies, len(zombieChildren(os.Getpid())))
+	return 0
 }
 
 // helperSubreaperRun runs ARGV (a shell script) as a subreaper with a 5 s

@@ -182,11 +182,9 @@ func New(opts Options) (*Supervisor, error) {
 	return s, nil
 }
 
-// Configure replaces the options given to New; call it before Start, from
-// the goroutine that calls Start. It exists for a launcher that creates its
-// Supervisor first thing, while registering SIGCHLD is still cheap (the Go
-// runtime serialises signal registrations, and the launcher's own ~60 follow
-// in the background), but learns its final options only after boot.
+// Configure replaces the options given to New, for a launcher whose options
+// may change once its configuration is complete; call it before Start, from
+// the goroutine that calls Start.
 func (s *Supervisor) Configure(opts Options) error {
 	if opts.StopTimeout < 0 || opts.KillTimeout < 0 {
 		return fmt.Errorf("supervise: negative timeout (stop %v, kill %v)", opts.StopTimeout, opts.KillTimeout)

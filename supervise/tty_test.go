@@ -129,7 +129,7 @@ func TestJobControlStopsAndResumesLikeAJob(t *testing.T) {
 	// so a shell above it would report it stopped.
 	pid := cmd.Process.Pid
 	deadline := time.Now().Add(5 * time.Second)
-	for procState(pid) != "T" {
+	for procState(pid) != 'T' {
 		if time.Now().After(deadline) {
 			t.Fatalf("launcher state %q after Ctrl-Z, want T (stopped)", procState(pid))
 		}

@@ -30,6 +30,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/molecule-ai/codex-launch/internal/procstat"
 )
 
 func main() {
@@ -115,11 +117,11 @@ func stormfork(args []string) error {
 	}
 	for _, p := range pids {
 		for {
-			b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/stat")
+			st, err := procstat.Read(p)
 			if err != nil {
-				return fmt.Errorf("child %d vanished before its parent exited", p)
+				return fmt.Errorf("child %d vanished before its parent exited: %w", p, err)
 			}
-			if i := bytes.LastIndexByte(b, ')'); i > 0 && i+2 < len(b) && b[i+2] == 'Z' {
+			if st.State == 'Z' {
 				break
 			}
 			time.Sleep(100 * time.Microsecond)
@@ -489,15 +491,11 @@ func idleRun(in initDef, self string, d time.Duration) (hwmKB int, cpuMS float64
 const clkTck = 100
 
 func cpuTicks(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := procstat.Read(pid)
 	if err != nil {
 		return 0, err
 	}
-	i := bytes.LastIndexByte(b, ')')
-	f := strings.Fields(string(b[i+2:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return ut + st, nil
+	return int64(st.UTime + st.STime), nil
 }
 
 // childOf finds the process unshare forked (the init, PID 1 inside).
@@ -510,13 +508,7 @@ func childOf(ppid int) (int, error) {
 			if err != nil {
 				continue
 			}
-			b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-			if err != nil {
-				continue
-			}
-			i := bytes.LastIndexByte(b, ')')
-			f := strings.Fields(string(b[i+2:]))
-			if len(f) > 1 && f[1] == strconv.Itoa(ppid) {
+			if st, err := procstat.Read(p); err == nil && st.PPid == ppid {
 				return p, nil
 			}
 		}

@@ -19,6 +19,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/molecule-ai/codex-launch/internal/procstat"
 )
 
 func main() {
@@ -243,29 +245,10 @@ func spawn(args []string) {
 	}
 }
 
-type procStat struct {
-	state byte
-	ppid  int
-	pgrp  int
-}
-
-func readStat(pid int) (procStat, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return procStat{}, false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return procStat{}, false
-	}
-	f := strings.Fields(s[i+2:])
-	if len(f) < 3 {
-		return procStat{}, false
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	pgrp, _ := strconv.Atoi(f[2])
-	return procStat{state: f[0][0], ppid: ppid, pgrp: pgrp}, true
+// readStat reads /proc/PID/stat; false when pid is gone.
+func readStat(pid int) (procstat.Stat, bool) {
+	st, err := procstat.Read(pid)
+	return st, err == nil
 }
 
 // reap is the main child of the grandchildren scenario: it runs "spawn" (its
@@ -317,7 +300,7 @@ func reap(args []string) {
 				delete(left, p)
 				continue
 			}
-			if st.ppid == initPid {
+			if st.PPid == initPid {
 				reparented[p] = true
 			}
 		}
@@ -332,7 +315,7 @@ func reap(args []string) {
 			if err != nil {
 				continue
 			}
-			if st, ok := readStat(p); !ok || st.state != 'Z' || st.ppid != initPid {
+			if st, ok := readStat(p); !ok || st.State != 'Z' || st.PPid != initPid {
 				continue
 			}
 			t0, seen := firstZombie[p]
@@ -440,9 +423,9 @@ func orphans(args []string) {
 				continue
 			}
 			switch {
-			case st.ppid == initPid && st.state == 'Z':
+			case st.PPid == initPid && st.State == 'Z':
 				zombies++
-			case st.ppid == initPid || st.ppid == me:
+			case st.PPid == initPid || st.PPid == me:
 				others++
 			}
 		}
