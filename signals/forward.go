@@ -176,17 +176,6 @@ func (f *Forwarder) registerRest() {
 // then on none of them can end or bypass the launcher.
 func (f *Forwarder) WaitRegistered() { <-f.registered }
 
-// Configure replaces the options given to Listen, at once for the next
-// signal. It exists for a launcher whose options may change once its
-// configuration is complete; stop signals that ListenStopsFirst did not
-// register at once make it wait until every signal is registered.
-func (f *Forwarder) Configure(opts Options) {
-	if !allRegisteredFirst(opts.stops()) {
-		f.WaitRegistered() // a configured stop signal must be caught from here on
-	}
-	f.do(func(l *loop) { l.configure(opts) })
-}
-
 func (l *loop) configure(opts Options) {
 	l.opts = opts
 	l.isStop = [maxSignal + 1]bool{}

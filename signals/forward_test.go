@@ -169,9 +169,8 @@ func TestConsumedEarlyStopIsNotDeliveredAgain(t *testing.T) {
 }
 
 func TestDroppedStopSignalDoesNotStopThePrime(t *testing.T) {
-	f := Listen(Options{})
+	f := Listen(Options{Rewrite: Rewrite{unix.SIGINT: 0}})
 	defer f.Close()
-	f.Configure(Options{Rewrite: Rewrite{unix.SIGINT: 0}})
 	stops := f.Stops()
 	raise(t, unix.SIGINT) // a stop signal, but the table drops it
 	raise(t, unix.SIGQUIT)
@@ -295,19 +294,5 @@ func TestHoldKeepsSignalsForTheChild(t *testing.T) {
 	got := map[call]bool{tg.next(t): true, tg.next(t): true}
 	if !got[call{unix.SIGUSR1, false, false}] || !got[call{unix.SIGTERM, false, true}] {
 		t.Fatalf("forwarded %v, want USR1 and TERM as a stop", got)
-	}
-}
-
-// Configure applies to the next signal: a stop signal named only by
-// Configure is one from then on, before the child and after.
-func TestConfigureAppliesToTheNextSignal(t *testing.T) {
-	f := Listen(Options{StopSignals: []syscall.Signal{}})
-	f.Configure(Options{StopSignals: []syscall.Signal{unix.SIGUSR2}, Group: true})
-	raise(t, unix.SIGUSR2)
-	wantEarlyStop(t, f, unix.SIGUSR2)
-	tg := newFake()
-	runForwarder(t, f, tg)
-	if c := tg.next(t); c != (call{unix.SIGUSR2, true, true}) {
-		t.Fatalf("got %+v, want the early USR2 as a stop to the group", c)
 	}
 }

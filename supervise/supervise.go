@@ -175,17 +175,14 @@ func New(opts Options) (*Supervisor, error) {
 		ownPgrp: unix.Getpgrp(),
 		done:    make(chan struct{}),
 	}
-	if err := s.Configure(opts); err != nil {
+	if err := s.configure(opts); err != nil {
 		return nil, err
 	}
 	signal.Notify(s.sigchld, unix.SIGCHLD)
 	return s, nil
 }
 
-// Configure replaces the options given to New, for a launcher whose options
-// may change once its configuration is complete; call it before Start, from
-// the goroutine that calls Start.
-func (s *Supervisor) Configure(opts Options) error {
+func (s *Supervisor) configure(opts Options) error {
 	if opts.StopTimeout < 0 || opts.KillTimeout < 0 {
 		return fmt.Errorf("supervise: negative timeout (stop %v, kill %v)", opts.StopTimeout, opts.KillTimeout)
 	}

@@ -94,28 +94,6 @@ func TestZeroExitCodes(t *testing.T) {
 	}
 }
 
-// Configure before Start replaces New's options: the mapping of exit codes
-// is the later one, and a bad value is refused with the earlier kept.
-func TestConfigureBeforeStart(t *testing.T) {
-	sup, err := New(Options{ZeroExitCodes: []int{4}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sup.Close()
-	if err := sup.Configure(Options{ZeroExitCodes: []int{300}}); err == nil {
-		t.Fatal("Configure with ZeroExitCodes 300 must be refused")
-	}
-	if err := sup.Configure(Options{ZeroExitCodes: []int{3}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := sup.Start(Spec{Argv: sh("exit 3")}); err != nil {
-		t.Fatal(err)
-	}
-	if code, err := sup.Wait(context.Background()); err != nil || code != 0 {
-		t.Fatalf("exit 3 after Configure(ZeroExitCodes 3) gave %d, %v; want 0", code, err)
-	}
-}
-
 func TestStartErrors(t *testing.T) {
 	dir := t.TempDir()
 	noexec := filepath.Join(dir, "noexec")
