@@ -8,7 +8,13 @@
 // A Fleet is two things: an authwatch.Store (Load/Update), so the authwatch
 // watchdog runs on top of it unchanged, and a follower actor (Run) that owns
 // the one database connection, keeps the local auth.json in step and
-// reconnects with backoff when the database is away. While it is away the
+// reconnects with backoff when the database is away.
+//
+// Through a transaction pooler (Config.Pooled) there is no LISTEN: the
+// follower polls, rarely while the stored generation is far from due and
+// often (with jitter) from shortly before the moment its access token
+// enters the refresh margin until a new generation appears, so a fleet of
+// thousands learns of a refresh within seconds at a small steady load. While it is away the
 // child keeps running on the local credential and nobody refreshes alone,
 // unless the operator opted into Config.Fallback.
 package fleet
@@ -17,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"sync"
@@ -51,8 +58,23 @@ type Config struct {
 	// the database is away. Off by default: launchers sharing a credential
 	// and refreshing alone spend each other's refresh tokens.
 	Fallback bool
-	// PollInterval is the fallback read when no notice came (default 30 s).
+	// PollInterval is the fallback read when no notice came (default 30 s);
+	// with Pooled, the read while no refresh is near.
 	PollInterval time.Duration
+	// Pooled: URL leads to a transaction pooler (PgBouncer in transaction
+	// mode); see pgstore.Options.Pooled. The follower then polls on the
+	// schedule of nextPoll instead of listening.
+	Pooled bool
+	// FastPollInterval is the read while a refresh is near or due (Pooled;
+	// default 2 s, ±20 % jitter like every poll).
+	FastPollInterval time.Duration
+	// FastWindow is how long after the stored generation fell due the
+	// follower keeps polling fast (Pooled; default 60 s: the refresher's
+	// watchdog may start up to 30 s late, by its jitter).
+	FastWindow time.Duration
+	// Policy is the watchdogs' refresh policy: it says when the stored
+	// generation falls due (default authwatch.DefaultPolicy()).
+	Policy authwatch.Policy
 	// LocalInterval is how often the local auth.json is looked at (a stat)
 	// to catch a refresh made by the CLI itself (default 1 s).
 	LocalInterval time.Duration
@@ -104,9 +126,11 @@ type Fleet struct {
 	readyOnce  sync.Once
 	runDone    chan struct{}
 
-	// stamp is the local auth.json as the follower last saw or wrote it.
-	// Only the follower goroutine (Run) touches it.
-	stamp fileStamp
+	// stamp is the local auth.json as the follower last saw or wrote it,
+	// dueSince when the stored generation was first seen due (zero: not
+	// due). Only the follower goroutine (Run) touches them.
+	stamp    fileStamp
+	dueSince time.Time
 }
 
 type request struct {
@@ -134,6 +158,15 @@ func New(cfg Config) (*Fleet, error) {
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 30 * time.Second
+	}
+	if cfg.FastPollInterval <= 0 {
+		cfg.FastPollInterval = 2 * time.Second
+	}
+	if cfg.FastWindow <= 0 {
+		cfg.FastWindow = time.Minute
+	}
+	if cfg.Policy == (authwatch.Policy{}) {
+		cfg.Policy = authwatch.DefaultPolicy()
 	}
 	if cfg.LocalInterval <= 0 {
 		cfg.LocalInterval = time.Second
@@ -289,10 +322,13 @@ func (f *Fleet) connect(ctx context.Context) (*pgstore.Conn, error) {
 	defer cancel()
 	conn, err := pgstore.Connect(cctx, f.cfg.URL, pgstore.Options{
 		Keys: f.cfg.Keys, By: f.cfg.By, LockTimeout: f.cfg.LockTimeout, IdleTxTimeout: f.cfg.IdleTxTimeout,
-		ConnectTimeout: timeout, CallTimeout: f.cfg.CallTimeout,
+		ConnectTimeout: timeout, CallTimeout: f.cfg.CallTimeout, Pooled: f.cfg.Pooled,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if f.cfg.Pooled {
+		return conn, nil
 	}
 	if err := conn.Listen(cctx); err != nil {
 		conn.Close()
@@ -304,7 +340,7 @@ func (f *Fleet) connect(ctx context.Context) (*pgstore.Conn, error) {
 // serve runs on one live connection until it fails or ctx ends.
 func (f *Fleet) serve(ctx context.Context, conn *pgstore.Conn) error {
 	if err := f.syncStored(ctx, conn); err != nil {
-		if conn.IsClosed() {
+		if conn.Lost(err) {
 			return err
 		}
 		f.setState("error", err, 0)
@@ -314,15 +350,20 @@ func (f *Fleet) serve(ctx context.Context, conn *pgstore.Conn) error {
 	if prev := f.State(); prev.State == "ok" {
 		f.log.Info("credential store connected", "store", f.desc, "generation", prev.Generation)
 	}
-	nextPoll := time.Now().Add(f.cfg.PollInterval)
+	nextPoll := f.nextPoll(time.Now())
 	for {
 		f.mu.Lock()
 		if len(f.queue) > 0 {
 			r := f.queue[0]
 			f.queue = f.queue[1:]
 			f.mu.Unlock()
-			r.done <- f.handle(conn, r)
-			if conn.IsClosed() {
+			err := f.handle(conn, r)
+			lost := conn.Lost(err)
+			if lost && err != nil {
+				err = fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+			}
+			r.done <- err
+			if lost {
 				return errors.New("connection lost")
 			}
 			continue
@@ -332,7 +373,7 @@ func (f *Fleet) serve(ctx context.Context, conn *pgstore.Conn) error {
 		f.cancelWait = cancel
 		f.mu.Unlock()
 
-		name, err := conn.WaitNotice(wctx)
+		name, err := f.waitNotice(wctx, conn)
 		f.mu.Lock()
 		f.cancelWait = nil
 		f.mu.Unlock()
@@ -344,19 +385,81 @@ func (f *Fleet) serve(ctx context.Context, conn *pgstore.Conn) error {
 		case err == nil && name != f.cfg.Name:
 			continue
 		case err == nil || !time.Now().Before(nextPoll):
-			nextPoll = time.Now().Add(f.cfg.PollInterval)
 			err = f.syncStored(ctx, conn)
+			nextPoll = f.nextPoll(time.Now())
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 			err = f.checkLocal(ctx, conn)
 		}
 		if err != nil {
-			if conn.IsClosed() || ctx.Err() != nil {
+			if conn.Lost(err) || ctx.Err() != nil {
 				return err
 			}
 			f.setState("error", err, 0)
 			f.log.Error("credential store sync failed", "store", f.desc, "error", f.State().Error)
 		}
 	}
+}
+
+// waitNotice waits for a notice on conn until ctx ends; through a pooler
+// (no LISTEN) it just waits.
+func (f *Fleet) waitNotice(ctx context.Context, conn *pgstore.Conn) (string, error) {
+	if f.cfg.Pooled {
+		<-ctx.Done()
+		return "", ctx.Err()
+	}
+	return conn.WaitNotice(ctx)
+}
+
+// nextPoll is when the follower reads the stored generation next. Direct, it
+// is every PollInterval (notices bring news at once). Pooled, polls are what
+// bring news, so they follow the stored generation's due moment (Decide with
+// the watchdogs' Policy): every PollInterval while it is far, every
+// FastPollInterval from fastLead before it until a new generation appears
+// (or FastWindow has passed: the refresh failed and its retries back off).
+// Every interval gets ±20 % jitter, so launchers started together spread.
+func (f *Fleet) nextPoll(now time.Time) time.Time {
+	if !f.cfg.Pooled {
+		return now.Add(f.cfg.PollInterval)
+	}
+	slow, fast := jitter(f.cfg.PollInterval), jitter(f.cfg.FastPollInterval)
+	f.mu.Lock()
+	stored := f.stored
+	f.mu.Unlock()
+	if stored == nil {
+		return now.Add(slow)
+	}
+	p := f.cfg.Policy
+	p.Interval = slow
+	v := authwatch.Decide(stored, now, p)
+	if v.Refresh {
+		if f.dueSince.IsZero() {
+			f.dueSince = now
+		}
+		if now.Sub(f.dueSince) < f.cfg.FastWindow {
+			return now.Add(fast)
+		}
+		return now.Add(slow)
+	}
+	f.dueSince = time.Time{}
+	if at := v.NextCheck.Add(-fastLead); at.Before(now.Add(slow)) {
+		return maxTime(at, now.Add(fast))
+	}
+	return now.Add(slow)
+}
+
+// fastLead is how long before the due moment fast polling starts: hosts'
+// clocks differ by a little, and a refresher may be a little early.
+const fastLead = 5 * time.Second
+
+func jitter(d time.Duration) time.Duration {
+	return d*4/5 + rand.N(d*2/5+1)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // Load is authwatch.Store's: the stored generation while the store is

@@ -3,6 +3,11 @@
 // single-flight transaction (a row lock that dies with its connection), and
 // LISTEN/NOTIFY so that followers learn of a new generation at once.
 //
+// Through a transaction pooler (Options.Pooled: PgBouncer in transaction
+// mode) every statement goes in the simple protocol (no named prepared
+// statement), no setting or lock outlives its transaction, and there is no
+// LISTEN: the pooler hands each transaction whichever server session is free.
+//
 // It stores opaque credential bytes (optionally sealed); what a credential
 // means is the caller's business. A Conn is one database connection and is
 // not safe for concurrent use: the fleet follower owns it.
@@ -12,7 +17,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -95,6 +102,12 @@ type Options struct {
 	// A server that does not answer within it is taken for gone (a
 	// half-open connection would otherwise block until keepalive gives up).
 	CallTimeout time.Duration
+	// Pooled: the URL leads to a transaction pooler. Queries use the simple
+	// protocol, session settings become transaction-local, Listen is refused,
+	// and Locked does not wait on the row lock holding a server session: it
+	// retries NOWAIT (with backoff, up to LockTimeout), so waiters of a
+	// refresh leave the pool's few server sessions to others.
+	Pooled bool
 }
 
 // DefaultCallTimeout is Options.CallTimeout when unset.
@@ -135,7 +148,13 @@ func Connect(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
 		cfg.RuntimeParams["application_name"] = "codex-launch"
 	}
-	cfg.RuntimeParams["idle_in_transaction_session_timeout"] = fmt.Sprint(opts.IdleTxTimeout.Milliseconds())
+	if opts.Pooled {
+		// A pooler shares server sessions: nothing may be prepared or set
+		// for the session (PgBouncer refuses unknown startup parameters).
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	} else {
+		cfg.RuntimeParams["idle_in_transaction_session_timeout"] = fmt.Sprint(opts.IdleTxTimeout.Milliseconds())
+	}
 	cfg.ConnectTimeout = opts.ConnectTimeout
 	d := &net.Dialer{KeepAlive: 15 * time.Second, Timeout: opts.ConnectTimeout}
 	cfg.DialFunc = d.DialContext
@@ -182,6 +201,29 @@ func (c *Conn) Close() {
 
 // IsClosed reports whether the connection is gone.
 func (c *Conn) IsClosed() bool { return c.c.IsClosed() }
+
+// Lost reports whether err (from a call on c) means the database cannot be
+// used through this connection: the connection closed, or the server (or a
+// pooler in front of it) answered that it is shutting down, cannot reach
+// the database or has no session to give. A pooler keeps the client
+// connection open through a database restart, so such answers count as an
+// outage, not as a bad credential.
+func (c *Conn) Lost(err error) bool {
+	if c.IsClosed() {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch {
+	case strings.HasPrefix(pgErr.Code, "08"), // connection_exception (PgBouncer: 08P01)
+		strings.HasPrefix(pgErr.Code, "57P"), // admin_shutdown, crash_shutdown, cannot_connect_now
+		pgErr.Code == "53300":                // too_many_connections
+		return true
+	}
+	return false
+}
 
 // Version reports the schema version in the database (0: none).
 func (c *Conn) Version(ctx context.Context) (int, error) {
@@ -239,8 +281,14 @@ func (c *Conn) migrate(ctx context.Context) error {
 	})
 }
 
+// ErrNoListen is Listen's answer through a transaction pooler.
+var ErrNoListen = errors.New("LISTEN needs a session of its own; a transaction pooler does not keep one")
+
 // Listen subscribes this session to generation notices.
 func (c *Conn) Listen(ctx context.Context) error {
+	if c.opts.Pooled {
+		return ErrNoListen
+	}
 	if _, err := c.c.Exec(ctx, `LISTEN `+Channel); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -425,20 +473,44 @@ var ErrLockTimeout = errors.New("timed out waiting for the credential's refresh 
 
 // Locked runs fn with the current record while holding the credential's row
 // lock (SELECT ... FOR UPDATE), in a transaction that dies with this session:
-// a launcher killed inside fn releases the lock as its connection closes.
+// a launcher killed inside fn releases the lock as its connection closes (a
+// pooler drops the server session of a client that left mid-transaction).
 // fn returns the next generation or nil for no change; a non-nil result is
 // written (compare-and-set) and announced before the lock is released.
 // cur is nil when the credential does not exist (then a result creates
 // generation 1). It returns the record now stored.
 func (c *Conn) Locked(ctx context.Context, name string, fn func(ctx context.Context, cur *Record) (*New, error)) (*Record, error) {
 	// The lock phase listens to ctx and is bounded: the server gives up the
-	// lock wait after LockTimeout, and a server that does not answer at all
-	// is given CallTimeout on top.
+	// lock wait after LockTimeout (through a pooler: the NOWAIT retries stop
+	// then), and a server that does not answer at all is given CallTimeout
+	// on top.
 	lctx, lcancel := context.WithTimeout(ctx, c.opts.LockTimeout+c.opts.CallTimeout)
 	defer lcancel()
-	tx, err := c.c.Begin(lctx)
-	if err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
+	deadline := time.Now().Add(c.opts.LockTimeout)
+	var (
+		tx    pgx.Tx
+		cur   *Record
+		err   error
+		pause = lockRetryMin
+	)
+	for {
+		tx, cur, err = c.lockRow(lctx, name)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrLockTimeout) || !c.opts.Pooled || !time.Now().Add(pause).Before(deadline) {
+			return nil, err
+		}
+		// Another launcher refreshes: look again shortly, without holding a
+		// server session meanwhile.
+		t := time.NewTimer(pause + rand.N(pause/2))
+		select {
+		case <-lctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("credential %q: %w", name, lctx.Err())
+		case <-t.C:
+		}
+		pause = min(2*pause, lockRetryMax)
 	}
 	committed := false
 	defer func() {
@@ -448,17 +520,6 @@ func (c *Conn) Locked(ctx context.Context, name string, fn func(ctx context.Cont
 			tx.Rollback(rctx)
 		}
 	}()
-	if _, err := tx.Exec(lctx, fmt.Sprintf(`SET LOCAL lock_timeout = %d`, c.opts.LockTimeout.Milliseconds())); err != nil {
-		return nil, fmt.Errorf("set lock timeout: %w", err)
-	}
-	cur, err := c.get(lctx, tx, selectRow+` FOR UPDATE`, name)
-	if err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
-			return nil, fmt.Errorf("credential %q: %w", name, ErrLockTimeout)
-		}
-		return nil, err
-	}
 	lcancel()
 	next, err := fn(ctx, cur)
 	// Once fn has returned (its POST may have redeemed a refresh token), the
@@ -516,6 +577,47 @@ func (c *Conn) Locked(ctx context.Context, name string, fn func(ctx context.Cont
 	}
 	committed = true
 	return out, nil
+}
+
+// lockRetryMin and lockRetryMax bound the pause between NOWAIT attempts on
+// a row another launcher holds (Options.Pooled): a refresh is one POST, so
+// its waiters find the new generation within a few pauses.
+const (
+	lockRetryMin = 100 * time.Millisecond
+	lockRetryMax = time.Second
+)
+
+// lockRow begins a transaction and takes the credential's row lock in it
+// (cur nil: no row yet). A lock another session holds past LockTimeout (at
+// once, through a pooler) is ErrLockTimeout; the transaction is then over.
+func (c *Conn) lockRow(ctx context.Context, name string) (pgx.Tx, *Record, error) {
+	tx, err := c.c.Begin(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("begin: %w", err)
+	}
+	sql, set := selectRow+` FOR UPDATE`, fmt.Sprintf(`SET LOCAL lock_timeout = %d`, c.opts.LockTimeout.Milliseconds())
+	if c.opts.Pooled {
+		// The session's bound on a hung refresher, for this transaction.
+		sql, set = selectRow+` FOR UPDATE NOWAIT`, fmt.Sprintf(`SET LOCAL idle_in_transaction_session_timeout = %d`, c.opts.IdleTxTimeout.Milliseconds())
+	}
+	cur, err := func() (*Record, error) {
+		if _, err := tx.Exec(ctx, set); err != nil {
+			return nil, fmt.Errorf("set transaction bounds: %w", err)
+		}
+		cur, err := c.get(ctx, tx, sql, name)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
+			return nil, fmt.Errorf("credential %q: %w", name, ErrLockTimeout)
+		}
+		return cur, err
+	}()
+	if err != nil {
+		rctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
+		defer cancel()
+		tx.Rollback(rctx)
+		return nil, nil, err
+	}
+	return tx, cur, nil
 }
 
 // Reseal rewrites a generation sealed with an older key (or in clear) under

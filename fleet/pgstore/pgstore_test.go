@@ -31,6 +31,36 @@ func TestMain(m *testing.M) {
 // freshDB gives the test its own empty database.
 func freshDB(t *testing.T) string { return dbs.Fresh(t) }
 
+// mode is how a test reaches the database: directly (a session per Conn),
+// or through the package's PgBouncer in transaction mode (Options.Pooled).
+type mode struct {
+	name   string
+	pooled bool
+}
+
+var modes = []mode{{"direct", false}, {"pooled", true}}
+
+// eachMode runs fn once per mode: the properties hold in both.
+func eachMode(t *testing.T, fn func(t *testing.T, m mode)) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { fn(t, m) })
+	}
+}
+
+// db gives the test its own empty database, reached the mode's way.
+func (m mode) db(t *testing.T) string {
+	u := freshDB(t)
+	if m.pooled {
+		return dbs.Pooler(t).Route(u)
+	}
+	return u
+}
+
+func (m mode) opts(o Options) Options {
+	o.Pooled = m.pooled
+	return o
+}
+
 func connect(t *testing.T, url string, opts Options) *Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -44,34 +74,36 @@ func connect(t *testing.T, url string, opts Options) *Conn {
 }
 
 func TestConcurrentFirstConnectMigratesOnce(t *testing.T) {
-	url := freshDB(t)
-	var wg sync.WaitGroup
-	errs := make(chan error, 20)
-	for i := 0; i < 20; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := Connect(context.Background(), url, Options{})
-			if err != nil {
-				errs <- err
-				return
-			}
-			c.Close()
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	c := connect(t, url, Options{})
-	var n, v int
-	if err := c.c.QueryRow(context.Background(), `SELECT count(*), max(version) FROM codex_launch_schema`).Scan(&n, &v); err != nil {
-		t.Fatal(err)
-	}
-	if n != SchemaVersion || v != SchemaVersion {
-		t.Fatalf("schema rows %d, version %d; want %d", n, v, SchemaVersion)
-	}
+	eachMode(t, func(t *testing.T, m mode) {
+		url := m.db(t)
+		var wg sync.WaitGroup
+		errs := make(chan error, 20)
+		for i := 0; i < 20; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := Connect(context.Background(), url, m.opts(Options{}))
+				if err != nil {
+					errs <- err
+					return
+				}
+				c.Close()
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		c := connect(t, url, m.opts(Options{}))
+		var n, v int
+		if err := c.c.QueryRow(context.Background(), `SELECT count(*), max(version) FROM codex_launch_schema`).Scan(&n, &v); err != nil {
+			t.Fatal(err)
+		}
+		if n != SchemaVersion || v != SchemaVersion {
+			t.Fatalf("schema rows %d, version %d; want %d", n, v, SchemaVersion)
+		}
+	})
 }
 
 func TestNewerSchemaIsAClearErrorAndChangesNothing(t *testing.T) {
@@ -96,155 +128,161 @@ func TestNewerSchemaIsAClearErrorAndChangesNothing(t *testing.T) {
 }
 
 func TestCreateAndCompareAndSet(t *testing.T) {
-	c := connect(t, freshDB(t), Options{By: "a"})
-	ctx := context.Background()
-	if r, err := c.Get(ctx, "default"); err != nil || r != nil {
-		t.Fatalf("empty store: %v %v", r, err)
-	}
-	lr := time.Now().UTC().Truncate(time.Microsecond)
-	ok, err := c.Create(ctx, "default", New{AccountID: "acct", LastRefresh: lr, Data: []byte("g1")})
-	if err != nil || !ok {
-		t.Fatalf("create: %v %v", ok, err)
-	}
-	if ok, err := c.Create(ctx, "default", New{Data: []byte("other")}); err != nil || ok {
-		t.Fatalf("second create: %v %v", ok, err)
-	}
-	r, err := c.Get(ctx, "default")
-	if err != nil || r.Generation != 1 || string(r.Data) != "g1" || r.AccountID != "acct" || !r.LastRefresh.Equal(lr) || r.UpdatedBy != "a" {
-		t.Fatalf("get: %+v %v", r, err)
-	}
-	gen, err := c.CompareAndSet(ctx, "default", 1, New{AccountID: "acct", Data: []byte("g2")})
-	if err != nil || gen != 2 {
-		t.Fatalf("cas: %d %v", gen, err)
-	}
-	if _, err := c.CompareAndSet(ctx, "default", 1, New{Data: []byte("stale")}); !errors.Is(err, ErrSuperseded) {
-		t.Fatalf("stale cas: %v", err)
-	}
-	r, _ = c.Get(ctx, "default")
-	if r.Generation != 2 || string(r.Data) != "g2" {
-		t.Fatalf("after stale cas: %+v", r)
-	}
-	// Another credential in the same database is independent.
-	if ok, _ := c.Create(ctx, "other", New{Data: []byte("x")}); !ok {
-		t.Fatal("second name not created")
-	}
+	eachMode(t, func(t *testing.T, m mode) {
+		c := connect(t, m.db(t), m.opts(Options{By: "a"}))
+		ctx := context.Background()
+		if r, err := c.Get(ctx, "default"); err != nil || r != nil {
+			t.Fatalf("empty store: %v %v", r, err)
+		}
+		lr := time.Now().UTC().Truncate(time.Microsecond)
+		ok, err := c.Create(ctx, "default", New{AccountID: "acct", LastRefresh: lr, Data: []byte("g1")})
+		if err != nil || !ok {
+			t.Fatalf("create: %v %v", ok, err)
+		}
+		if ok, err := c.Create(ctx, "default", New{Data: []byte("other")}); err != nil || ok {
+			t.Fatalf("second create: %v %v", ok, err)
+		}
+		r, err := c.Get(ctx, "default")
+		if err != nil || r.Generation != 1 || string(r.Data) != "g1" || r.AccountID != "acct" || !r.LastRefresh.Equal(lr) || r.UpdatedBy != "a" {
+			t.Fatalf("get: %+v %v", r, err)
+		}
+		gen, err := c.CompareAndSet(ctx, "default", 1, New{AccountID: "acct", Data: []byte("g2")})
+		if err != nil || gen != 2 {
+			t.Fatalf("cas: %d %v", gen, err)
+		}
+		if _, err := c.CompareAndSet(ctx, "default", 1, New{Data: []byte("stale")}); !errors.Is(err, ErrSuperseded) {
+			t.Fatalf("stale cas: %v", err)
+		}
+		r, _ = c.Get(ctx, "default")
+		if r.Generation != 2 || string(r.Data) != "g2" {
+			t.Fatalf("after stale cas: %+v", r)
+		}
+		// Another credential in the same database is independent.
+		if ok, _ := c.Create(ctx, "other", New{Data: []byte("x")}); !ok {
+			t.Fatal("second name not created")
+		}
+	})
 }
 
 func TestLockedIsSingleFlightAndDiesWithItsConnection(t *testing.T) {
-	url := freshDB(t)
-	a := connect(t, url, Options{})
-	b := connect(t, url, Options{LockTimeout: 20 * time.Second})
-	ctx := context.Background()
-	a.Create(ctx, "default", New{Data: []byte("g1")})
+	eachMode(t, func(t *testing.T, m mode) {
+		url := m.db(t)
+		a := connect(t, url, m.opts(Options{}))
+		b := connect(t, url, m.opts(Options{LockTimeout: 20 * time.Second}))
+		ctx := context.Background()
+		a.Create(ctx, "default", New{Data: []byte("g1")})
 
-	inside := make(chan struct{})
-	release := make(chan struct{})
-	aDone := make(chan error, 1)
-	go func() {
-		_, err := a.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
-			close(inside)
-			<-release
-			return &New{Data: []byte("g2")}, nil
-		})
-		aDone <- err
-	}()
-	<-inside
-	bSaw := make(chan *Record, 1)
-	bDone := make(chan struct{})
-	go func() {
-		defer close(bDone)
-		b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
-			bSaw <- cur
-			return nil, nil
-		})
-	}()
-	select {
-	case <-bSaw:
-		t.Fatal("b entered while a held the lock")
-	case <-time.After(300 * time.Millisecond):
-	}
-	close(release)
-	if err := <-aDone; err != nil {
-		t.Fatal(err)
-	}
-	if cur := <-bSaw; cur.Generation != 2 || string(cur.Data) != "g2" {
-		t.Fatalf("b re-read %+v; want generation 2", cur)
-	}
-	<-bDone
+		inside := make(chan struct{})
+		release := make(chan struct{})
+		aDone := make(chan error, 1)
+		go func() {
+			_, err := a.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+				close(inside)
+				<-release
+				return &New{Data: []byte("g2")}, nil
+			})
+			aDone <- err
+		}()
+		<-inside
+		bSaw := make(chan *Record, 1)
+		bDone := make(chan struct{})
+		go func() {
+			defer close(bDone)
+			b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+				bSaw <- cur
+				return nil, nil
+			})
+		}()
+		select {
+		case <-bSaw:
+			t.Fatal("b entered while a held the lock")
+		case <-time.After(300 * time.Millisecond):
+		}
+		close(release)
+		if err := <-aDone; err != nil {
+			t.Fatal(err)
+		}
+		if cur := <-bSaw; cur.Generation != 2 || string(cur.Data) != "g2" {
+			t.Fatalf("b re-read %+v; want generation 2", cur)
+		}
+		<-bDone
 
-	// A holder whose connection dies releases the lock.
-	c := connect(t, url, Options{})
-	inside2, hang := make(chan struct{}), make(chan struct{})
-	cDone := make(chan struct{})
-	go func() {
-		defer close(cDone)
-		c.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
-			close(inside2)
-			<-hang
-			return nil, nil
+		// A holder whose connection dies releases the lock.
+		c := connect(t, url, m.opts(Options{}))
+		inside2, hang := make(chan struct{}), make(chan struct{})
+		cDone := make(chan struct{})
+		go func() {
+			defer close(cDone)
+			c.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+				close(inside2)
+				<-hang
+				return nil, nil
+			})
+		}()
+		<-inside2
+		c.c.PgConn().Conn().Close() // the process "dies": its socket closes
+		defer func() { close(hang); <-cDone }()
+		start := time.Now()
+		r, err := b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+			return &New{Data: []byte("g3")}, nil
 		})
-	}()
-	<-inside2
-	c.c.PgConn().Conn().Close() // the process "dies": its socket closes
-	defer func() { close(hang); <-cDone }()
-	start := time.Now()
-	r, err := b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
-		return &New{Data: []byte("g3")}, nil
+		if err != nil || r.Generation != 3 {
+			t.Fatalf("take over: %+v %v", r, err)
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("lock held %v after its connection died", time.Since(start))
+		}
 	})
-	if err != nil || r.Generation != 3 {
-		t.Fatalf("take over: %+v %v", r, err)
-	}
-	if time.Since(start) > 10*time.Second {
-		t.Fatalf("lock held %v after its connection died", time.Since(start))
-	}
 }
 
 // A POST (fn) plus a lock wait longer than CallTimeout must not cost the
 // write: the redeemed token would be lost and the next launcher would spend
 // it again.
 func TestLockedWriteTimeStartsAfterFn(t *testing.T) {
-	url := freshDB(t)
-	const call = 300 * time.Millisecond
-	a := connect(t, url, Options{CallTimeout: call})
-	b := connect(t, url, Options{CallTimeout: call, LockTimeout: 10 * time.Second})
-	ctx := context.Background()
-	a.Create(ctx, "default", New{Data: []byte("g1")})
+	eachMode(t, func(t *testing.T, m mode) {
+		url := m.db(t)
+		const call = 300 * time.Millisecond
+		a := connect(t, url, m.opts(Options{CallTimeout: call}))
+		b := connect(t, url, m.opts(Options{CallTimeout: call, LockTimeout: 10 * time.Second}))
+		ctx := context.Background()
+		a.Create(ctx, "default", New{Data: []byte("g1")})
 
-	// b waits for a's lock longer than CallTimeout, then its fn takes
-	// longer than CallTimeout too.
-	inside, release, aDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	go func() {
-		_, err := a.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
-			close(inside)
-			<-release
-			return nil, nil
+		// b waits for a's lock longer than CallTimeout, then its fn takes
+		// longer than CallTimeout too.
+		inside, release, aDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+		go func() {
+			_, err := a.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+				close(inside)
+				<-release
+				return nil, nil
+			})
+			aDone <- err
+		}()
+		<-inside
+		time.AfterFunc(2*call, func() { close(release) })
+		r, err := b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+			time.Sleep(2 * call)
+			return &New{Data: []byte("g2")}, nil
 		})
-		aDone <- err
-	}()
-	<-inside
-	time.AfterFunc(2*call, func() { close(release) })
-	r, err := b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
-		time.Sleep(2 * call)
-		return &New{Data: []byte("g2")}, nil
+		if err != nil || r.Generation != 2 {
+			t.Fatalf("write after a long lock wait and fn: %+v %v", r, err)
+		}
+		if err := <-aDone; err != nil {
+			t.Fatal(err)
+		}
+		if got, err := a.Get(ctx, "default"); err != nil || got.Generation != 2 || string(got.Data) != "g2" {
+			t.Fatalf("stored %+v %v; want generation 2", got, err)
+		}
+		// A cancelled caller after fn still gets its generation written.
+		cctx, cancel := context.WithCancel(ctx)
+		r, err = a.Locked(cctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+			cancel()
+			return &New{Data: []byte("g3")}, nil
+		})
+		if err != nil || r.Generation != 3 {
+			t.Fatalf("write after the caller gave up: %+v %v", r, err)
+		}
 	})
-	if err != nil || r.Generation != 2 {
-		t.Fatalf("write after a long lock wait and fn: %+v %v", r, err)
-	}
-	if err := <-aDone; err != nil {
-		t.Fatal(err)
-	}
-	if got, err := a.Get(ctx, "default"); err != nil || got.Generation != 2 || string(got.Data) != "g2" {
-		t.Fatalf("stored %+v %v; want generation 2", got, err)
-	}
-	// A cancelled caller after fn still gets its generation written.
-	cctx, cancel := context.WithCancel(ctx)
-	r, err = a.Locked(cctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
-		cancel()
-		return &New{Data: []byte("g3")}, nil
-	})
-	if err != nil || r.Generation != 3 {
-		t.Fatalf("write after the caller gave up: %+v %v", r, err)
-	}
 }
 
 // A server that stops answering must not hold a caller longer than
@@ -306,26 +344,28 @@ func TestExchangesAreBoundedByCallTimeout(t *testing.T) {
 }
 
 func TestLockTimeoutIsClassified(t *testing.T) {
-	url := freshDB(t)
-	a := connect(t, url, Options{})
-	b := connect(t, url, Options{LockTimeout: 200 * time.Millisecond})
-	ctx := context.Background()
-	a.Create(ctx, "default", New{Data: []byte("g1")})
-	inside, release, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		a.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
-			close(inside)
-			<-release
-			return nil, nil
-		})
-	}()
-	<-inside
-	defer func() { close(release); <-done }()
-	_, err := b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) { return nil, nil })
-	if !errors.Is(err, ErrLockTimeout) {
-		t.Fatalf("want ErrLockTimeout, got %v", err)
-	}
+	eachMode(t, func(t *testing.T, m mode) {
+		url := m.db(t)
+		a := connect(t, url, m.opts(Options{}))
+		b := connect(t, url, m.opts(Options{LockTimeout: 200 * time.Millisecond}))
+		ctx := context.Background()
+		a.Create(ctx, "default", New{Data: []byte("g1")})
+		inside, release, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			a.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+				close(inside)
+				<-release
+				return nil, nil
+			})
+		}()
+		<-inside
+		defer func() { close(release); <-done }()
+		_, err := b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) { return nil, nil })
+		if !errors.Is(err, ErrLockTimeout) {
+			t.Fatalf("want ErrLockTimeout, got %v", err)
+		}
+	})
 }
 
 func TestNoticeOnEveryNewGeneration(t *testing.T) {
@@ -364,45 +404,47 @@ func key(t *testing.T) string {
 }
 
 func TestSealedAtRestAndKeyRotation(t *testing.T) {
-	url := freshDB(t)
-	k1, k2 := key(t), key(t)
-	ring1, _ := seal.ParseKeys([]byte("k1:" + k1))
-	ring21, _ := seal.ParseKeys([]byte("k2:" + k2 + "\nk1:" + k1))
-	ctx := context.Background()
-	secret := []byte(`{"tokens":{"refresh_token":"rt-secret-value"}}`)
+	eachMode(t, func(t *testing.T, m mode) {
+		url := m.db(t)
+		k1, k2 := key(t), key(t)
+		ring1, _ := seal.ParseKeys([]byte("k1:" + k1))
+		ring21, _ := seal.ParseKeys([]byte("k2:" + k2 + "\nk1:" + k1))
+		ctx := context.Background()
+		secret := []byte(`{"tokens":{"refresh_token":"rt-secret-value"}}`)
 
-	a := connect(t, url, Options{Keys: ring1})
-	a.Create(ctx, "default", New{Data: secret})
-	var keyID string
-	var payload []byte
-	a.c.QueryRow(ctx, `SELECT key_id, payload FROM codex_launch_credential`).Scan(&keyID, &payload)
-	if keyID != "k1" || bytes.Contains(payload, []byte("rt-secret-value")) {
-		t.Fatalf("stored in clear or wrong key: %q", keyID)
-	}
-	if _, err := connect(t, url, Options{}).Get(ctx, "default"); !errors.Is(err, seal.ErrUnknownKey) {
-		t.Fatalf("reading sealed row without keys: %v", err)
-	}
-	b := connect(t, url, Options{Keys: ring21})
-	r, err := b.Get(ctx, "default")
-	if err != nil || !bytes.Equal(r.Data, secret) {
-		t.Fatalf("read with rotated ring: %v", err)
-	}
-	if ok, err := b.Reseal(ctx, r); err != nil || !ok {
-		t.Fatalf("reseal: %v %v", ok, err)
-	}
-	r2, _ := b.Get(ctx, "default")
-	if r2.KeyID != "k2" || r2.Generation != r.Generation || !bytes.Equal(r2.Data, secret) {
-		t.Fatalf("after reseal: key %q gen %d", r2.KeyID, r2.Generation)
-	}
-	// A launcher that only has the old key now gets a clear error, not garbage.
-	if _, err := a.Get(ctx, "default"); !errors.Is(err, seal.ErrUnknownKey) || !strings.Contains(err.Error(), "k2") {
-		t.Fatalf("old ring: %v", err)
-	}
-	// A tampered row fails authentication.
-	b.c.Exec(ctx, `UPDATE codex_launch_credential SET payload = set_byte(payload, 20, get_byte(payload, 20) # 1)`)
-	if _, err := b.Get(ctx, "default"); !errors.Is(err, seal.ErrOpen) {
-		t.Fatalf("tampered row: %v", err)
-	}
+		a := connect(t, url, m.opts(Options{Keys: ring1}))
+		a.Create(ctx, "default", New{Data: secret})
+		var keyID string
+		var payload []byte
+		a.c.QueryRow(ctx, `SELECT key_id, payload FROM codex_launch_credential`).Scan(&keyID, &payload)
+		if keyID != "k1" || bytes.Contains(payload, []byte("rt-secret-value")) {
+			t.Fatalf("stored in clear or wrong key: %q", keyID)
+		}
+		if _, err := connect(t, url, m.opts(Options{})).Get(ctx, "default"); !errors.Is(err, seal.ErrUnknownKey) {
+			t.Fatalf("reading sealed row without keys: %v", err)
+		}
+		b := connect(t, url, m.opts(Options{Keys: ring21}))
+		r, err := b.Get(ctx, "default")
+		if err != nil || !bytes.Equal(r.Data, secret) {
+			t.Fatalf("read with rotated ring: %v", err)
+		}
+		if ok, err := b.Reseal(ctx, r); err != nil || !ok {
+			t.Fatalf("reseal: %v %v", ok, err)
+		}
+		r2, _ := b.Get(ctx, "default")
+		if r2.KeyID != "k2" || r2.Generation != r.Generation || !bytes.Equal(r2.Data, secret) {
+			t.Fatalf("after reseal: key %q gen %d", r2.KeyID, r2.Generation)
+		}
+		// A launcher that only has the old key now gets a clear error, not garbage.
+		if _, err := a.Get(ctx, "default"); !errors.Is(err, seal.ErrUnknownKey) || !strings.Contains(err.Error(), "k2") {
+			t.Fatalf("old ring: %v", err)
+		}
+		// A tampered row fails authentication.
+		b.c.Exec(ctx, `UPDATE codex_launch_credential SET payload = set_byte(payload, 20, get_byte(payload, 20) # 1)`)
+		if _, err := b.Get(ctx, "default"); !errors.Is(err, seal.ErrOpen) {
+			t.Fatalf("tampered row: %v", err)
+		}
+	})
 }
 
 func TestRedact(t *testing.T) {
@@ -491,25 +533,115 @@ func TestMigratesAVersion1Database(t *testing.T) {
 }
 
 func TestRejectionMarksTheGenerationUntilTheNext(t *testing.T) {
-	c := connect(t, freshDB(t), Options{})
-	ctx := context.Background()
-	c.Create(ctx, "default", New{Data: []byte("g1")})
-	dead := errors.New("token refresh failed (permanent)")
-	_, err := c.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
-		return nil, &Rejection{Code: "refresh_token_reused", Err: dead}
+	eachMode(t, func(t *testing.T, m mode) {
+		c := connect(t, m.db(t), m.opts(Options{}))
+		ctx := context.Background()
+		c.Create(ctx, "default", New{Data: []byte("g1")})
+		dead := errors.New("token refresh failed (permanent)")
+		_, err := c.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+			return nil, &Rejection{Code: "refresh_token_reused", Err: dead}
+		})
+		if !errors.Is(err, dead) {
+			t.Fatalf("Locked returned %v", err)
+		}
+		r, _ := c.Get(ctx, "default")
+		if r.RejectedAt.IsZero() || r.RejectedCode != "refresh_token_reused" || r.Generation != 1 {
+			t.Fatalf("not marked: %+v", r)
+		}
+		// An ordinary error marks nothing.
+		c.CompareAndSet(ctx, "default", 1, New{Data: []byte("g2")})
+		c.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) { return nil, dead })
+		r, _ = c.Get(ctx, "default")
+		if !r.RejectedAt.IsZero() || r.RejectedCode != "" || r.Generation != 2 {
+			t.Fatalf("the next generation did not clear the mark, or a plain error set it: %+v", r)
+		}
 	})
-	if !errors.Is(err, dead) {
-		t.Fatalf("Locked returned %v", err)
+}
+
+// Through a pooler, a launcher waiting for another's refresh must not sit on
+// one of the pool's few server sessions: it retries NOWAIT instead, and no
+// session waits on the row lock meanwhile.
+func TestPooledWaiterHoldsNoServerSession(t *testing.T) {
+	m := mode{"pooled", true}
+	direct := freshDB(t)
+	url := dbs.Pooler(t).Route(direct)
+	a := connect(t, url, m.opts(Options{}))
+	b := connect(t, url, m.opts(Options{LockTimeout: 20 * time.Second}))
+	ctx := context.Background()
+	a.Create(ctx, "default", New{Data: []byte("g1")})
+	inside, release, aDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		_, err := a.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+			close(inside)
+			<-release
+			return &New{Data: []byte("g2")}, nil
+		})
+		aDone <- err
+	}()
+	<-inside
+	bSaw := make(chan *Record, 1)
+	go func() {
+		b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+			bSaw <- cur
+			return nil, nil
+		})
+	}()
+	raw, err := pgx.Connect(ctx, direct)
+	if err != nil {
+		t.Fatal(err)
 	}
-	r, _ := c.Get(ctx, "default")
-	if r.RejectedAt.IsZero() || r.RejectedCode != "refresh_token_reused" || r.Generation != 1 {
-		t.Fatalf("not marked: %+v", r)
+	defer raw.Close(ctx)
+	for i := 0; i < 10; i++ {
+		time.Sleep(100 * time.Millisecond)
+		var waiting int
+		if err := raw.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting != 0 {
+			t.Fatalf("%d server sessions wait on the row lock", waiting)
+		}
 	}
-	// An ordinary error marks nothing.
-	c.CompareAndSet(ctx, "default", 1, New{Data: []byte("g2")})
-	c.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) { return nil, dead })
-	r, _ = c.Get(ctx, "default")
-	if !r.RejectedAt.IsZero() || r.RejectedCode != "" || r.Generation != 2 {
-		t.Fatalf("the next generation did not clear the mark, or a plain error set it: %+v", r)
+	select {
+	case <-bSaw:
+		t.Fatal("b entered while a held the lock")
+	default:
+	}
+	close(release)
+	if err := <-aDone; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case cur := <-bSaw:
+		if cur.Generation != 2 {
+			t.Fatalf("b saw generation %d, want 2", cur.Generation)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("b never took the lock after a released it")
+	}
+}
+
+// A pooled connection cannot LISTEN, but its writes still notify: a launcher
+// the operator lets hold a direct session learns of them at once.
+func TestPooledWriterWakesADirectListener(t *testing.T) {
+	direct := freshDB(t)
+	w := connect(t, direct, Options{})
+	ctx := context.Background()
+	if err := w.Listen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := connect(t, dbs.Pooler(t).Route(direct), Options{Pooled: true})
+	if err := p.Listen(ctx); !errors.Is(err, ErrNoListen) {
+		t.Fatalf("Listen through the pooler: %v, want ErrNoListen", err)
+	}
+	p.Create(ctx, "default", New{Data: []byte("g1")})
+	p.CompareAndSet(ctx, "default", 1, New{Data: []byte("g2")})
+	for i := 0; i < 2; i++ {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		name, err := w.WaitNotice(wctx)
+		cancel()
+		if err != nil || name != "default" {
+			t.Fatalf("notice %d: %q %v", i, name, err)
+		}
 	}
 }

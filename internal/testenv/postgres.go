@@ -222,6 +222,10 @@ type Databases struct {
 	err    error
 	prefix string
 	n      atomic.Int64
+
+	poolerOnce sync.Once
+	pooler     *PgBouncer
+	poolerErr  error
 }
 
 // StartDatabases starts the cluster; prefix starts every database's name.
@@ -230,8 +234,11 @@ func StartDatabases(prefix string) *Databases {
 	return &Databases{pg: pg, err: err, prefix: prefix}
 }
 
-// Close stops the cluster and removes its files.
+// Close stops the cluster (and its pooler) and removes their files.
 func (d *Databases) Close() {
+	if d.pooler != nil {
+		d.pooler.Close()
+	}
 	if d.pg != nil {
 		d.pg.Close()
 	}
