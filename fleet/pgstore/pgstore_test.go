@@ -31,33 +31,18 @@ func TestMain(m *testing.M) {
 // freshDB gives the test its own empty database.
 func freshDB(t *testing.T) string { return dbs.Fresh(t) }
 
-// mode is how a test reaches the database: directly (a session per Conn),
-// or through the package's PgBouncer in transaction mode (Options.Pooled).
-type mode struct {
-	name   string
-	pooled bool
-}
+type mode = testenv.Route
 
-var modes = []mode{{"direct", false}, {"pooled", true}}
+var eachMode = testenv.EachRoute
 
-// eachMode runs fn once per mode: the properties hold in both.
-func eachMode(t *testing.T, fn func(t *testing.T, m mode)) {
-	for _, m := range modes {
-		t.Run(m.name, func(t *testing.T) { fn(t, m) })
-	}
-}
-
-// db gives the test its own empty database, reached the mode's way.
-func (m mode) db(t *testing.T) string {
-	u := freshDB(t)
-	if m.pooled {
-		return dbs.Pooler(t).Route(u)
-	}
+// viaDB gives the test its own empty database, reached m's way.
+func viaDB(t *testing.T, m mode) string {
+	u, _ := dbs.FreshVia(t, m)
 	return u
 }
 
-func (m mode) opts(o Options) Options {
-	o.Pooled = m.pooled
+func viaOpts(m mode, o Options) Options {
+	o.Pooled = m.Pooled
 	return o
 }
 
@@ -75,14 +60,14 @@ func connect(t *testing.T, url string, opts Options) *Conn {
 
 func TestConcurrentFirstConnectMigratesOnce(t *testing.T) {
 	eachMode(t, func(t *testing.T, m mode) {
-		url := m.db(t)
+		url := viaDB(t, m)
 		var wg sync.WaitGroup
 		errs := make(chan error, 20)
 		for i := 0; i < 20; i++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				c, err := Connect(context.Background(), url, m.opts(Options{}))
+				c, err := Connect(context.Background(), url, viaOpts(m, Options{}))
 				if err != nil {
 					errs <- err
 					return
@@ -95,7 +80,7 @@ func TestConcurrentFirstConnectMigratesOnce(t *testing.T) {
 		for err := range errs {
 			t.Fatal(err)
 		}
-		c := connect(t, url, m.opts(Options{}))
+		c := connect(t, url, viaOpts(m, Options{}))
 		var n, v int
 		if err := c.c.QueryRow(context.Background(), `SELECT count(*), max(version) FROM codex_launch_schema`).Scan(&n, &v); err != nil {
 			t.Fatal(err)
@@ -129,7 +114,7 @@ func TestNewerSchemaIsAClearErrorAndChangesNothing(t *testing.T) {
 
 func TestCreateAndCompareAndSet(t *testing.T) {
 	eachMode(t, func(t *testing.T, m mode) {
-		c := connect(t, m.db(t), m.opts(Options{By: "a"}))
+		c := connect(t, viaDB(t, m), viaOpts(m, Options{By: "a"}))
 		ctx := context.Background()
 		if r, err := c.Get(ctx, "default"); err != nil || r != nil {
 			t.Fatalf("empty store: %v %v", r, err)
@@ -166,9 +151,9 @@ func TestCreateAndCompareAndSet(t *testing.T) {
 
 func TestLockedIsSingleFlightAndDiesWithItsConnection(t *testing.T) {
 	eachMode(t, func(t *testing.T, m mode) {
-		url := m.db(t)
-		a := connect(t, url, m.opts(Options{}))
-		b := connect(t, url, m.opts(Options{LockTimeout: 20 * time.Second}))
+		url := viaDB(t, m)
+		a := connect(t, url, viaOpts(m, Options{}))
+		b := connect(t, url, viaOpts(m, Options{LockTimeout: 20 * time.Second}))
 		ctx := context.Background()
 		a.Create(ctx, "default", New{Data: []byte("g1")})
 
@@ -208,7 +193,7 @@ func TestLockedIsSingleFlightAndDiesWithItsConnection(t *testing.T) {
 		<-bDone
 
 		// A holder whose connection dies releases the lock.
-		c := connect(t, url, m.opts(Options{}))
+		c := connect(t, url, viaOpts(m, Options{}))
 		inside2, hang := make(chan struct{}), make(chan struct{})
 		cDone := make(chan struct{})
 		go func() {
@@ -240,10 +225,10 @@ func TestLockedIsSingleFlightAndDiesWithItsConnection(t *testing.T) {
 // it again.
 func TestLockedWriteTimeStartsAfterFn(t *testing.T) {
 	eachMode(t, func(t *testing.T, m mode) {
-		url := m.db(t)
+		url := viaDB(t, m)
 		const call = 300 * time.Millisecond
-		a := connect(t, url, m.opts(Options{CallTimeout: call}))
-		b := connect(t, url, m.opts(Options{CallTimeout: call, LockTimeout: 10 * time.Second}))
+		a := connect(t, url, viaOpts(m, Options{CallTimeout: call}))
+		b := connect(t, url, viaOpts(m, Options{CallTimeout: call, LockTimeout: 10 * time.Second}))
 		ctx := context.Background()
 		a.Create(ctx, "default", New{Data: []byte("g1")})
 
@@ -345,9 +330,9 @@ func TestExchangesAreBoundedByCallTimeout(t *testing.T) {
 
 func TestLockTimeoutIsClassified(t *testing.T) {
 	eachMode(t, func(t *testing.T, m mode) {
-		url := m.db(t)
-		a := connect(t, url, m.opts(Options{}))
-		b := connect(t, url, m.opts(Options{LockTimeout: 200 * time.Millisecond}))
+		url := viaDB(t, m)
+		a := connect(t, url, viaOpts(m, Options{}))
+		b := connect(t, url, viaOpts(m, Options{LockTimeout: 200 * time.Millisecond}))
 		ctx := context.Background()
 		a.Create(ctx, "default", New{Data: []byte("g1")})
 		inside, release, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
@@ -405,14 +390,14 @@ func key(t *testing.T) string {
 
 func TestSealedAtRestAndKeyRotation(t *testing.T) {
 	eachMode(t, func(t *testing.T, m mode) {
-		url := m.db(t)
+		url := viaDB(t, m)
 		k1, k2 := key(t), key(t)
 		ring1, _ := seal.ParseKeys([]byte("k1:" + k1))
 		ring21, _ := seal.ParseKeys([]byte("k2:" + k2 + "\nk1:" + k1))
 		ctx := context.Background()
 		secret := []byte(`{"tokens":{"refresh_token":"rt-secret-value"}}`)
 
-		a := connect(t, url, m.opts(Options{Keys: ring1}))
+		a := connect(t, url, viaOpts(m, Options{Keys: ring1}))
 		a.Create(ctx, "default", New{Data: secret})
 		var keyID string
 		var payload []byte
@@ -420,10 +405,10 @@ func TestSealedAtRestAndKeyRotation(t *testing.T) {
 		if keyID != "k1" || bytes.Contains(payload, []byte("rt-secret-value")) {
 			t.Fatalf("stored in clear or wrong key: %q", keyID)
 		}
-		if _, err := connect(t, url, m.opts(Options{})).Get(ctx, "default"); !errors.Is(err, seal.ErrUnknownKey) {
+		if _, err := connect(t, url, viaOpts(m, Options{})).Get(ctx, "default"); !errors.Is(err, seal.ErrUnknownKey) {
 			t.Fatalf("reading sealed row without keys: %v", err)
 		}
-		b := connect(t, url, m.opts(Options{Keys: ring21}))
+		b := connect(t, url, viaOpts(m, Options{Keys: ring21}))
 		r, err := b.Get(ctx, "default")
 		if err != nil || !bytes.Equal(r.Data, secret) {
 			t.Fatalf("read with rotated ring: %v", err)
@@ -534,7 +519,7 @@ func TestMigratesAVersion1Database(t *testing.T) {
 
 func TestRejectionMarksTheGenerationUntilTheNext(t *testing.T) {
 	eachMode(t, func(t *testing.T, m mode) {
-		c := connect(t, m.db(t), m.opts(Options{}))
+		c := connect(t, viaDB(t, m), viaOpts(m, Options{}))
 		ctx := context.Background()
 		c.Create(ctx, "default", New{Data: []byte("g1")})
 		dead := errors.New("token refresh failed (permanent)")
@@ -562,11 +547,10 @@ func TestRejectionMarksTheGenerationUntilTheNext(t *testing.T) {
 // one of the pool's few server sessions: it retries NOWAIT instead, and no
 // session waits on the row lock meanwhile.
 func TestPooledWaiterHoldsNoServerSession(t *testing.T) {
-	m := mode{"pooled", true}
-	direct := freshDB(t)
-	url := dbs.Pooler(t).Route(direct)
-	a := connect(t, url, m.opts(Options{}))
-	b := connect(t, url, m.opts(Options{LockTimeout: 20 * time.Second}))
+	m := mode{Name: "pooled", Pooled: true}
+	url, direct := dbs.FreshVia(t, m)
+	a := connect(t, url, viaOpts(m, Options{}))
+	b := connect(t, url, viaOpts(m, Options{LockTimeout: 20 * time.Second}))
 	ctx := context.Background()
 	a.Create(ctx, "default", New{Data: []byte("g1")})
 	inside, release, aDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)

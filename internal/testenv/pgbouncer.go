@@ -235,3 +235,31 @@ func (d *Databases) Pooler(tb testing.TB) *PgBouncer {
 
 // PoolerTestPoolSize is default_pool_size of the tests' pooler.
 const PoolerTestPoolSize = 4
+
+// Route is how a test reaches PostgreSQL: directly (a session per client) or
+// through the pooler in transaction mode.
+type Route struct {
+	Name   string
+	Pooled bool
+}
+
+// Routes are both ways; tests of the credential store run over each.
+var Routes = []Route{{"direct", false}, {"pooled", true}}
+
+// EachRoute runs fn as a subtest per route.
+func EachRoute(t *testing.T, fn func(t *testing.T, r Route)) {
+	for _, r := range Routes {
+		t.Run(r.Name, func(t *testing.T) { fn(t, r) })
+	}
+}
+
+// FreshVia creates an empty database for the test and returns its URL as
+// the route reaches it, and its direct URL (for the test's own checks).
+func (d *Databases) FreshVia(tb testing.TB, r Route) (url, direct string) {
+	tb.Helper()
+	direct = d.Fresh(tb)
+	if r.Pooled {
+		return d.Pooler(tb).Route(direct), direct
+	}
+	return direct, direct
+}
