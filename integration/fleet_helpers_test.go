@@ -27,12 +27,15 @@ const fleetAccount = "acct-fleet"
 
 // fleetRig is one scenario: a fresh database, a mock endpoint, workspaces.
 type fleetRig struct {
-	t    *testing.T
-	pg   *testenv.Postgres
-	url  string
-	mock *tokenmock.Server
-	seed []byte
-	env  map[string]string // extra launcher environment for every workspace
+	t   *testing.T
+	pg  *testenv.Postgres
+	url string // the database's own URL (the test's queries)
+	// store is the launchers' CODEX_LAUNCH_CREDENTIAL_STORE: url, or the
+	// same database through the pooler (via).
+	store string
+	mock  *tokenmock.Server
+	seed  []byte
+	env   map[string]string // extra launcher environment for every workspace
 	// child is the command each launcher runs (default: sleep 600); it
 	// runs in the workspace's directory.
 	child []string
@@ -69,8 +72,20 @@ func newFleetRig(t *testing.T, dbs *testenv.Databases, ttl time.Duration) *fleet
 	mock := tokenmock.Start(tokenmock.Options{AccessTTL: ttl})
 	t.Cleanup(mock.Close)
 	cred := mock.Issue(fleetAccount)
-	return &fleetRig{t: t, pg: dbs.Cluster(t), url: dbs.Fresh(t), mock: mock, seed: mock.AuthJSON(cred, time.Now().Add(-time.Minute)),
+	url := dbs.Fresh(t)
+	return &fleetRig{t: t, pg: dbs.Cluster(t), url: url, store: url, mock: mock, seed: mock.AuthJSON(cred, time.Now().Add(-time.Minute)),
 		env: map[string]string{}}
+}
+
+// via makes the launchers reach the database the route's way: through the
+// package's PgBouncer in transaction mode, with the pooled store mode.
+func (r *fleetRig) via(dbs *testenv.Databases, route testenv.Route) *fleetRig {
+	if route.Pooled {
+		r.store = dbs.Pooler(r.t).Route(r.url)
+		r.env["CODEX_LAUNCH_CREDENTIAL_STORE_MODE"] = "pooled"
+		r.env["CODEX_LAUNCH_FLEET_FAST_POLL_INTERVAL"] = "1s"
+	}
+	return r
 }
 
 // stopDatabase stops the cluster under the running fleet. The scenario
@@ -103,7 +118,7 @@ func (r *fleetRig) start(n int) {
 			"CODEX_AUTH_JSON":                     string(r.seed),
 			"CODEX_REFRESH_TOKEN_URL_OVERRIDE":    r.mock.URL,
 			"NO_PROXY":                            "*",
-			"CODEX_LAUNCH_CREDENTIAL_STORE":       r.url + "&application_name=" + name,
+			"CODEX_LAUNCH_CREDENTIAL_STORE":       r.store + "&application_name=" + name,
 			"CODEX_AUTH_REFRESH_INTERVAL_SECONDS": "1",
 			"CODEX_AUTH_SAFETY_MARGIN_SECONDS":    "3",
 			"CODEX_LAUNCH_FLEET_POLL_INTERVAL":    "5s",

@@ -31,8 +31,12 @@ func TestFleet(t *testing.T) {
 	defer dbs.Close()
 	dbs.Cluster(t) // skips (under CI: fails) with the reason when it could not start
 
-	t.Run("OnePostPerGeneration", func(t *testing.T) { fleetOnePostPerGeneration(t, dbs) })
-	t.Run("RefresherKilledHoldingTheLock", func(t *testing.T) { fleetRefresherKilled(t, dbs) })
+	for _, route := range testenv.Routes {
+		t.Run(route.Name, func(t *testing.T) {
+			t.Run("OnePostPerGeneration", func(t *testing.T) { fleetOnePostPerGeneration(t, dbs, route) })
+			t.Run("RefresherKilledHoldingTheLock", func(t *testing.T) { fleetRefresherKilled(t, dbs, route) })
+		})
+	}
 	t.Run("DatabaseAway", func(t *testing.T) { fleetDatabaseAway(t, dbs) })
 	t.Run("LocalRefreshPublished", func(t *testing.T) { fleetLocalRefresh(t, dbs) })
 	t.Run("ConcurrentFirstStart", func(t *testing.T) { fleetFirstStart(t, dbs) })
@@ -44,8 +48,8 @@ func TestFleet(t *testing.T) {
 
 // 20 launchers, access tokens living 5 s (refreshed 3 s before expiry), five
 // generations: one redemption each, everyone holds each within seconds.
-func fleetOnePostPerGeneration(t *testing.T, dbs *testenv.Databases) {
-	r := newFleetRig(t, dbs, 5*time.Second)
+func fleetOnePostPerGeneration(t *testing.T, dbs *testenv.Databases, route testenv.Route) {
+	r := newFleetRig(t, dbs, 5*time.Second).via(dbs, route)
 	r.start(20)
 	var worst time.Duration
 	for g := 1; g <= 5; g++ {
@@ -76,10 +80,11 @@ func fleetOnePostPerGeneration(t *testing.T, dbs *testenv.Databases) {
 }
 
 // The launcher holding the row lock is SIGKILLed while its POST is held at
-// the endpoint (not yet redeemed): its session dies, another launcher takes
+// the endpoint (not yet redeemed): its session dies (a pooler drops the
+// server session its client left mid-transaction), another launcher takes
 // the lock, re-reads, and redeems the token, once.
-func fleetRefresherKilled(t *testing.T, dbs *testenv.Databases) {
-	r := newFleetRig(t, dbs, 5*time.Second)
+func fleetRefresherKilled(t *testing.T, dbs *testenv.Databases, route testenv.Route) {
+	r := newFleetRig(t, dbs, 5*time.Second).via(dbs, route)
 	gate := r.mock.Hold(1)
 	defer gate.Release()
 	r.start(8)

@@ -172,6 +172,8 @@ var badValues = map[string]string{
 	"credential-store":         "ftp://store.example",
 	"fleet-fallback-refresh":   "sometimes",
 	"fleet-poll-interval":      "soon",
+	"credential-store-mode":    "bouncy",
+	"fleet-fast-poll-interval": "0",
 	"credential-sync-interval": "-5",
 }
 

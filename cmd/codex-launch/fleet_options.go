@@ -30,8 +30,13 @@ type fleetConfig struct {
 	Keys         string // CODEX_LAUNCH_CREDENTIAL_KEYS (no flag: a secret)
 	Fallback     bool
 	PollInterval time.Duration
-	TokenFile    string
-	SyncInterval time.Duration
+	// Pooled: the postgres URL leads to a transaction pooler (PgBouncer in
+	// transaction mode); FastPollInterval is its followers' poll near a
+	// refresh.
+	Pooled           bool
+	FastPollInterval time.Duration
+	TokenFile        string
+	SyncInterval     time.Duration
 }
 
 // storeKind says which store the configuration chose.
@@ -112,6 +117,28 @@ func fleetOptions() []option {
 			Flag: "fleet-poll-interval", Env: "CODEX_LAUNCH_FLEET_POLL_INTERVAL", Default: "30s",
 			Usage: "shared store: read the stored generation this often when no notice came (a fallback)",
 			Set:   func(c *Config, raw string) error { return setDuration(&c.Fleet.PollInterval, raw, false) },
+		},
+		{
+			Flag: "credential-store-mode", Env: "CODEX_LAUNCH_CREDENTIAL_STORE_MODE", Default: "direct",
+			Usage: "postgres store: direct = one database session per launcher (LISTEN; small fleets, or a pooler in " +
+				"session mode); pooled = the URL is a transaction pooler such as PgBouncer (no session state; followers " +
+				"poll, fast around each expected refresh)",
+			Set: func(c *Config, raw string) error {
+				switch strings.TrimSpace(raw) {
+				case "direct":
+					c.Fleet.Pooled = false
+				case "pooled":
+					c.Fleet.Pooled = true
+				default:
+					return errors.New("want direct or pooled")
+				}
+				return nil
+			},
+		},
+		{
+			Flag: "fleet-fast-poll-interval", Env: "CODEX_LAUNCH_FLEET_FAST_POLL_INTERVAL", Default: "2s",
+			Usage: "pooled store: read the stored generation this often from shortly before its expected refresh until a new one appears",
+			Set:   func(c *Config, raw string) error { return setDuration(&c.Fleet.FastPollInterval, raw, false) },
 		},
 		{
 			Flag: "credential-token-file", Env: "CODEX_LAUNCH_CREDENTIAL_TOKEN_FILE", Default: "/configs/.auth_token",
@@ -201,7 +228,8 @@ func buildStore(ctx context.Context, cfg *Config, home authwatch.Home, log hclog
 		}
 		fl, err := fleet.New(fleet.Config{
 			URL: fc.Store, Name: fc.Name, Keys: keys, Home: home, Fallback: fc.Fallback,
-			PollInterval: fc.PollInterval, LockTimeout: max(2*cfg.RefreshTimeout, 30*time.Second),
+			PollInterval: fc.PollInterval, Pooled: fc.Pooled, FastPollInterval: fc.FastPollInterval, Policy: refreshPolicy(cfg),
+			LockTimeout:   max(2*cfg.RefreshTimeout, 30*time.Second),
 			IdleTxTimeout: max(2*time.Minute, 2*cfg.RefreshTimeout+30*time.Second),
 			Logger:        log.Named("fleet"),
 		})
@@ -212,6 +240,12 @@ func buildStore(ctx context.Context, cfg *Config, home authwatch.Home, log hclog
 	}
 	f.Name = fleetStoreName(cfg)
 	return fleet.Start(ctx, f, cfg.PrimeTimeout, log.Named("fleet")), nil
+}
+
+// refreshPolicy is the watchdog's refresh policy from the configuration; a
+// pooled follower's poll schedule follows the same due moment.
+func refreshPolicy(cfg *Config) authwatch.Policy {
+	return authwatch.Policy{Interval: cfg.Interval, SafetyMargin: cfg.SafetyMargin, StaleAfter: cfg.StaleAfter}
 }
 
 // loadKeys reads the sealing keys: the key file's first, then the inline ones.

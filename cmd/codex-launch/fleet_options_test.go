@@ -24,7 +24,8 @@ func TestFleetOptionDefaults(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	f := cfg.Fleet
-	if f.storeKind() != "file" || f.Name != "default" || f.Fallback || f.PollInterval != 30*time.Second ||
+	if f.storeKind() != "file" || f.Name != "default" || f.Fallback || f.PollInterval != 30*time.Second || f.Pooled ||
+		f.FastPollInterval != 2*time.Second ||
 		f.SyncInterval != time.Hour || f.TokenFile != "/configs/.auth_token" {
 		t.Fatalf("defaults %+v", f)
 	}
@@ -42,12 +43,14 @@ func TestFleetOptionsParseAndNeverEchoThePassword(t *testing.T) {
 		"CODEX_LAUNCH_CREDENTIAL_NAME":        "team-a",
 		"CODEX_LAUNCH_FLEET_FALLBACK_REFRESH": "yes",
 		"CODEX_LAUNCH_FLEET_POLL_INTERVAL":    "45",
+		"CODEX_LAUNCH_CREDENTIAL_STORE_MODE":  "pooled",
 	}
 	code, cfg, _, _, stderr := runCaptured(t, env, "--", "true")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if cfg.Fleet.storeKind() != "postgres" || cfg.Fleet.Name != "team-a" || !cfg.Fleet.Fallback || cfg.Fleet.PollInterval != 45*time.Second {
+	if cfg.Fleet.storeKind() != "postgres" || cfg.Fleet.Name != "team-a" || !cfg.Fleet.Fallback || cfg.Fleet.PollInterval != 45*time.Second ||
+		!cfg.Fleet.Pooled {
 		t.Fatalf("parsed %+v", cfg.Fleet)
 	}
 	if !cfg.RefreshOwner {

@@ -21,7 +21,7 @@ func newWatchdog(ctx context.Context, cfg *Config, dir string, log hclog.Logger,
 	home := authwatch.Home{Dir: dir, LockTimeout: cfg.LockTimeout}
 	wc := authwatch.Config{
 		Home:   home,
-		Policy: authwatch.Policy{Interval: cfg.Interval, SafetyMargin: cfg.SafetyMargin, StaleAfter: cfg.StaleAfter},
+		Policy: refreshPolicy(cfg),
 		Owner:  cfg.RefreshOwner,
 		Logger: log,
 

@@ -24,6 +24,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 
 	"github.com/molecule-ai/codex-launch/fleet/seal"
 )
@@ -152,6 +153,13 @@ func Connect(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 		// A pooler shares server sessions: nothing may be prepared or set
 		// for the session (PgBouncer refuses unknown startup parameters).
 		cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+		// A statement whose ctx ends is cut by closing the connection, not
+		// by a cancel request: the pooler drops the server session of a
+		// client that left mid-transaction anyway, and cancel requests
+		// crash some PgBouncer releases (1.18) when their client goes first.
+		cfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
+			return &pgconn.DeadlineContextWatcherHandler{Conn: pc.Conn()}
+		}
 	} else {
 		cfg.RuntimeParams["idle_in_transaction_session_timeout"] = fmt.Sprint(opts.IdleTxTimeout.Milliseconds())
 	}
