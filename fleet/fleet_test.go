@@ -677,12 +677,12 @@ func TestPooledFollowersPollFastAroundTheDueMoment(t *testing.T) {
 func TestNextPollFollowsTheDueMoment(t *testing.T) {
 	mock := tokenmock.Start(tokenmock.Options{})
 	defer mock.Close()
-	policy := authwatch.Policy{Interval: time.Hour, SafetyMargin: 10 * time.Minute, StaleAfter: 7 * 24 * time.Hour}
+	policy := authwatch.Policy{Interval: time.Hour, SafetyMargin: 10 * time.Second, StaleAfter: 7 * 24 * time.Hour}
 	now := time.Now()
 	const slow, fast = 30 * time.Second, 2 * time.Second
-	within := func(t *testing.T, got time.Time, d time.Duration) {
+	within := func(t *testing.T, from, got time.Time, d time.Duration) {
 		t.Helper()
-		if wait := got.Sub(now); wait < d*4/5 || wait > d*6/5 {
+		if wait := got.Sub(from); wait < d*4/5 || wait > d*6/5 {
 			t.Fatalf("next poll in %s, want %s ±20%%", wait, d)
 		}
 	}
@@ -700,29 +700,33 @@ func TestNextPollFollowsTheDueMoment(t *testing.T) {
 		return f
 	}
 	t.Run("far from due", func(t *testing.T) {
-		within(t, fleetWith(true, now.Add(time.Hour)).nextPoll(now), slow)
+		within(t, now, fleetWith(true, now.Add(time.Hour)).nextPoll(now), slow)
 	})
+	// A token living 30 s is due 10 s (the margin) before it expires.
+	expires := now.Add(30 * time.Second)
 	t.Run("due within the slow interval", func(t *testing.T) {
 		// Due in 20 s: the poll comes fastLead before it, not 30 s later
 		// (the token's exp has whole seconds).
-		got := fleetWith(true, now.Add(policy.SafetyMargin+20*time.Second)).nextPoll(now)
+		got := fleetWith(true, expires).nextPoll(now)
 		if want := now.Add(20*time.Second - fastLead); got.Sub(want).Abs() > time.Second {
 			t.Fatalf("next poll in %s, want %s", got.Sub(now), want.Sub(now))
 		}
 	})
-	t.Run("due now", func(t *testing.T) {
-		f := fleetWith(true, now.Add(policy.SafetyMargin-time.Second))
-		within(t, f.nextPoll(now), fast)
-		within(t, f.nextPoll(now), fast)
+	t.Run("due", func(t *testing.T) {
+		f := fleetWith(true, expires)
+		due := now.Add(25 * time.Second)
+		within(t, due, f.nextPoll(due), fast)
+		within(t, due, f.nextPoll(due.Add(fast)), fast+fast)
 		// The refresh did not come within FastWindow: back to slow.
-		later := now.Add(2 * time.Minute)
+		later := due.Add(2 * time.Minute)
 		if wait := f.nextPoll(later).Sub(later); wait < slow*4/5 {
 			t.Fatalf("still polling every %s two minutes after the due moment", wait)
 		}
 	})
 	t.Run("direct", func(t *testing.T) {
-		if got := fleetWith(false, now.Add(policy.SafetyMargin-time.Second)).nextPoll(now); !got.Equal(now.Add(slow)) {
-			t.Fatalf("direct next poll in %s, want %s", got.Sub(now), slow)
+		due := now.Add(25 * time.Second)
+		if got := fleetWith(false, expires).nextPoll(due); !got.Equal(due.Add(slow)) {
+			t.Fatalf("direct next poll in %s, want %s", got.Sub(due), slow)
 		}
 	})
 }

@@ -563,13 +563,15 @@ func TestPooledWaiterHoldsNoServerSession(t *testing.T) {
 		aDone <- err
 	}()
 	<-inside
-	bSaw := make(chan *Record, 1)
+	bSaw, bDone := make(chan *Record, 1), make(chan struct{})
 	go func() {
+		defer close(bDone)
 		b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
 			bSaw <- cur
 			return nil, nil
 		})
 	}()
+	defer func() { <-bDone }()
 	raw, err := pgx.Connect(ctx, direct)
 	if err != nil {
 		t.Fatal(err)
