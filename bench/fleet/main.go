@@ -8,6 +8,16 @@
 //
 //	go run ./bench/fleet -launchers 50 -generations 10 -idle 60s
 //
+// With -scale it runs the launchers in-process instead (a fleet follower and
+// an authwatch watchdog each, with its own CODEX_HOME and database
+// connection), many of them over many credentials, directly or through
+// PgBouncer in transaction mode, and reports POSTs per generation per
+// credential, adoption latency, database transactions and CPU while idle and
+// during refresh waves, server sessions held and memory per launcher:
+//
+//	go run ./bench/fleet -scale -mode pooled -launchers 10000 -credentials 1000 -pool 50
+//	go run ./bench/fleet -scale -mode direct -launchers 300 -credentials 30
+//
 // Run as root (as CI does) or as a user who can run initdb.
 package main
 
@@ -36,7 +46,38 @@ func main() {
 	margin := flag.Duration("margin", 5*time.Second, "safety margin")
 	idle := flag.Duration("idle", 60*time.Second, "idle measurement window")
 	settle := flag.Duration("settle", 20*time.Second, "wait after starting the idle launchers before measuring")
+	scale := flag.Bool("scale", false, "in-process launchers at scale (the flags below)")
+	mode := flag.String("mode", "pooled", "-scale: direct (a session per launcher) or pooled (through PgBouncer)")
+	creds := flag.Int("credentials", 1000, "-scale: credentials the launchers are spread over")
+	pool := flag.Int("pool", 50, "-scale: PgBouncer's default_pool_size (server sessions)")
+	waves := flag.Int("waves", 3, "-scale: refresh waves (generations per credential)")
+	first := flag.Duration("first", 180*time.Second, "-scale: lifetime of the first access tokens (start-up and the idle window)")
+	poll := flag.Duration("poll", 30*time.Second, "-scale: the followers' poll interval")
+	fastPoll := flag.Duration("fast-poll", 2*time.Second, "-scale: the pooled followers' fast poll interval")
 	flag.Parse()
+	if *scale {
+		o := scaleOptions{pooled: *mode == "pooled", launchers: 10000, creds: *creds, pool: *pool, waves: *waves,
+			ttl: 120 * time.Second, margin: 40 * time.Second, first: *first, poll: *poll, fastPoll: *fastPoll, startConcurrency: 200}
+		flag.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "launchers":
+				o.launchers = *n
+			case "ttl":
+				o.ttl = *ttl
+			case "margin":
+				o.margin = *margin
+			}
+		})
+		if *mode != "pooled" && *mode != "direct" {
+			fmt.Fprintln(os.Stderr, "bench/fleet: -mode wants direct or pooled")
+			os.Exit(2)
+		}
+		if err := runScale(o); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/fleet:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*n, *gens, *ttl, *margin, *idle, *settle); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/fleet:", err)
 		os.Exit(1)
