@@ -429,7 +429,7 @@ func (f *Fleet) nextPoll(now time.Time) time.Time {
 		return now.Add(slow)
 	}
 	p := f.cfg.Policy
-	p.Interval = slow
+	p.Interval = slow + fastLead // NextCheck: the due moment if it comes before then
 	v := authwatch.Decide(stored, now, p)
 	if v.Refresh {
 		if f.dueSince.IsZero() {
@@ -622,6 +622,13 @@ func (f *Fleet) handle(conn *pgstore.Conn, r *request) error {
 		return redactedError(err)
 	}
 	if produced == nil {
+		if rec != nil && rec.Generation > f.State().Generation {
+			// Another launcher's refresh, found under the lock: take it
+			// now rather than at the next poll (through a pooler, seconds).
+			if err := f.syncStored(ctx, conn); err != nil && !conn.Lost(err) {
+				f.log.Debug("adopting the generation found under the lock failed; the next poll retries", "error", redactErr(err))
+			}
+		}
 		return nil
 	}
 	f.setStored(rec.Generation, produced)

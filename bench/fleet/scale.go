@@ -320,7 +320,7 @@ func (w *windowSum) print(name string, n int) {
 		return
 	}
 	fmt.Printf("%s (%.0f s): %.0f transactions/s on the store's database (%.3f per launcher per minute); CPU cores busy: "+
-		"PostgreSQL %.2f, PgBouncer %.2f, launchers (this process) %.2f; server sessions held: at most %d\n",
+		"PostgreSQL %.3f, PgBouncer %.3f, launchers (this process) %.3f; server sessions held: at most %d\n",
 		name, w.secs, float64(w.xacts)/w.secs, float64(w.xacts)/w.secs*60/float64(n),
 		w.pgCPU/w.secs, w.bouncerCPU/w.secs, w.cpu/w.secs, w.maxConns)
 }
@@ -347,7 +347,7 @@ func startMeter(pg *testenv.Postgres, bouncer *testenv.PgBouncer) func() []sampl
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
-			s := sample{at: time.Now(), pgCPU: groupCPU(pgPid), bouncerCPU: groupCPU(bouncerPid), cpu: selfCPU()}
+			s := sample{at: time.Now(), pgCPU: treeCPU(pgPid), bouncerCPU: treeCPU(bouncerPid), cpu: selfCPU()}
 			conn.Exec(ctx, `SELECT pg_stat_clear_snapshot()`)
 			conn.QueryRow(ctx, `SELECT (SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'scale'),
 				(SELECT count(*) FROM pg_stat_activity WHERE datname = 'scale')`).Scan(&s.xacts, &s.serverConns)
@@ -372,10 +372,11 @@ func pidFile(path string) int {
 	return pid
 }
 
-// groupCPU is the CPU time (user + system, seconds) of the processes in
-// process group pgid (the server and its backends share the server's).
-func groupCPU(pgid int) float64 {
-	if pgid == 0 {
+// treeCPU is the CPU time (user + system, seconds) of process root and its
+// children (PostgreSQL's backends: each is its own session leader, so a
+// process group does not find them).
+func treeCPU(root int) float64 {
+	if root == 0 {
 		return 0
 	}
 	entries, _ := os.ReadDir("/proc")
@@ -394,8 +395,10 @@ func groupCPU(pgid int) float64 {
 		if len(f) < 13 {
 			continue
 		}
-		if pg, _ := strconv.Atoi(f[2]); pg != pgid {
-			continue
+		if pid, _ := strconv.Atoi(e.Name()); pid != root {
+			if ppid, _ := strconv.Atoi(f[1]); ppid != root {
+				continue
+			}
 		}
 		u, _ := strconv.ParseInt(f[11], 10, 64)
 		st, _ := strconv.ParseInt(f[12], 10, 64)
