@@ -196,6 +196,7 @@ func (r *faultRig) health() (int, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	res := finish(r.t, r.cmd(ctx, "health"))
+	r.t.Logf("health: %d %s", res.Code, strings.TrimSpace(res.output()))
 	return res.Code, strings.TrimSpace(res.output())
 }
 
@@ -227,6 +228,7 @@ func (r *faultRig) spentAndLost() bool {
 
 func wantRun(t *testing.T, what string, res run, code int, substr string) {
 	t.Helper()
+	t.Logf("%s: exit %d: %s", what, res.Code, strings.TrimSpace(res.output()))
 	if res.Code != code || !strings.Contains(res.output(), substr) {
 		t.Fatalf("%s: exit %d, want %d with %q; output:\n%s", what, res.Code, code, substr, lines(res.output()))
 	}
