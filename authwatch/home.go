@@ -266,6 +266,21 @@ func (h Home) prepareTemp(d *dirhandle.Dir) (*tempFile, error) {
 	return &tempFile{f: f, dir: d, name: name}, nil
 }
 
+// fill writes data from the start of the temp file and cuts it to data (a
+// reservation by zeros is dropped), without making it durable.
+func (t *tempFile) fill(data []byte) error {
+	if _, err := t.f.WriteAt(data, 0); err != nil {
+		return fmt.Errorf("writing the temporary file: %w", err)
+	}
+	if err := t.f.Truncate(int64(len(data))); err != nil {
+		return fmt.Errorf("sizing the temporary file: %w", err)
+	}
+	if err := t.f.Chmod(0o600); err != nil {
+		return fmt.Errorf("chmod the temporary file: %w", err)
+	}
+	return nil
+}
+
 func (t *tempFile) discard() {
 	if t == nil {
 		return
@@ -281,17 +296,10 @@ func (t *tempFile) discard() {
 }
 
 // write fills the temp file and makes it durable; rename is separate so the
-// caller can do it under auth.json.lock. It writes from the start and cuts
-// the file to data, so that a reservation by zeros (reserve) is dropped.
+// caller can do it under auth.json.lock.
 func (t *tempFile) write(data []byte) error {
-	if _, err := t.f.WriteAt(data, 0); err != nil {
-		return fmt.Errorf("writing the temporary file: %w", err)
-	}
-	if err := t.f.Truncate(int64(len(data))); err != nil {
-		return fmt.Errorf("sizing the temporary file: %w", err)
-	}
-	if err := t.f.Chmod(0o600); err != nil {
-		return fmt.Errorf("chmod the temporary file: %w", err)
+	if err := t.fill(data); err != nil {
+		return err
 	}
 	if err := t.f.Sync(); err != nil {
 		return fmt.Errorf("fsync the temporary file: %w", err)

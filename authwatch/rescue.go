@@ -115,6 +115,17 @@ func checkFlags(fd int, what string) error {
 // else a new file. It returns the UnwrittenError for the caller.
 func (h Home) rescue(d *dirhandle.Dir, t *tempFile, cred *AuthFile, data []byte, cause error) error {
 	ue := &UnwrittenError{Cred: cred, Cause: cause}
+	if t != nil && t.name == RescueFileName {
+		// Stashed (FileStore.commit): written whole, already named.
+		if t.f != nil {
+			t.f.Sync()
+			t.f.Close()
+			t.f = nil
+		}
+		t.name = ""
+		ue.Rescued = d.Sync() == nil
+		return ue
+	}
 	if t != nil && t.f == nil && t.name != "" {
 		if err := d.Rename(t.name, RescueFileName); err == nil {
 			t.name = ""

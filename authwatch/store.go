@@ -110,7 +110,7 @@ func (s *FileStore) Update(ctx context.Context, fn func(ctx context.Context, cur
 	if err != nil || next == nil {
 		return err
 	}
-	return s.commit(context.WithoutCancel(ctx), d, t, next, base, cur)
+	return s.commit(context.WithoutCancel(ctx), d, t, next, base, cur, true)
 }
 
 // prepareCommit shows, before fn may spend a refresh token, that its
@@ -137,9 +137,21 @@ func (s *FileStore) prepareCommit(d *dirhandle.Dir) (*tempFile, error) {
 // cur (read as base) is there. A redeemed answer is never dropped: when the
 // commit fails it is kept in RescueFileName and returned in an
 // *UnwrittenError.
-func (s *FileStore) commit(ctx context.Context, d *dirhandle.Dir, t *tempFile, next *AuthFile, base []byte, cur *AuthFile) error {
+//
+// With stash (an answer the endpoint has just given), the answer is first
+// written and renamed to RescueFileName, before its fsync, the lock and the
+// re-read: from then on a process killed mid-commit leaves it where the
+// next pass adopts it, so the window in which a SIGKILL loses a redeemed
+// token ends microseconds after the answer's last byte. auth.json itself
+// is still replaced only by the fsynced file (the rename of the rescue file
+// over it); a power loss before that may leave a torn rescue file, which
+// does not parse and is removed, and auth.json as it was.
+func (s *FileStore) commit(ctx context.Context, d *dirhandle.Dir, t *tempFile, next *AuthFile, base []byte, cur *AuthFile, stash bool) error {
 	h := s.Home
 	data := next.Marshal()
+	if stash && t.fill(data) == nil && d.Rename(t.name, RescueFileName) == nil {
+		t.name = RescueFileName
+	}
 	forced, err := h.commitTemp(ctx, d, t, data, true, func(disk *AuthFile, raw []byte, readErr error) error {
 		return checkNotSuperseded(base, cur, disk, raw, readErr)
 	})
@@ -177,7 +189,7 @@ func (s *FileStore) adoptRescue(d *dirhandle.Dir, cur *AuthFile, base []byte) (*
 	t, err := s.prepareCommit(d)
 	if err == nil {
 		defer t.discard()
-		err = s.commit(context.Background(), d, t, r, base, cur)
+		err = s.commit(context.Background(), d, t, r, base, cur, false)
 	}
 	var ue *UnwrittenError
 	switch {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/molecule-ai/codex-launch/authwatch"
 	"github.com/molecule-ai/codex-launch/tokenmock"
 )
 
@@ -42,19 +43,29 @@ func TestRefreshSurvivesSIGKILL(t *testing.T) {
 
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	start := time.Now()
-	kills, committed, lostInFlight, untouched := 0, 0, 0, 0
+	kills, committed, lostInFlight, untouched, rescued := 0, 0, 0, 0, 0
+	// rescuedLatest: the answer a killed run had received waits in the
+	// rescue file, which the next run writes before anything else.
+	rescuedLatest := func() bool {
+		c, ok := fileTokens(readFile(filepath.Join(h.Dir, authwatch.RescueFileName)))
+		return ok && sameTokens(c, mustLatest(t, srv, "acct-1"))
+	}
+	relogin := func() {
+		os.Remove(filepath.Join(h.Dir, authwatch.RescueFileName))
+		h.expired("acct-1")
+	}
 	for kills < maxKills && time.Since(start) < budget {
 		before := h.read()
 		old, ok := fileTokens(before)
 		if !ok {
 			t.Fatalf("auth.json does not parse before kill %d", kills)
 		}
-		if srv.Spent(old.RefreshToken) {
+		if srv.Spent(old.RefreshToken) && !rescuedLatest() {
 			// A POST a killed process had sent was redeemed after it
 			// died (and after the last look): the file's token is spent.
 			// Log in again to go on.
 			lostInFlight++
-			h.expired("acct-1")
+			relogin()
 			continue
 		}
 		genBefore, _ := srv.Latest("acct-1")
@@ -88,12 +99,19 @@ func TestRefreshSurvivesSIGKILL(t *testing.T) {
 			committed++
 		case sameTokens(got, old) && latest.Generation == genBefore.Generation:
 			untouched++
+		case sameTokens(got, latest):
+			// A rescued answer written, then killed before a POST.
+			untouched++
+		case sameTokens(got, old) && rescuedLatest():
+			// Killed after the answer was stashed in the rescue file:
+			// the next run writes it.
+			rescued++
 		case sameTokens(got, old):
-			// Killed between the redemption and the commit: the old token
+			// Killed between the redemption and the stash: the old token
 			// is spent. Unavoidable for any refresher; the file is intact.
 			// Log in again to go on.
 			lostInFlight++
-			h.expired("acct-1")
+			relogin()
 		default:
 			t.Fatalf("kill %d: auth.json holds neither the old nor the new credential", kills)
 		}
@@ -101,8 +119,8 @@ func TestRefreshSurvivesSIGKILL(t *testing.T) {
 		// empty or torn (h.status fails the test on anything but a JSON object).
 		h.status()
 	}
-	t.Logf("%d kills in %s (a run takes ~%s): %d after the commit, %d before the POST, %d between POST and commit",
-		kills, time.Since(start).Round(time.Millisecond), typical.Round(time.Millisecond), committed, untouched, lostInFlight)
+	t.Logf("%d kills in %s (a run takes ~%s): %d after the commit, %d before the POST, %d with the answer in the rescue file, %d between POST and commit",
+		kills, time.Since(start).Round(time.Millisecond), typical.Round(time.Millisecond), committed, untouched, rescued, lostInFlight)
 	if kills < 100 {
 		t.Errorf("only %d kills in the time budget", kills)
 	}
@@ -112,8 +130,8 @@ func TestRefreshSurvivesSIGKILL(t *testing.T) {
 
 	// Temporary files a crash left behind are removed by the next commit
 	// once they are old enough not to belong to a live writer.
-	if c, _ := fileTokens(h.read()); srv.Spent(c.RefreshToken) {
-		h.expired("acct-1")
+	if c, _ := fileTokens(h.read()); srv.Spent(c.RefreshToken) && !rescuedLatest() {
+		relogin()
 	}
 	ents, _ := os.ReadDir(h.Dir)
 	old := time.Now().Add(-10 * time.Minute)
@@ -151,4 +169,10 @@ func mustLatest(t *testing.T, srv *tokenmock.Server, account string) tokenmock.C
 		t.Fatalf("no credential for %s", account)
 	}
 	return c
+}
+
+// readFile is the file's bytes, nil when it cannot be read.
+func readFile(path string) []byte {
+	b, _ := os.ReadFile(path)
+	return b
 }

@@ -136,11 +136,17 @@ func (r *rig) login() error {
 	return os.WriteFile(filepath.Join(r.dir, "auth.json"), r.srv.AuthJSON(c, time.Now().Add(-time.Hour)), 0o600)
 }
 
-func (r *rig) cmd() *exec.Cmd {
+// cmd is one refresh --once; viaProxy sends it through the proxy that
+// notes the answer's last byte, else straight to the mock.
+func (r *rig) cmd(viaProxy bool) *exec.Cmd {
 	r.srv.Script(tokenmock.Answer{Delay: r.latency})
+	endpoint := r.srv.URL
+	if viaProxy {
+		endpoint = r.proxyURL
+	}
 	cmd := exec.Command(r.launcher, "refresh", "--once")
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + filepath.Dir(r.dir), "CODEX_HOME=" + r.dir, "NO_PROXY=*",
-		"CODEX_REFRESH_TOKEN_URL_OVERRIDE=" + r.proxyURL, "CODEX_AUTH_SAFETY_MARGIN_SECONDS=600",
+		"CODEX_REFRESH_TOKEN_URL_OVERRIDE=" + endpoint, "CODEX_AUTH_SAFETY_MARGIN_SECONDS=600",
 		"CODEX_LAUNCH_RECHECK_WINDOW=0"}
 	return cmd
 }
@@ -161,7 +167,8 @@ func (r *rig) fileToken(name string) string {
 }
 
 // window times uninterrupted refreshes: last byte of the answer → the
-// rename of auth.json, seen by inotify.
+// first rename after which a SIGKILL no longer loses it (auth.json, or the
+// rescue file codex-launch stashes the answer in first), seen by inotify.
 func (r *rig) window(n int) error {
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
 	if err != nil {
@@ -171,7 +178,10 @@ func (r *rig) window(n int) error {
 	if _, err := unix.InotifyAddWatch(fd, r.dir, unix.IN_MOVED_TO); err != nil {
 		return err
 	}
-	renamed := make(chan time.Time, 16)
+	var (
+		evMu  sync.Mutex
+		first time.Time // the run's first rename, zero until it comes
+	)
 	go func() {
 		buf := make([]byte, 4096)
 		for {
@@ -183,8 +193,12 @@ func (r *rig) window(n int) error {
 			for off := 0; off+unix.SizeofInotifyEvent <= k; {
 				ev := (*unix.InotifyEvent)(unsafePointer(&buf[off]))
 				name := string(trimNul(buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]))
-				if name == "auth.json" {
-					renamed <- at
+				if name == "auth.json" || name == rescueName {
+					evMu.Lock()
+					if first.IsZero() {
+						first = at
+					}
+					evMu.Unlock()
 				}
 				off += unix.SizeofInotifyEvent + int(ev.Len)
 			}
@@ -192,21 +206,31 @@ func (r *rig) window(n int) error {
 	}()
 	var ws []time.Duration
 	for i := 0; i < n; i++ {
-		cmd := r.cmd()
+		evMu.Lock()
+		first = time.Time{}
+		evMu.Unlock()
+		cmd := r.cmd(true)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("refresh %d: %v: %s", i, err, out)
 		}
-		select {
-		case at := <-renamed:
-			r.mu.Lock()
-			ws = append(ws, at.Sub(r.answered))
-			r.mu.Unlock()
-		case <-time.After(5 * time.Second):
-			return fmt.Errorf("refresh %d: no rename of auth.json seen", i)
+		var at time.Time
+		for wait := 0; at.IsZero() && wait < 5000; wait++ {
+			evMu.Lock()
+			at = first
+			evMu.Unlock()
+			if at.IsZero() {
+				time.Sleep(time.Millisecond)
+			}
 		}
+		if at.IsZero() {
+			return fmt.Errorf("refresh %d: no rename seen", i)
+		}
+		r.mu.Lock()
+		ws = append(ws, at.Sub(r.answered))
+		r.mu.Unlock()
 	}
 	sort.Slice(ws, func(i, j int) bool { return ws[i] < ws[j] })
-	fmt.Printf("answer's last byte → rename of auth.json, %d refreshes: median %d µs, p99 %d µs, max %d µs\n",
+	fmt.Printf("answer's last byte → first rename that keeps it (auth.json or the rescue file), %d refreshes: median %d µs, p99 %d µs, max %d µs\n",
 		n, ws[n/2].Microseconds(), ws[n*99/100].Microseconds(), ws[n-1].Microseconds())
 	return nil
 }
@@ -217,7 +241,7 @@ func (r *rig) kills(n int) error {
 	var typical time.Duration
 	for range 5 {
 		start := time.Now()
-		if out, err := r.cmd().CombinedOutput(); err != nil {
+		if out, err := r.cmd(false).CombinedOutput(); err != nil {
 			return fmt.Errorf("calibration: %v: %s", err, out)
 		}
 		typical = max(typical, time.Since(start))
@@ -226,7 +250,7 @@ func (r *rig) kills(n int) error {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	lost, rescued := 0, 0
 	for i := 0; i < n; i++ {
-		cmd := r.cmd()
+		cmd := r.cmd(false)
 		if err := cmd.Start(); err != nil {
 			return err
 		}
