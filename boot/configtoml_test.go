@@ -6,8 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/molecule-ai/codex-launch/internal/dirhandle"
 	"github.com/molecule-ai/codex-launch/internal/testenv"
 )
 
@@ -158,4 +160,34 @@ func TestEnsureFileStoreOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertOwner(t, path, 777, 778)
+}
+
+// TestEnsureFileStorePlantedLink: as root, a config.toml link that the
+// user owning CODEX_HOME made is neither followed, read nor written: its
+// target outside keeps its bytes, owner and mode.
+func TestEnsureFileStorePlantedLink(t *testing.T) {
+	testenv.RequireRoot(t)
+	const uid, gid = 4321, 4322
+	home, elsewhere := t.TempDir(), t.TempDir()
+	os.Chown(home, uid, gid)
+	target := filepath.Join(elsewhere, "root.conf")
+	if err := os.WriteFile(target, []byte("[t]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(home, "config.toml")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	os.Lchown(link, uid, gid)
+	if _, err := EnsureFileStore(home, nil, nil); !errors.Is(err, dirhandle.ErrUntrustedLink) {
+		t.Errorf("err = %v, want ErrUntrustedLink", err)
+	}
+	var st syscall.Stat_t
+	syscall.Stat(target, &st)
+	if got, _ := os.ReadFile(target); string(got) != "[t]\n" || st.Uid != 0 || st.Mode&0o7777 != 0o600 {
+		t.Errorf("target = %q uid %d mode %o", got, st.Uid, st.Mode&0o7777)
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v %v", st, err)
+	}
 }
