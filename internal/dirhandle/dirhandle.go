@@ -149,11 +149,7 @@ func walk(path string, mk *makeSpec) (*Dir, error) {
 			unix.Close(fd)
 			return nil, fmt.Errorf("%s: %w: %s is a %s", path, ErrNotRegular, next, TypeName(st.Mode))
 		}
-		flags := unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-		if len(todo) == 0 {
-			flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-		}
-		nfd, err := unix.Openat(fd, name, flags, 0)
+		nfd, err := unix.Openat(fd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		unix.Close(fd)
 		if err != nil {
 			if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
@@ -163,14 +159,14 @@ func walk(path string, mk *makeSpec) (*Dir, error) {
 		}
 		fd, cur = nfd, next
 	}
-	if cur == "/" {
-		// The path was "/" itself: reopen it for reading.
-		unix.Close(fd)
-		if fd, err = unix.Open("/", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
-			return nil, fmt.Errorf("opening /: %w", err)
-		}
+	// The walk holds O_PATH descriptors; the directory itself is opened
+	// for reading (listing, fsync, fchown) through the last of them.
+	dfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	unix.Close(fd)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", abs, err)
 	}
-	return &Dir{fd: fd, path: abs}, nil
+	return &Dir{fd: dfd, path: abs}, nil
 }
 
 func splitPath(p string) []string {
