@@ -3,6 +3,7 @@ package authwatch
 import (
 	"context"
 	"runtime"
+	"time"
 )
 
 // Priming is a prime pass running in its own goroutine (StartPrime).
@@ -64,4 +65,51 @@ func (p *Priming) Result() (Outcome, error) {
 func (p *Priming) Finish() {
 	p.cancel()
 	<-p.written
+}
+
+// PrimeResult is what the prime tells a launcher about to start its child.
+type PrimeResult struct {
+	// Outcome and Err are the pass's, as Pass returns them; meaningless
+	// while Pending.
+	Outcome Outcome
+	Err     error
+	// Pending: the pass outlasted the deadline and goes on beside the
+	// child; Run continues it.
+	Pending bool
+}
+
+// Dead reports a credential the token endpoint refused for good.
+func (r PrimeResult) Dead() bool { return !r.Pending && r.Outcome == OutcomePermanent }
+
+// Prime runs the loop's first pass (StartPrime) and waits for its outcome
+// until by, or until ctx is done (a stop signal), when it abandons what can
+// be abandoned and waits for the rest: a POST already sent is committed
+// before Prime returns. Run continues a pass still pending; a caller that
+// will not call Run calls Close.
+func (w *Watchdog) Prime(ctx context.Context, by time.Time) PrimeResult {
+	p := w.StartPrime()
+	t := time.NewTimer(max(time.Until(by), 0))
+	defer t.Stop()
+	select {
+	case <-p.done:
+	case <-t.C:
+		return PrimeResult{Pending: true}
+	case <-ctx.Done():
+		select {
+		case <-p.done:
+		default:
+			w.log.Info("stop signal during the prime: finishing the refresh in flight so no redeemed token is lost (at most --refresh-timeout)")
+		}
+		p.Finish()
+	}
+	w.log.Debug("prime done", "outcome", p.res.outcome.String(), "error", errText(p.res.err))
+	return PrimeResult{Outcome: p.res.outcome, Err: p.res.err}
+}
+
+// Close finishes a prime pass that Run has not taken over (see Finish). It
+// may be called more than once, and after Run has returned.
+func (w *Watchdog) Close() {
+	if w.priming != nil {
+		w.priming.Finish()
+	}
 }

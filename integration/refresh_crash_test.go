@@ -22,8 +22,10 @@ import (
 func TestRefreshSurvivesSIGKILL(t *testing.T) {
 	t.Parallel()
 	const (
-		maxKills = 300
-		budget   = 15 * time.Second
+		minKills  = 100
+		maxKills  = 300
+		budget    = 15 * time.Second
+		hardLimit = 2 * time.Minute
 	)
 	// Every token the mock mints has expired already: every run refreshes.
 	srv := tokenmock.Start(tokenmock.Options{AccessTTL: time.Hour, Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }})
@@ -54,7 +56,10 @@ func TestRefreshSurvivesSIGKILL(t *testing.T) {
 		os.Remove(filepath.Join(h.Dir, authwatch.RescueFileName))
 		h.expired("acct-1")
 	}
-	for kills < maxKills && time.Since(start) < budget {
+	// Kill until the budget is spent, and in any case until minKills: on a
+	// loaded machine a run is slower, and the coverage must not shrink
+	// with it. The hard limit only guards against a hang.
+	for kills < maxKills && (time.Since(start) < budget || kills < minKills) && time.Since(start) < hardLimit {
 		before := h.read()
 		old, ok := fileTokens(before)
 		if !ok {
@@ -121,8 +126,8 @@ func TestRefreshSurvivesSIGKILL(t *testing.T) {
 	}
 	t.Logf("%d kills in %s (a run takes ~%s): %d after the commit, %d before the POST, %d with the answer in the rescue file, %d between POST and commit",
 		kills, time.Since(start).Round(time.Millisecond), typical.Round(time.Millisecond), committed, untouched, rescued, lostInFlight)
-	if kills < 100 {
-		t.Errorf("only %d kills in the time budget", kills)
+	if kills < minKills {
+		t.Errorf("only %d kills within %s", kills, hardLimit)
 	}
 	if committed == 0 || untouched == 0 {
 		t.Errorf("the kills did not cover both sides of the commit (%d after, %d before)", committed, untouched)
