@@ -17,8 +17,9 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-# A static, stripped binary with no build paths in it.
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/codex-launch ./cmd/codex-launch
+# A static, stripped binary with no build paths in it. The compile cache
+# outlives the layer, so a rebuild after a source change is incremental.
+RUN --mount=type=cache,target=/root/.cache/go-build CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/codex-launch ./cmd/codex-launch
 
 FROM node:${NODE_VERSION}-bookworm-slim
 # The Codex CLI, pinned: the credential contract codex-launch honours was

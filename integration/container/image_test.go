@@ -62,8 +62,8 @@ func TestImageBuild(t *testing.T) {
 		Config struct {
 			Entrypoint []string
 			Cmd        []string
-			Healthcheck struct{ Test []string }
 		}
+		Healthcheck struct{ Test []string }
 	}
 	if err := json.Unmarshal([]byte(mustPodman(t, "image", "inspect", img)), &recs); err != nil || len(recs) != 1 {
 		t.Fatalf("podman image inspect: %v", err)
@@ -72,8 +72,8 @@ func TestImageBuild(t *testing.T) {
 	if strings.Join(cfg.Entrypoint, " ") != "codex-launch --" || strings.Join(cfg.Cmd, " ") != "codex" {
 		t.Errorf("ENTRYPOINT %q CMD %q", cfg.Entrypoint, cfg.Cmd)
 	}
-	if !strings.Contains(strings.Join(cfg.Healthcheck.Test, " "), "codex-launch health") {
-		t.Errorf("HEALTHCHECK %q", cfg.Healthcheck.Test)
+	if !strings.Contains(strings.Join(recs[0].Healthcheck.Test, " "), "codex-launch health") {
+		t.Errorf("HEALTHCHECK %q", recs[0].Healthcheck.Test)
 	}
 }
 
