@@ -331,3 +331,25 @@ func TestURLPasswordNotQuoted(t *testing.T) {
 		}
 	}
 }
+
+// An image's ENTRYPOINT ends in "--": a launcher flag given as the container's
+// command is refused with what to do instead, not run as a program.
+func TestFlagAfterDashesIsRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"--", "--log-level", "debug", "codex"},
+		{"--", "--stop-timeout=3s", "codex"},
+		{"--", "-user", "agent", "codex"},
+	} {
+		code, _, argv, _, stderr := runCaptured(t, nil, args...)
+		if code != exitLaunch || argv != nil {
+			t.Errorf("%q: exit %d, launched %q; want 125 and nothing launched", args, code, argv)
+		}
+		if !strings.Contains(stderr, "CODEX_LAUNCH_") || !strings.Contains(stderr, "--entrypoint codex-launch") {
+			t.Errorf("%q: the error does not say what to do instead: %s", args, stderr)
+		}
+	}
+	// A command that merely starts with "-" but is no flag of ours still runs.
+	if code, _, argv, _, _ := runCaptured(t, nil, "--", "-not-a-flag"); code != 0 || len(argv) != 1 {
+		t.Errorf("-not-a-flag: exit %d argv %q", code, argv)
+	}
+}

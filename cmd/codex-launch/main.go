@@ -102,6 +102,11 @@ func (p *program) run(args []string) int {
 	if sub.name == "" && len(rest) == 0 {
 		return p.usageFailure(errors.New("no COMMAND to run (see codex-launch --help)"))
 	}
+	if afterDashes {
+		if err := flagAsCommand(p.table, rest[0]); err != nil {
+			return p.usageFailure(err)
+		}
+	}
 
 	env, getenv, events, err := p.environment(given)
 	if err != nil {
@@ -226,6 +231,30 @@ func editDistance(a, b string) int {
 		prev = cur
 	}
 	return prev[len(b)]
+}
+
+// flagAsCommand refuses a command that is one of codex-launch's own flags.
+// An image's ENTRYPOINT ends in "--", so `docker run IMAGE --log-level debug`
+// puts the flag where the command goes; "--" keeps meaning "no more flags"
+// (a child's argv is never rewritten), and the error says what works instead:
+// the option's variable, or --entrypoint codex-launch.
+func flagAsCommand(table []option, arg string) error {
+	if !strings.HasPrefix(arg, "-") {
+		return nil
+	}
+	name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+	for _, o := range table {
+		if o.Flag == "" || o.Flag != name {
+			continue
+		}
+		instead := "with --entrypoint codex-launch, put it before \"--\""
+		if o.Env != "" {
+			instead = "set " + o.Env + " (docker run -e " + o.Env + "=...), or " + instead
+		}
+		return usageErrorf("the COMMAND after \"--\" is %q, codex-launch's own flag --%s: flags go before \"--\" (in an image whose ENTRYPOINT ends in \"--\", %s)",
+			arg, o.Flag, instead)
+	}
+	return nil
 }
 
 // usageFailure reports a configuration mistake: nothing has happened yet.
