@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrNotRoot is wrapped by DropPrivileges when it is asked to become another
@@ -51,11 +54,15 @@ func DropPrivileges(u *User) error {
 	return nil
 }
 
-// CanDrop reports whether this process can become u: it is root, or it is
-// already u (a group that differs is then kept, see SameUserOtherGroup).
+// CanDrop reports whether this process can become u: it is root with the
+// capabilities that takes (CheckDropCapabilities), or it is already u (a
+// group that differs is then kept, see SameUserOtherGroup).
 func CanDrop(u *User) error {
-	if u == nil || os.Geteuid() == 0 {
+	if u == nil {
 		return nil
+	}
+	if os.Geteuid() == 0 {
+		return CheckDropCapabilities(u)
 	}
 	if os.Geteuid() == u.UID && os.Getuid() == u.UID {
 		return nil
@@ -68,4 +75,49 @@ func CanDrop(u *User) error {
 // group, and the caller should say so.
 func SameUserOtherGroup(u *User) bool {
 	return u != nil && os.Geteuid() != 0 && os.Geteuid() == u.UID && os.Getegid() != u.GID
+}
+
+// dropCapabilities are what root needs to hand CODEX_HOME to another user
+// (chown) and to become that user (setgroups and setgid, setuid).
+var dropCapabilities = []struct {
+	name string
+	bit  uint
+}{{"CHOWN", unix.CAP_CHOWN}, {"SETUID", unix.CAP_SETUID}, {"SETGID", unix.CAP_SETGID}}
+
+// ErrMissingCapabilities is wrapped by CheckDropCapabilities.
+var ErrMissingCapabilities = errors.New("root lacks capabilities")
+
+// CheckDropCapabilities fails, naming them, when the process is root but
+// lacks a capability it needs to switch to u: a container started with every
+// capability dropped is root in name only, and its chown or setuid would fail
+// with a bare "operation not permitted". Not root, or u nil or root: nothing
+// to check. When the capability set cannot be read, the operations speak.
+func CheckDropCapabilities(u *User) error {
+	if u == nil || u.UID == 0 || os.Geteuid() != 0 {
+		return nil
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return nil
+	}
+	missing := missingCapabilities(uint64(data[0].Effective) | uint64(data[1].Effective)<<32)
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w %s, needed to hand CODEX_HOME to user %s and switch to it (it needs CHOWN, SETUID and SETGID): "+
+		"add them back (docker run --cap-add CHOWN --cap-add SETUID --cap-add SETGID; Kubernetes securityContext.capabilities.add), "+
+		"or run the container as the user itself (docker run --user %d; runAsUser: %d), which needs none",
+		ErrMissingCapabilities, strings.Join(missing, ", "), u, u.UID, u.UID)
+}
+
+// missingCapabilities names the dropCapabilities absent from the effective set eff.
+func missingCapabilities(eff uint64) []string {
+	var missing []string
+	for _, c := range dropCapabilities {
+		if eff&(1<<c.bit) == 0 {
+			missing = append(missing, c.name)
+		}
+	}
+	return missing
 }

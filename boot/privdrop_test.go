@@ -15,6 +15,10 @@ import (
 // The drop changes the whole process, so it runs in a child: this test binary
 // re-executed with BOOT_TEST_DROP set.
 func TestMain(m *testing.M) {
+	if os.Getenv("BOOT_TEST_CAPS") != "" {
+		fmt.Println("check:", CheckDropCapabilities(&User{Name: "agent", UID: 4321, GID: 4321}))
+		os.Exit(0)
+	}
 	if spec := os.Getenv("BOOT_TEST_DROP"); spec != "" {
 		var u User
 		fmt.Sscanf(spec, "%d:%d", &u.UID, &u.GID)
@@ -136,5 +140,34 @@ func testPrepareHomeAsNobody(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS: TestPrepareHomeWithoutRootWarnsOnce") {
 		t.Fatalf("%v:\n%s", err, out)
+	}
+}
+
+// Root without CHOWN, SETUID and SETGID (a container run with --cap-drop ALL)
+// is refused before anything is touched, with an error naming them.
+func TestCheckDropCapabilities(t *testing.T) {
+	testenv.RequireRoot(t)
+	setpriv := testenv.RequireCommand(t, "setpriv", "util-linux")
+	run := func(args ...string) string {
+		cmd := exec.Command(setpriv, append(args, os.Args[0], "-test.run=^$")...)
+		cmd.Env = append(os.Environ(), "BOOT_TEST_CAPS=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if out := run("--bounding-set", "-chown,-setuid,-setgid", "--"); !strings.Contains(out, "lacks capabilities CHOWN, SETUID, SETGID") ||
+		!strings.Contains(out, "--cap-add CHOWN") || !strings.Contains(out, "--user 4321") {
+		t.Errorf("without the three: %s", out)
+	}
+	if out := run("--bounding-set", "-setgid", "--"); !strings.Contains(out, "lacks capabilities SETGID,") {
+		t.Errorf("without SETGID: %s", out)
+	}
+	if out := run("--"); out != "check: <nil>" {
+		t.Errorf("with every capability: %s", out)
+	}
+	if err := CheckDropCapabilities(nil); err != nil {
+		t.Error(err)
 	}
 }
