@@ -180,7 +180,7 @@ func (c *ctr) exitCode() int {
 const engineKilled = "resorting to SIGKILL"
 
 func TestImageStop(t *testing.T) {
-	t.Run("child's-status", func(t *testing.T) {
+	t.Run("child-status", func(t *testing.T) {
 		c := start(t, []string{"--network", "none"}, "sh", "-c", sigChild)
 		c.waitLog("ready")
 		out := mustPodman(t, "stop", "-t", "30", c.name)
@@ -257,10 +257,13 @@ func (c *ctr) healthRun() (ok bool, status, output string) {
 	return err == nil, status, output
 }
 
+// healthNow makes one check decide the state: no start period, no retries.
+var healthNow = []string{"--health-start-period", "0s", "--health-retries", "1"}
+
 func TestImageHealthcheck(t *testing.T) {
 	t.Run("healthy", func(t *testing.T) {
 		_, _, opts := credential(t)
-		c := start(t, append(opts, "-v", volume(t)+":"+codexHome), "sh", "-c", "echo ready; exec sleep 1000")
+		c := start(t, append(append(opts, healthNow...), "-v", volume(t)+":"+codexHome), "sh", "-c", "echo ready; exec sleep 1000")
 		c.waitLog("ready")
 		var ok bool
 		var status, output string
@@ -279,9 +282,9 @@ func TestImageHealthcheck(t *testing.T) {
 		t.Cleanup(mock.Close)
 		cred := mock.IssueWithExpiry("acct-dead", time.Now().Add(-time.Hour))
 		mock.Script(tokenmock.Error(401, "refresh_token_invalidated"))
-		c := start(t, []string{"--network", "host", "-v", volume(t) + ":" + codexHome,
+		c := start(t, append([]string{"--network", "host", "-v", volume(t) + ":" + codexHome,
 			"-e", "CODEX_AUTH_JSON=" + string(mock.AuthJSON(cred, time.Now().Add(-48*time.Hour))),
-			"-e", "CODEX_REFRESH_TOKEN_URL_OVERRIDE=" + mock.URL}, "sh", "-c", "echo ready; exec sleep 1000")
+			"-e", "CODEX_REFRESH_TOKEN_URL_OVERRIDE=" + mock.URL}, healthNow...), "sh", "-c", "echo ready; exec sleep 1000")
 		c.waitLog("ready")
 		ok, status, output := c.healthRun()
 		if ok || status != "unhealthy" {
@@ -296,8 +299,8 @@ func TestImageHealthcheck(t *testing.T) {
 func TestImageReadOnly(t *testing.T) {
 	mock, cred, opts := credential(t)
 	opts = append(opts, "--read-only", "--tmpfs", "/tmp", "-v", volume(t)+":"+codexHome)
-	code, out := runOnce(t, opts, "sh", "-c", `touch /etc/probe 2>/dev/null && echo rootfs-writable; touch /tmp/probe && `+showHome)
-	if code != 0 || strings.Contains(out, "rootfs-writable") {
+	code, out := runOnce(t, opts, "sh", "-c", `touch /etc/probe 2>/dev/null && echo "rootfs-$((6*7))"; touch /tmp/probe && `+showHome)
+	if code != 0 || strings.Contains(out, "rootfs-42") {
 		t.Fatalf("exit %d (want 0, a read-only root file system); output:\n%s", code, out)
 	}
 	if !strings.Contains(out, latest(t, mock, cred).RefreshToken) {
@@ -316,6 +319,26 @@ func TestImageCapabilities(t *testing.T) {
 			if !strings.Contains(out, c) {
 				t.Errorf("the error does not name %s:\n%s", c, out)
 			}
+		}
+	})
+	t.Run("the-three", func(t *testing.T) {
+		// What the Kubernetes manifest grants: these three and nothing else,
+		// no privilege escalation; a second boot on the same volume too, and
+		// `runuser -u agent` for an exec session as the README shows.
+		mock, cred, opts := credential(t)
+		opts = append(opts, "--cap-drop", "ALL", "--cap-add", "CHOWN,SETUID,SETGID", "--security-opt", "no-new-privileges",
+			"-v", volume(t)+":"+codexHome)
+		for i := 0; i < 2; i++ {
+			code, out := runOnce(t, opts, "sh", "-c", showHome)
+			if code != 0 || !strings.Contains(out, "user=agent") || !strings.Contains(out, latest(t, mock, cred).RefreshToken) {
+				t.Fatalf("boot %d: exit %d, want 0 as agent with the refreshed credential; output:\n%s", i+1, code, out)
+			}
+		}
+		c := start(t, opts, "sh", "-c", "echo ready; exec sleep 1000")
+		c.waitLog("ready")
+		out, err := podman(t, "exec", c.name, "runuser", "-u", "agent", "--", "codex", "login", "status")
+		if err != nil || !strings.Contains(out, "Logged in using ChatGPT") {
+			t.Errorf("runuser -u agent -- codex login status: %v\n%s", err, out)
 		}
 	})
 	t.Run("user-1000", func(t *testing.T) {
@@ -337,14 +360,14 @@ func TestImageRealCLI(t *testing.T) {
 	mock, cred, opts := credential(t)
 	vol := volume(t)
 	code, out := runOnce(t, append(opts, "-v", vol+":"+codexHome), "sh", "-c", `codex login status; echo "status=$?"; `+showHome)
-	if code != 0 || !strings.Contains(out, "status=0") || !strings.Contains(out, "ChatGPT") {
+	if code != 0 || !strings.Contains(out, "status=0") || !strings.Contains(out, "Logged in using ChatGPT") {
 		t.Fatalf("codex login status in the image: exit %d; output:\n%s", code, out)
 	}
 	if !strings.Contains(out, latest(t, mock, cred).RefreshToken) || mock.Posts() != 1 {
 		t.Errorf("%d token requests (want codex-launch's one); output:\n%s", mock.Posts(), out)
 	}
 	code, out = runOnce(t, []string{"--network", "none", "-v", vol + "-none:" + codexHome}, "codex", "login", "status")
-	if code == 0 || strings.Contains(out, "ChatGPT") {
+	if code == 0 || strings.Contains(out, "Logged in") || !strings.Contains(out, "Not logged in") {
 		t.Errorf("without a credential: exit %d; output:\n%s", code, out)
 	}
 }

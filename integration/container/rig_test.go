@@ -189,10 +189,15 @@ func cleanup() {
 // volume creates a named volume for t, removed at its end.
 func volume(t *testing.T) string {
 	t.Helper()
-	name := prefix + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")) + "-home"
+	name := prefix + safeName(t) + "-home"
 	mustPodman(t, "volume", "create", name)
 	t.Cleanup(func() { podman(t, "volume", "rm", "-f", name) })
 	return name
+}
+
+// safeName is t's name as podman accepts it in a container or volume name.
+func safeName(t *testing.T) string {
+	return strings.Trim(regexp.MustCompile(`[^a-z0-9_.-]+`).ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
 }
 
 // ctr is a container started for a test.
@@ -206,7 +211,7 @@ type ctr struct {
 func start(t *testing.T, opts []string, cmd ...string) *ctr {
 	t.Helper()
 	img := image(t)
-	c := &ctr{t: t, name: prefix + strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())) + "-" + strconv.FormatInt(time.Now().UnixNano()%1e6, 10)}
+	c := &ctr{t: t, name: prefix + safeName(t) + "-" + strconv.FormatInt(time.Now().UnixNano()%1e6, 10)}
 	args := append([]string{"run", "-d", "--name", c.name, "--pull=never", "--health-interval", "disable"}, opts...)
 	args = append(append(args, img), cmd...)
 	mustPodman(t, args...)
