@@ -78,11 +78,13 @@ func SameUserOtherGroup(u *User) bool {
 }
 
 // dropCapabilities are what root needs to hand CODEX_HOME to another user
-// (chown) and to become that user (setgroups and setgid, setuid).
+// (chown; DAC_OVERRIDE to walk and fill a tree that user already owns, 0700,
+// as on every boot after the first) and to become that user (setgroups and
+// setgid, setuid).
 var dropCapabilities = []struct {
 	name string
 	bit  uint
-}{{"CHOWN", unix.CAP_CHOWN}, {"SETUID", unix.CAP_SETUID}, {"SETGID", unix.CAP_SETGID}}
+}{{"CHOWN", unix.CAP_CHOWN}, {"DAC_OVERRIDE", unix.CAP_DAC_OVERRIDE}, {"SETUID", unix.CAP_SETUID}, {"SETGID", unix.CAP_SETGID}}
 
 // ErrMissingCapabilities is wrapped by CheckDropCapabilities.
 var ErrMissingCapabilities = errors.New("root lacks capabilities")
@@ -105,8 +107,8 @@ func CheckDropCapabilities(u *User) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w %s, needed to hand CODEX_HOME to user %s and switch to it (it needs CHOWN, SETUID and SETGID): "+
-		"add them back (docker run --cap-add CHOWN --cap-add SETUID --cap-add SETGID; Kubernetes securityContext.capabilities.add), "+
+	return fmt.Errorf("%w %s, needed to hand CODEX_HOME to user %s and switch to it (it needs CHOWN, DAC_OVERRIDE, SETUID and SETGID): "+
+		"add them back (docker run --cap-add CHOWN,DAC_OVERRIDE,SETUID,SETGID; Kubernetes securityContext.capabilities.add), "+
 		"or run the container as the user itself (docker run --user %d; runAsUser: %d), which needs none",
 		ErrMissingCapabilities, strings.Join(missing, ", "), u, u.UID, u.UID)
 }

@@ -143,7 +143,7 @@ func testPrepareHomeAsNobody(t *testing.T) {
 	}
 }
 
-// Root without CHOWN, SETUID and SETGID (a container run with --cap-drop ALL)
+// Root without CHOWN, DAC_OVERRIDE, SETUID and SETGID (--cap-drop ALL)
 // is refused before anything is touched, with an error naming them.
 func TestCheckDropCapabilities(t *testing.T) {
 	testenv.RequireRoot(t)
@@ -157,8 +157,8 @@ func TestCheckDropCapabilities(t *testing.T) {
 		}
 		return strings.TrimSpace(string(out))
 	}
-	if out := run("--bounding-set", "-chown,-setuid,-setgid", "--"); !strings.Contains(out, "lacks capabilities CHOWN, SETUID, SETGID") ||
-		!strings.Contains(out, "--cap-add CHOWN") || !strings.Contains(out, "--user 4321") {
+	if out := run("--bounding-set", "-chown,-dac_override,-setuid,-setgid", "--"); !strings.Contains(out, "lacks capabilities CHOWN, DAC_OVERRIDE, SETUID, SETGID") ||
+		!strings.Contains(out, "--cap-add CHOWN,DAC_OVERRIDE,SETUID,SETGID") || !strings.Contains(out, "--user 4321") {
 		t.Errorf("without the three: %s", out)
 	}
 	if out := run("--bounding-set", "-setgid", "--"); !strings.Contains(out, "lacks capabilities SETGID,") {
