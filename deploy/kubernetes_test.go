@@ -120,7 +120,7 @@ func TestKubernetesManifest(t *testing.T) {
 	if !slices.Contains(caps.Drop, "ALL") {
 		t.Errorf("capabilities drop %q, want ALL", caps.Drop)
 	}
-	for _, want := range []string{"CHOWN", "SETUID", "SETGID"} {
+	for _, want := range []string{"CHOWN", "DAC_OVERRIDE", "SETUID", "SETGID"} {
 		if !slices.Contains(caps.Add, want) {
 			t.Errorf("capabilities add %q lacks %s, which boot needs as root", caps.Add, want)
 		}

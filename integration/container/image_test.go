@@ -315,18 +315,18 @@ func TestImageCapabilities(t *testing.T) {
 		if code == 0 {
 			t.Fatalf("root without capabilities booted; output:\n%s", out)
 		}
-		for _, c := range []string{"CHOWN", "SETUID", "SETGID"} {
+		for _, c := range []string{"CHOWN", "DAC_OVERRIDE", "SETUID", "SETGID"} {
 			if !strings.Contains(out, c) {
 				t.Errorf("the error does not name %s:\n%s", c, out)
 			}
 		}
 	})
-	t.Run("the-three", func(t *testing.T) {
-		// What the Kubernetes manifest grants: these three and nothing else,
+	t.Run("the-four", func(t *testing.T) {
+		// What the Kubernetes manifest grants: these four and nothing else,
 		// no privilege escalation; a second boot on the same volume too, and
 		// `runuser -u agent` for an exec session as the README shows.
 		mock, cred, opts := credential(t)
-		opts = append(opts, "--cap-drop", "ALL", "--cap-add", "CHOWN,SETUID,SETGID", "--security-opt", "no-new-privileges",
+		opts = append(opts, "--cap-drop", "ALL", "--cap-add", "CHOWN,DAC_OVERRIDE,SETUID,SETGID", "--security-opt", "no-new-privileges",
 			"-v", volume(t)+":"+codexHome)
 		for i := 0; i < 2; i++ {
 			code, out := runOnce(t, opts, "sh", "-c", showHome)
