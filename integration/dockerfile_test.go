@@ -8,7 +8,6 @@ package integration
 
 import (
 	"bytes"
-	"debug/elf"
 	"encoding/json"
 	"errors"
 	"os"
@@ -232,18 +231,8 @@ func TestDockerfileBuildsAStaticStrippedBinary(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), dockerTestVersion) {
 		t.Errorf("--version = %q, %v; want the VERSION build argument", out, err)
 	}
-	f, err := elf.Open(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			t.Error("the binary has an ELF interpreter: not static")
-		}
-	}
-	if f.Section(".symtab") != nil {
-		t.Error("the binary has a symbol table: not stripped")
+	if err := testenv.StaticStripped(bin); err != nil {
+		t.Error(err)
 	}
 	data, _ := os.ReadFile(bin)
 	if bytes.Contains(data, []byte(dockerBuild.dir)) {

@@ -1,7 +1,6 @@
 package container
 
 import (
-	"debug/elf"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -29,6 +28,7 @@ func pinnedCLI(t *testing.T) string {
 }
 
 func TestImageBuild(t *testing.T) {
+	t.Parallel()
 	img := image(t)
 	// PID 1 is codex-launch; the CLI is the pinned release.
 	code, out := runOnce(t, []string{"--network", "none"}, "sh", "-c", `echo "pid1=$(cat /proc/1/comm)"; codex --version`)
@@ -41,18 +41,8 @@ func TestImageBuild(t *testing.T) {
 	t.Cleanup(func() { podman(t, "rm", "-f", name) })
 	bin := filepath.Join(t.TempDir(), "codex-launch")
 	mustPodman(t, "cp", name+":/usr/local/bin/codex-launch", bin)
-	f, err := elf.Open(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			t.Error("codex-launch in the image has an ELF interpreter: not static")
-		}
-	}
-	if f.Section(".symtab") != nil {
-		t.Error("codex-launch in the image has a symbol table: not stripped")
+	if err := testenv.StaticStripped(bin); err != nil {
+		t.Errorf("codex-launch in the image: %v", err)
 	}
 	data, _ := os.ReadFile(bin)
 	if !strings.Contains(string(data), imageVersion) {
@@ -81,6 +71,7 @@ func TestImageBuild(t *testing.T) {
 // it finds every tool it calls (the pinned CLI exits 1 after about 11 s when
 // ps is missing).
 func TestImageDefaultCommand(t *testing.T) {
+	t.Parallel()
 	c := start(t, []string{"-t", "--network", "none", "-v", volume(t) + ":" + codexHome})
 	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
 		if !c.running() {
@@ -121,6 +112,7 @@ func latest(t *testing.T, mock *tokenmock.Server, cred tokenmock.Credential) tok
 const showHome = `cat "$CODEX_HOME/auth.json"; echo; find "$CODEX_HOME" -printf 'owner %u:%g %p\n'; echo "user=$(id -un)"`
 
 func TestImageCredentialVolume(t *testing.T) {
+	t.Parallel()
 	mock, cred, opts := credential(t)
 	opts = append(opts, "-v", volume(t)+":"+codexHome)
 	code, out := runOnce(t, opts, "sh", "-c", showHome)
@@ -180,6 +172,7 @@ func (c *ctr) exitCode() int {
 const engineKilled = "resorting to SIGKILL"
 
 func TestImageStop(t *testing.T) {
+	t.Parallel()
 	t.Run("child-status", func(t *testing.T) {
 		c := start(t, []string{"--network", "none"}, "sh", "-c", sigChild)
 		c.waitLog("ready")
@@ -261,6 +254,7 @@ func (c *ctr) healthRun() (ok bool, status, output string) {
 var healthNow = []string{"--health-start-period", "0s", "--health-retries", "1"}
 
 func TestImageHealthcheck(t *testing.T) {
+	t.Parallel()
 	t.Run("healthy", func(t *testing.T) {
 		_, _, opts := credential(t)
 		c := start(t, append(append(opts, healthNow...), "-v", volume(t)+":"+codexHome), "sh", "-c", "echo ready; exec sleep 1000")
@@ -297,6 +291,7 @@ func TestImageHealthcheck(t *testing.T) {
 }
 
 func TestImageReadOnly(t *testing.T) {
+	t.Parallel()
 	mock, cred, opts := credential(t)
 	opts = append(opts, "--read-only", "--tmpfs", "/tmp", "-v", volume(t)+":"+codexHome)
 	code, out := runOnce(t, opts, "sh", "-c", `touch /etc/probe 2>/dev/null && echo "rootfs-$((6*7))"; touch /tmp/probe && `+showHome)
@@ -309,6 +304,7 @@ func TestImageReadOnly(t *testing.T) {
 }
 
 func TestImageCapabilities(t *testing.T) {
+	t.Parallel()
 	t.Run("drop-all", func(t *testing.T) {
 		_, _, opts := credential(t)
 		code, out := runOnce(t, append(opts, "--cap-drop", "ALL", "-v", volume(t)+":"+codexHome), "true")
@@ -357,6 +353,7 @@ func TestImageCapabilities(t *testing.T) {
 // refreshed: it reports the ChatGPT login and needs no token request of its
 // own; without a credential it reports none.
 func TestImageRealCLI(t *testing.T) {
+	t.Parallel()
 	mock, cred, opts := credential(t)
 	vol := volume(t)
 	code, out := runOnce(t, append(opts, "-v", vol+":"+codexHome), "sh", "-c", `codex login status; echo "status=$?"; `+showHome)

@@ -15,6 +15,9 @@
 //     host network to reach the loopback token mock, or none.
 //   - No systemd: health-check timers are off (--health-interval disable) and
 //     the tests run `podman healthcheck run` themselves.
+//
+// The scenarios run in parallel (they mostly wait on containers); the first
+// one to ask for the image builds it.
 package container
 
 import (
