@@ -250,8 +250,10 @@ func (c *ctr) healthRun() (ok bool, status, output string) {
 	return err == nil, status, output
 }
 
-// healthNow makes one check decide the state: no start period, no retries.
-var healthNow = []string{"--health-start-period", "0s", "--health-retries", "1"}
+// healthNow makes one check decide the state: no retries, a start period of
+// a second
+// (podman takes a zero start period for unset: the image's minute applies.)
+var healthNow = []string{"--health-start-period", "1s", "--health-retries", "1"}
 
 func TestImageHealthcheck(t *testing.T) {
 	t.Parallel()
@@ -280,7 +282,11 @@ func TestImageHealthcheck(t *testing.T) {
 			"-e", "CODEX_AUTH_JSON=" + string(mock.AuthJSON(cred, time.Now().Add(-48*time.Hour))),
 			"-e", "CODEX_REFRESH_TOKEN_URL_OVERRIDE=" + mock.URL}, healthNow...), "sh", "-c", "echo ready; exec sleep 1000")
 		c.waitLog("ready")
-		ok, status, output := c.healthRun()
+		var ok bool
+		var status, output string
+		for end := time.Now().Add(30 * time.Second); time.Now().Before(end) && status != "unhealthy"; time.Sleep(500 * time.Millisecond) {
+			ok, status, output = c.healthRun()
+		}
 		if ok || status != "unhealthy" {
 			t.Errorf("healthcheck: ok %v, status %q, want unhealthy; container output:\n%s", ok, status, c.logs())
 		}
