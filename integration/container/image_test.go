@@ -250,16 +250,28 @@ func (c *ctr) healthRun() (ok bool, status, output string) {
 	return err == nil, status, output
 }
 
-// healthNow makes one check decide the state: no retries, a start period of
-// a second
-// (podman takes a zero start period for unset: the image's minute applies.)
-var healthNow = []string{"--health-start-period", "1s", "--health-retries", "1"}
+// healthNow makes one check decide the state: the image's own HEALTHCHECK
+// command, with a start period of a second and no retries (podman 4 applies
+// those overrides only together with --health-cmd).
+func healthNow(t *testing.T) []string {
+	t.Helper()
+	var recs []struct{ Healthcheck struct{ Test []string } }
+	if err := json.Unmarshal([]byte(mustPodman(t, "image", "inspect", image(t))), &recs); err != nil || len(recs) != 1 {
+		t.Fatalf("podman image inspect: %v", err)
+	}
+	test := recs[0].Healthcheck.Test
+	if len(test) < 2 || test[0] != "CMD" {
+		t.Fatalf("the image's HEALTHCHECK %q: want the exec form", test)
+	}
+	cmd, _ := json.Marshal(test[1:])
+	return []string{"--health-cmd", string(cmd), "--health-start-period", "1s", "--health-retries", "1"}
+}
 
 func TestImageHealthcheck(t *testing.T) {
 	t.Parallel()
 	t.Run("healthy", func(t *testing.T) {
 		_, _, opts := credential(t)
-		c := start(t, append(append(opts, healthNow...), "-v", volume(t)+":"+codexHome), "sh", "-c", "echo ready; exec sleep 1000")
+		c := start(t, append(append(opts, healthNow(t)...), "-v", volume(t)+":"+codexHome), "sh", "-c", "echo ready; exec sleep 1000")
 		c.waitLog("ready")
 		var ok bool
 		var status, output string
@@ -280,7 +292,7 @@ func TestImageHealthcheck(t *testing.T) {
 		mock.Script(tokenmock.Error(401, "refresh_token_invalidated"))
 		c := start(t, append([]string{"--network", "host", "-v", volume(t) + ":" + codexHome,
 			"-e", "CODEX_AUTH_JSON=" + string(mock.AuthJSON(cred, time.Now().Add(-48*time.Hour))),
-			"-e", "CODEX_REFRESH_TOKEN_URL_OVERRIDE=" + mock.URL}, healthNow...), "sh", "-c", "echo ready; exec sleep 1000")
+			"-e", "CODEX_REFRESH_TOKEN_URL_OVERRIDE=" + mock.URL}, healthNow(t)...), "sh", "-c", "echo ready; exec sleep 1000")
 		c.waitLog("ready")
 		var ok bool
 		var status, output string
