@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/pelletier/go-toml/v2"
 
 	"github.com/molecule-ai/codex-launch/internal/dirhandle"
 )
@@ -105,6 +106,13 @@ func EnsureFileStore(home string, owner *User, log hclog.Logger) (StoreAction, e
 		}
 		return StoreOther, nil
 	}
+	if scan.table {
+		// A dotted key (cli_auth_credentials_store.x = ...) makes it a
+		// table: adding the string would be a second definition, which
+		// no TOML reader accepts. The CLI will refuse the file itself.
+		log.Warn("config.toml defines the credential store key as a table; left alone (the CLI expects a string: \"file\")", "path", path, "key", StoreKey)
+		return StoreOther, nil
+	}
 	if scan.inTable {
 		log.Debug("config.toml has the store key inside a table, where the CLI ignores it; adding it at the top level", "path", path)
 	}
@@ -157,239 +165,62 @@ func writeConfig(d *dirhandle.Dir, name string, data []byte, mode fs.FileMode, o
 	return d.WriteFile(name, ".", data, mode, o, sync)
 }
 
-// topLevel is what scanTopLevel learnt about the store key.
+// topLevel is what config.toml says about the store key.
 type topLevel struct {
-	found   bool   // the key is set before the first table header
-	value   string // its value: the string's content, or the raw text
-	inTable bool   // the key appears inside some table
+	found   bool   // the key is set at the top level
+	value   string // its value, when it is a string
+	table   bool   // at the top level it is a table (a dotted key), not a string
+	inTable bool   // the key appears inside some table, where the CLI ignores it
 }
 
-// scanTopLevel walks TOML statements far enough to tell the top-level table
-// (everything before the first [table] or [[array]] header) from the rest. It
-// understands the four string forms, comments, multi-line arrays and inline
-// tables, so a "[" inside a value or a string is never taken for a header.
+// scanTopLevel parses data as TOML (the CLI's own format; a file the parser
+// refuses is ErrConfigSyntax and left alone) and reports the store key.
 func scanTopLevel(data []byte) (topLevel, error) {
 	var res topLevel
-	s := &scanner{b: data}
-	if bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) {
-		s.i = 3
+	var doc map[string]any
+	if err := toml.Unmarshal(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")), &doc); err != nil {
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			// The message only: the error's context would quote the file,
+			// which may hold a provider's API key.
+			return res, fmt.Errorf("%w: line %d, column %d: %s", ErrConfigSyntax, row, col, strings.TrimPrefix(de.Error(), "toml: "))
+		}
+		return res, fmt.Errorf("%w: %v", ErrConfigSyntax, err)
 	}
-	top := true
-	for {
-		s.skipSpace(true)
-		if s.eof() {
-			return res, nil
-		}
-		switch c := s.peek(); c {
-		case '#':
-			s.skipComment()
-			continue
-		case '[':
-			// A header: [a.b] or [[a.b]]; the rest of the line may hold a comment.
-			top = false
-			if err := s.skipLine(); err != nil {
-				return res, err
-			}
-			continue
-		}
-		line := s.line()
-		key, err := s.key()
-		if err != nil {
-			return res, fmt.Errorf("%w: line %d: %v", ErrConfigSyntax, line, err)
-		}
-		start := s.i
-		if err := s.value(); err != nil {
-			return res, fmt.Errorf("%w: line %d: %v", ErrConfigSyntax, line, err)
-		}
-		if len(key) == 1 && key[0] == StoreKey {
-			if top {
-				res.found = true
-				res.value = stringValue(strings.TrimSpace(string(data[start:s.i])))
-			} else {
-				res.inTable = true
-			}
+	switch v := doc[StoreKey].(type) {
+	case nil:
+	case string:
+		res.found, res.value = true, v
+	case map[string]any:
+		res.table = true
+	default:
+		res.found, res.value = true, fmt.Sprint(v)
+	}
+	for k, v := range doc {
+		if k != StoreKey && hasKey(v, StoreKey) {
+			res.inTable = true
 		}
 	}
+	return res, nil
 }
 
-// stringValue returns the content of a one-line TOML string, or raw itself.
-func stringValue(raw string) string {
-	if i := strings.IndexByte(raw, '#'); i >= 0 && !strings.HasPrefix(raw, `"`) && !strings.HasPrefix(raw, `'`) {
-		raw = strings.TrimSpace(raw[:i])
-	}
-	for _, q := range []string{`"`, `'`} {
-		if strings.HasPrefix(raw, q) && !strings.HasPrefix(raw, q+q+q) {
-			if end := strings.Index(raw[1:], q); end >= 0 {
-				return raw[1 : 1+end]
+// hasKey reports whether v, a decoded TOML value, holds key in a table at
+// any depth.
+func hasKey(v any, key string) bool {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, sub := range t {
+			if k == key || hasKey(sub, key) {
+				return true
+			}
+		}
+	case []any:
+		for _, sub := range t {
+			if hasKey(sub, key) {
+				return true
 			}
 		}
 	}
-	return raw
-}
-
-type scanner struct {
-	b []byte
-	i int
-}
-
-func (s *scanner) eof() bool  { return s.i >= len(s.b) }
-func (s *scanner) peek() byte { return s.b[s.i] }
-func (s *scanner) line() int  { return bytes.Count(s.b[:s.i], []byte("\n")) + 1 }
-
-func (s *scanner) skipSpace(newlines bool) {
-	for !s.eof() {
-		c := s.peek()
-		if c == ' ' || c == '\t' || (newlines && (c == '\n' || c == '\r')) {
-			s.i++
-			continue
-		}
-		return
-	}
-}
-
-func (s *scanner) skipComment() {
-	for !s.eof() && s.peek() != '\n' {
-		s.i++
-	}
-}
-
-// skipLine skips a header line, honouring quoted keys inside it.
-func (s *scanner) skipLine() error {
-	for !s.eof() {
-		switch s.peek() {
-		case '\n':
-			return nil
-		case '#':
-			s.skipComment()
-			return nil
-		case '"', '\'':
-			if err := s.str(); err != nil {
-				return err
-			}
-		default:
-			s.i++
-		}
-	}
-	return nil
-}
-
-// key reads a possibly dotted, possibly quoted key and the "=" after it.
-func (s *scanner) key() ([]string, error) {
-	var parts []string
-	for {
-		s.skipSpace(false)
-		if s.eof() {
-			return nil, errors.New("key without a value")
-		}
-		switch c := s.peek(); {
-		case c == '"' || c == '\'':
-			start := s.i
-			if err := s.str(); err != nil {
-				return nil, err
-			}
-			raw := string(s.b[start+1 : s.i-1])
-			parts = append(parts, raw) // escapes in a key name are not worth decoding here
-		case isBareKey(c):
-			start := s.i
-			for !s.eof() && isBareKey(s.peek()) {
-				s.i++
-			}
-			parts = append(parts, string(s.b[start:s.i]))
-		default:
-			return nil, fmt.Errorf("unexpected %q in a key", c)
-		}
-		s.skipSpace(false)
-		if s.eof() {
-			return nil, errors.New("key without a value")
-		}
-		switch s.peek() {
-		case '.':
-			s.i++
-		case '=':
-			s.i++
-			return parts, nil
-		default:
-			return nil, fmt.Errorf("unexpected %q after a key", s.peek())
-		}
-	}
-}
-
-func isBareKey(c byte) bool {
-	return c == '_' || c == '-' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-}
-
-// value skips one value up to the end of its (last) line.
-func (s *scanner) value() error {
-	depth := 0
-	for !s.eof() {
-		switch c := s.peek(); c {
-		case '"', '\'':
-			if err := s.str(); err != nil {
-				return err
-			}
-		case '[', '{':
-			depth++
-			s.i++
-		case ']', '}':
-			depth--
-			s.i++
-			if depth < 0 {
-				return fmt.Errorf("unbalanced %q", c)
-			}
-		case '#':
-			s.skipComment()
-		case '\n':
-			if depth == 0 {
-				return nil
-			}
-			s.i++
-		default:
-			s.i++
-		}
-	}
-	if depth != 0 {
-		return errors.New("unterminated array or inline table")
-	}
-	return nil
-}
-
-// str skips a string of any of the four kinds, starting at its quote.
-func (s *scanner) str() error {
-	q := s.peek()
-	triple := bytes.HasPrefix(s.b[s.i:], []byte{q, q, q})
-	if triple {
-		s.i += 3
-		for !s.eof() {
-			if q == '"' && s.peek() == '\\' {
-				s.i += 2
-				continue
-			}
-			if bytes.HasPrefix(s.b[s.i:], []byte{q, q, q}) {
-				s.i += 3
-				// Up to two more quotes may belong to the content: """a""""".
-				for k := 0; k < 2 && !s.eof() && s.peek() == q; k++ {
-					s.i++
-				}
-				return nil
-			}
-			s.i++
-		}
-		return errors.New("unterminated multi-line string")
-	}
-	s.i++
-	for !s.eof() {
-		c := s.peek()
-		switch {
-		case c == '\n':
-			return errors.New("unterminated string")
-		case q == '"' && c == '\\':
-			s.i += 2
-			continue
-		case c == q:
-			s.i++
-			return nil
-		}
-		s.i++
-	}
-	return errors.New("unterminated string")
+	return false
 }

@@ -3,6 +3,7 @@ package boot
 import (
 	"bytes"
 	"errors"
+	"github.com/pelletier/go-toml/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,7 +38,9 @@ func TestEnsureFileStore(t *testing.T) {
 		{"literal multi-line string", "s = '''\n[t]\n'''\n[real]\ncli_auth_credentials_store = \"keyring\"\n",
 			StoreAdded, added + "s = '''\n[t]\n'''\n[real]\ncli_auth_credentials_store = \"keyring\"\n"},
 		{"inline table", "a = { b = [1, {c = \"]\"}] }\ncli_auth_credentials_store = \"file\"\n", StorePresent, ""},
-		{"dotted key is not the store key", "cli_auth_credentials_store.x = \"file\"\n", StoreAdded, added + "cli_auth_credentials_store.x = \"file\"\n"},
+		// A dotted key makes the store key a table: a second definition as a
+		// string would be invalid TOML, so the file is left alone.
+		{"dotted key makes the store key a table", "cli_auth_credentials_store.x = \"file\"\n", StoreOther, ""},
 		{"array of tables", "[[mcp]]\ncli_auth_credentials_store = \"file\"\n", StoreAdded, added + "[[mcp]]\ncli_auth_credentials_store = \"file\"\n"},
 		{"no trailing newline", "[t]\na = 1", StoreAdded, added + "[t]\na = 1"},
 		{"CRLF", "a = 1\r\n[t]\r\n", StoreAdded, strings.ReplaceAll(added, "\n", "\r\n") + "a = 1\r\n[t]\r\n"},
@@ -72,6 +75,13 @@ func TestEnsureFileStore(t *testing.T) {
 			}
 			if c.action == StoreOther && !strings.Contains(logs.String(), "[WARN]") {
 				t.Errorf("no warning for another store:\n%s", logs.String())
+			}
+			// What was written is TOML, with the key at the top level.
+			if c.action == StoreAdded {
+				var doc map[string]any
+				if err := toml.Unmarshal(bytes.TrimPrefix(got, []byte("\xef\xbb\xbf")), &doc); err != nil || doc[StoreKey] != "file" {
+					t.Errorf("the result is not TOML with the key at the top level: %v, %v", err, doc[StoreKey])
+				}
 			}
 			// Running again is a no-op once the key is there.
 			if c.action == StoreAdded {
