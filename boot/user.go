@@ -36,8 +36,10 @@ func (u *User) String() string {
 var ErrUnknownUser = errors.New("unknown user")
 
 // Accounts names the account databases. The zero value reads /etc/passwd and
-// /etc/group. They are parsed directly rather than through os/user, which
-// would need cgo for NSS, and the binary is static.
+// /etc/group. They are parsed here rather than through os/user (whose pure-Go
+// build reads the same files) so that a spec is resolved as gosu resolves it
+// (a numeric uid without an entry is allowed, USER:GROUP), and so that tests
+// can name other files.
 type Accounts struct {
 	Passwd string
 	Group  string
