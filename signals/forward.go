@@ -75,9 +75,15 @@ func (o Options) stops() []syscall.Signal {
 // Forwarder owns the process's signal registration and the loop that acts
 // on every signal.
 type Forwarder struct {
+	opts   Options // final: set when built
+	isStop [maxSignal + 1]bool
+	log    hclog.Logger
+	debug  bool
+
 	ch         chan os.Signal
-	ctl        chan func(*loop) // run by the loop, between two signals
-	quit       chan struct{}    // closed by Close: the loop ends
+	hold       chan struct{} // Hold: leave signals queued
+	targets    chan Target   // Run: the child, then nil when Run ends
+	quit       chan struct{} // closed by Close: the loop ends
 	closeOnce  sync.Once
 	registered chan struct{} // closed once every signal in Caught is registered
 	runOnce    sync.Once
@@ -87,17 +93,6 @@ type Forwarder struct {
 	early    syscall.Signal // first stop signal seen before the child existed
 	subs     []chan syscall.Signal
 	consumed bool // early already handled: by the caller, or sent to the target
-}
-
-// loop is the state only the loop goroutine touches.
-type loop struct {
-	opts   Options
-	isStop [maxSignal + 1]bool
-	log    hclog.Logger
-	debug  bool
-	target Target // the child, from Run on
-	held   bool   // the child is starting: leave signals queued
-	ended  bool   // Run has returned: the launcher is exiting
 }
 
 // Listen is ListenStopsFirst that returns only once every signal in Caught
@@ -121,19 +116,29 @@ func Listen(opts Options) *Forwarder {
 func ListenStopsFirst(opts Options) *Forwarder {
 	f := &Forwarder{
 		ch:         make(chan os.Signal, bufferSize),
-		ctl:        make(chan func(*loop)),
+		hold:       make(chan struct{}),
+		targets:    make(chan Target),
 		quit:       make(chan struct{}),
 		registered: make(chan struct{}),
+		opts:       opts,
+		log:        opts.Logger,
 	}
-	l := &loop{}
-	l.configure(opts)
+	for _, s := range opts.stops() {
+		if s > 0 && int(s) < len(f.isStop) {
+			f.isStop[s] = true
+		}
+	}
+	if f.log == nil {
+		f.log = hclog.NewNullLogger()
+	}
+	f.debug = f.log.IsDebug()
 	var first []os.Signal
 	for _, s := range registeredFirst() {
 		first = append(first, s)
 	}
 	signal.Notify(f.ch, first...)
 	go f.registerRest()
-	go f.run(l)
+	go f.run()
 	if !allRegisteredFirst(opts.stops()) {
 		f.WaitRegistered() // a configured stop signal must be caught from here on
 	}
@@ -176,50 +181,35 @@ func (f *Forwarder) registerRest() {
 // then on none of them can end or bypass the launcher.
 func (f *Forwarder) WaitRegistered() { <-f.registered }
 
-func (l *loop) configure(opts Options) {
-	l.opts = opts
-	l.isStop = [maxSignal + 1]bool{}
-	for _, s := range opts.stops() {
-		if s > 0 && int(s) < len(l.isStop) {
-			l.isStop[s] = true
-		}
-	}
-	l.log = opts.Logger
-	if l.log == nil {
-		l.log = hclog.NewNullLogger()
-	}
-	l.debug = l.log.IsDebug()
-}
-
-// do runs fn in the loop and returns when it has run (at once after Close).
-func (f *Forwarder) do(fn func(*loop)) {
-	done := make(chan struct{})
-	select {
-	case f.ctl <- func(l *loop) { fn(l); close(done) }:
-		<-done
-	case <-f.quit:
-	}
-}
-
-// run is the loop: every signal from the first registration to Close, and
-// the changes of its state, one at a time.
-func (f *Forwarder) run(l *loop) {
+// run is the loop: every signal from the first registration to Close, one
+// at a time. Before the child exists a stop signal is noted and any other
+// dropped; after Hold signals stay queued; once Run gives it the child, a
+// stop signal noted before (and not Consumed) goes to it first, then each
+// signal as it comes; after Run, signals are dropped.
+func (f *Forwarder) run() {
+	var t Target
+	in, ended := f.ch, false
 	for {
-		in := f.ch
-		if l.held {
-			in = nil
-		}
 		select {
 		case s := <-in:
 			sig := s.(syscall.Signal)
 			switch {
-			case l.target != nil:
-				l.forward(sig)
-			case !l.ended:
-				f.beforeChild(l, sig)
+			case t != nil:
+				f.forward(t, sig)
+			case !ended:
+				f.beforeChild(sig)
 			}
-		case fn := <-f.ctl:
-			fn(l)
+		case <-f.hold:
+			in = nil
+		case t = <-f.targets:
+			in, ended = f.ch, t == nil
+			f.mu.Lock()
+			early, pending := f.early, f.early != 0 && !f.consumed
+			f.consumed = true
+			f.mu.Unlock()
+			if t != nil && pending {
+				f.forward(t, early)
+			}
 		case <-f.quit:
 			return
 		}
@@ -228,10 +218,10 @@ func (f *Forwarder) run(l *loop) {
 
 // beforeChild remembers the first stop signal and tells those waiting for
 // one; any other signal is dropped.
-func (f *Forwarder) beforeChild(l *loop, sig syscall.Signal) {
-	_, kept := l.opts.Rewrite.Apply(sig) // a stop signal rewritten to 0 is ignored
-	if !l.isStop[sig] || !kept {
-		l.log.Debug("signal before the child exists: dropped", "signal", Name(sig))
+func (f *Forwarder) beforeChild(sig syscall.Signal) {
+	_, kept := f.opts.Rewrite.Apply(sig) // a stop signal rewritten to 0 is ignored
+	if !f.isStop[sig] || !kept {
+		f.log.Debug("signal before the child exists: dropped", "signal", Name(sig))
 		return
 	}
 	f.mu.Lock()
@@ -245,30 +235,30 @@ func (f *Forwarder) beforeChild(l *loop, sig syscall.Signal) {
 	}
 	f.mu.Unlock()
 	if first {
-		l.log.Info("stop signal before the child exists", "signal", Name(sig))
+		f.log.Info("stop signal before the child exists", "signal", Name(sig))
 	}
 }
 
-// forward passes sig on to the target.
-func (l *loop) forward(sig syscall.Signal) {
+// forward passes sig on to t.
+func (f *Forwarder) forward(t Target, sig syscall.Signal) {
 	if !Forwardable(sig) {
 		return // PIPE, or a fault signal sent by kill: caught only to be dropped
 	}
-	out, ok := l.opts.Rewrite.Apply(sig)
+	out, ok := f.opts.Rewrite.Apply(sig)
 	if !ok {
-		if l.debug {
-			l.log.Debug("signal dropped by rewrite", "signal", Name(sig))
+		if f.debug {
+			f.log.Debug("signal dropped by rewrite", "signal", Name(sig))
 		}
 		return
 	}
 	var err error
-	if l.isStop[sig] {
-		err = l.target.Stop(out, l.opts.Group)
+	if f.isStop[sig] {
+		err = t.Stop(out, f.opts.Group)
 	} else {
-		err = l.target.Signal(out, l.opts.Group)
+		err = t.Signal(out, f.opts.Group)
 	}
-	if l.debug {
-		l.log.Debug("signal forwarded", "received", Name(sig), "sent", Name(out), "group", l.opts.Group, "error", err)
+	if f.debug {
+		f.log.Debug("signal forwarded", "received", Name(sig), "sent", Name(out), "group", f.opts.Group, "error", err)
 	}
 }
 
@@ -345,7 +335,10 @@ func (f *Forwarder) Consume() {
 // the child starts is lost. Call it right before starting the child.
 func (f *Forwarder) Hold() {
 	f.WaitRegistered()
-	f.do(func(l *loop) { l.held = true })
+	select {
+	case f.hold <- struct{}{}:
+	case <-f.quit:
+	}
 }
 
 // Run gives the loop its target, t, and returns when ctx is done: the
@@ -361,23 +354,22 @@ func (f *Forwarder) Run(ctx context.Context, t Target) error {
 		return errors.New("signals: Forwarder.Run called twice")
 	}
 	f.WaitRegistered()
-	f.do(func(l *loop) {
-		l.target, l.held = t, false
-		f.mu.Lock()
-		early, pending := f.early, f.early != 0 && !f.consumed
-		f.consumed = true
-		f.mu.Unlock()
-		if pending {
-			l.forward(early)
-		}
-	})
+	f.send(t)
 	f.running.Store(true)
 	select {
 	case <-ctx.Done():
 	case <-f.quit:
 	}
-	f.do(func(l *loop) { l.target, l.ended = nil, true })
+	f.send(nil)
 	return nil
+}
+
+// send gives the loop its target (nil: none any more).
+func (f *Forwarder) send(t Target) {
+	select {
+	case f.targets <- t:
+	case <-f.quit:
+	}
 }
 
 // Close stops receiving signals and ends the loop. Signals that arrive

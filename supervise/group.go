@@ -36,13 +36,12 @@ func groupHasLiving(pgid int) bool {
 	if err != nil {
 		return true
 	}
-	buf := make([]byte, 512)
 	for _, name := range names {
 		pid, err := strconv.Atoi(name)
 		if err != nil {
 			continue
 		}
-		st, err := procstat.ReadBuf(pid, buf)
+		st, err := procstat.Read(pid)
 		if err == nil && st.Pgrp == pgid && !st.Zombie() {
 			return true
 		}

@@ -56,10 +56,3 @@ func TestReadSelfAndGone(t *testing.T) {
 		t.Fatalf("Read of a pid that cannot exist: %v, want ErrNotExist", err)
 	}
 }
-
-func TestParseAllocatesNothing(t *testing.T) {
-	b := []byte("7 (a) b (c) Z) Z 3 4 5 0 -1 0 0 0 0 0 11 12 13 14")
-	if n := testing.AllocsPerRun(100, func() { _, _ = Parse(b) }); n != 0 {
-		t.Fatalf("Parse allocates %v times per call", n)
-	}
-}
