@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/molecule-ai/codex-launch/internal/secreturl"
 	"io"
 	"mime"
 	"net"
@@ -141,8 +142,8 @@ type Endpoint struct {
 // start-up rather than a watchdog that fails for ever. Its errors never
 // quote the URL's user information.
 func CheckTokenURL(rawURL string) (*url.URL, error) {
-	u, err := ParseURL(rawURL)
-	if errors.Is(err, ErrSplitUserInfo) {
+	u, err := secreturl.Parse(rawURL)
+	if errors.Is(err, secreturl.ErrSplitUserInfo) {
 		return nil, fmt.Errorf("token endpoint URL must not carry credentials: %w", err)
 	}
 	if err != nil {
@@ -150,7 +151,7 @@ func CheckTokenURL(rawURL string) (*url.URL, error) {
 		return nil, errors.New("token endpoint URL is not a URL")
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("token endpoint URL %q has no host", RedactURL(u))
+		return nil, fmt.Errorf("token endpoint URL %q has no host", secreturl.Redact(u))
 	}
 	if u.User != nil {
 		return nil, fmt.Errorf("token endpoint URL must not carry credentials")
@@ -158,11 +159,11 @@ func CheckTokenURL(rawURL string) (*url.URL, error) {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !IsLoopbackHost(u.Hostname()) {
-			return nil, fmt.Errorf("token endpoint URL %q: plain http is allowed only for a loopback host (the request carries a refresh token)", RedactURL(u))
+		if !secreturl.IsLoopbackHost(u.Hostname()) {
+			return nil, fmt.Errorf("token endpoint URL %q: plain http is allowed only for a loopback host (the request carries a refresh token)", secreturl.Redact(u))
 		}
 	default:
-		return nil, fmt.Errorf("token endpoint URL %q: scheme must be https", RedactURL(u))
+		return nil, fmt.Errorf("token endpoint URL %q: scheme must be https", secreturl.Redact(u))
 	}
 	return u, nil
 }
@@ -213,50 +214,8 @@ func (e *Endpoint) httpClient() *http.Client {
 	return e.client
 }
 
-// IsLoopbackHost reports whether h is localhost or a loopback address: the
-// only hosts plain http may carry a secret to. A prefix test on "127." would
-// pass a DNS name such as 127.example.com, which resolves anywhere.
-func IsLoopbackHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
-}
-
-// ErrSplitUserInfo is ParseURL's refusal of a URL whose user information
-// the parse did not take whole.
-var ErrSplitUserInfo = errors.New(`an "@" falls outside the URL's user information (a password holding "/", "?" or "#" ends the host part early), so where a password ends cannot be told`)
-
-// ParseURL is url.Parse for a URL that may carry a password, which must then
-// never be shown: it also refuses (ErrSplitUserInfo) a URL whose one "@", if
-// any, the parse did not put in the user information. A password holding
-// "/", "?" or "#" ends the authority early: "https://u:8/x@host" parses as
-// host u, port 8 and path "/x@host", with no user information, and
-// RedactURL of that parse would show the password. url.Parse's own error
-// quotes raw whole: callers must not show it.
-func ParseURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, err
-	}
-	if ats := strings.Count(raw, "@"); ats > 1 || ats == 1 && u.User == nil {
-		return nil, ErrSplitUserInfo
-	}
-	return u, nil
-}
-
-// RedactURL is the URL without user information, query or fragment, for
-// logs and messages: any of them may carry a secret. u must come from
-// ParseURL, or the password may be in its host or path.
-func RedactURL(u *url.URL) string {
-	c := *u
-	c.RawQuery, c.Fragment, c.User = "", "", nil
-	return c.String()
-}
-
 // String is the endpoint for logs (no query string).
-func (e *Endpoint) String() string { return RedactURL(e.URL) }
+func (e *Endpoint) String() string { return secreturl.Redact(e.URL) }
 
 type refreshRequest struct {
 	ClientID      string `json:"client_id"`

@@ -43,29 +43,6 @@ func TestNewEndpointURLRules(t *testing.T) {
 	}
 }
 
-// TestParseURLTrustsOnlyAWholeUserInfo: a URL is refused when an "@" lies
-// outside what the parse took for user information, so that RedactURL never
-// shows a password the parse left in the host, port, path or query.
-func TestParseURLTrustsOnlyAWholeUserInfo(t *testing.T) {
-	for raw, want := range map[string]error{
-		"https://host/x":              nil,
-		"https://user:pw@host/x?q=1":  nil,
-		"postgres://u:8/pw@db/x":      ErrSplitUserInfo,
-		"https://u:8?pw@host":         ErrSplitUserInfo,
-		"https://u:8#pw@host":         ErrSplitUserInfo,
-		"https://u:p@w@host/x":        ErrSplitUserInfo,
-		"https://host/x?mail=a@b.com": ErrSplitUserInfo,
-	} {
-		u, err := ParseURL(raw)
-		if !errors.Is(err, want) || (want == nil) != (u != nil) {
-			t.Errorf("ParseURL(%q) = %v, %v; want error %v", raw, u, err, want)
-		}
-		if err == nil && strings.Contains(RedactURL(u), "pw") {
-			t.Errorf("RedactURL of %q shows the password: %s", raw, RedactURL(u))
-		}
-	}
-}
-
 func TestRefreshRequestShape(t *testing.T) {
 	m := newMockEndpoint(t, "rt-"+sentinel+"-0", time.Now)
 	e := m.endpoint(t, time.Second)

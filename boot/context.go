@@ -1,12 +1,11 @@
 package boot
 
 import (
-	"errors"
 	"os"
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/molecule-ai/codex-launch/authwatch"
+	"github.com/molecule-ai/codex-launch/internal/secreturl"
 )
 
 // CredentialVariables are the variables whose presence the boot log reports,
@@ -37,12 +36,7 @@ func LogContext(log hclog.Logger, target *User, command []string, environ []stri
 	args = append(args, "command", command)
 	for _, name := range contextVariables() {
 		if v, ok := LookupEnv(environ, name); ok && v != "" {
-			if u, err := authwatch.ParseURL(v); err == nil && u.Host != "" {
-				v = authwatch.RedactURL(u)
-			} else if errors.Is(err, authwatch.ErrSplitUserInfo) {
-				v = "(a URL whose password cannot be told apart; value hidden)"
-			}
-			args = append(args, name, v)
+			args = append(args, name, secreturl.Shown(v))
 		}
 	}
 	var set, unset []string

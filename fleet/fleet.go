@@ -34,6 +34,7 @@ import (
 	"github.com/molecule-ai/codex-launch/authwatch"
 	"github.com/molecule-ai/codex-launch/fleet/pgstore"
 	"github.com/molecule-ai/codex-launch/fleet/seal"
+	"github.com/molecule-ai/codex-launch/internal/secreturl"
 )
 
 // ErrStoreUnavailable is wrapped by Update while the database cannot be
@@ -190,7 +191,7 @@ func New(cfg Config) (*Fleet, error) {
 		host, _ := os.Hostname()
 		cfg.By = fmt.Sprintf("%s/%d", host, os.Getpid())
 	}
-	desc := fmt.Sprintf("%s (credential %s)", pgstore.Redact(cfg.URL), cfg.Name)
+	desc := fmt.Sprintf("%s (credential %s)", secreturl.Mask(cfg.URL), cfg.Name)
 	return &Fleet{
 		cfg:     cfg,
 		log:     cfg.Logger,
@@ -229,7 +230,7 @@ func (f *Fleet) setState(state string, err error, gen int64) {
 	f.state.State = state
 	f.state.Error = ""
 	if err != nil {
-		f.state.Error = pgstore.Redact(err.Error())
+		f.state.Error = secreturl.Mask(err.Error())
 	}
 	if gen > 0 {
 		f.state.Generation = gen
@@ -805,7 +806,7 @@ func localNewer(local, stored *authwatch.AuthFile) bool {
 	return cmp > 0
 }
 
-func redactErr(err error) string { return pgstore.Redact(err.Error()) }
+func redactErr(err error) string { return secreturl.Mask(err.Error()) }
 
 // redactedError keeps err's identity (errors.Is) with a password-free text.
 func redactedError(err error) error {

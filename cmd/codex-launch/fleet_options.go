@@ -14,8 +14,8 @@ import (
 	"github.com/molecule-ai/codex-launch/authwatch"
 	"github.com/molecule-ai/codex-launch/fleet"
 	"github.com/molecule-ai/codex-launch/fleet/httpsource"
-	"github.com/molecule-ai/codex-launch/fleet/pgstore"
 	"github.com/molecule-ai/codex-launch/fleet/seal"
+	"github.com/molecule-ai/codex-launch/internal/secreturl"
 )
 
 // fleetConfig is where the credential lives: the local auth.json (the
@@ -77,7 +77,7 @@ func fleetOptions() []option {
 				if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 					return errors.New("want empty, a postgres:// URL or an https:// URL")
 				}
-				if u.Scheme == "http" && !authwatch.IsLoopbackHost(u.Hostname()) {
+				if u.Scheme == "http" && !secreturl.IsLoopbackHost(u.Hostname()) {
 					return errors.New("plain http only on loopback")
 				}
 				// Follower-only: a central refresher owns the refresh token,
@@ -156,12 +156,12 @@ func fleetOptions() []option {
 // storeFlagCheck refuses a credential-store URL carrying a password when it
 // comes from the flag: argv is readable by every process of the container in
 // /proc/PID/cmdline. The variable (and a .pgpass file) stays allowed. A value
-// whose parse cannot be trusted (authwatch.ParseURL refuses it) is refused too
+// whose parse cannot be trusted (secreturl.Parse refuses it) is refused too
 // when it may hold user information, since where its password ends cannot
 // be told.
 func storeFlagCheck(raw string) error {
 	raw = strings.TrimSpace(raw)
-	u, err := authwatch.ParseURL(raw)
+	u, err := secreturl.Parse(raw)
 	var hasPassword bool
 	switch {
 	case err == nil:
@@ -186,10 +186,10 @@ func fleetStoreName(cfg *Config) string {
 	case "file":
 		return "file"
 	case "postgres":
-		return fmt.Sprintf("%s (credential %s)", pgstore.Redact(cfg.Fleet.Store), cfg.Fleet.Name)
+		return fmt.Sprintf("%s (credential %s)", secreturl.Mask(cfg.Fleet.Store), cfg.Fleet.Name)
 	}
-	if u, err := authwatch.ParseURL(cfg.Fleet.Store); err == nil {
-		return "platform " + authwatch.RedactURL(u)
+	if u, err := secreturl.Parse(cfg.Fleet.Store); err == nil {
+		return "platform " + secreturl.Redact(u)
 	}
 	return "platform"
 }

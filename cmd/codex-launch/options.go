@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/molecule-ai/codex-launch/authwatch"
+	"github.com/molecule-ai/codex-launch/internal/secreturl"
 )
 
 // option is one row of the configuration table. The same row drives flag
@@ -143,11 +143,8 @@ func resolve(cfg *Config, table []option, given map[string]string, getenv func(s
 			}
 		}
 		if err := o.Set(cfg, raw); err != nil {
-			shown := strconv.Quote(raw)
-			if u, err := authwatch.ParseURL(raw); err == nil && u.Host != "" {
-				// A URL's user information or query may hold a secret.
-				shown = strconv.Quote(authwatch.RedactURL(u))
-			}
+			// A URL's user information or query may hold a secret.
+			shown := strconv.Quote(secreturl.Shown(raw))
 			if o.Secret {
 				shown = "(value hidden)"
 			}

@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/molecule-ai/codex-launch/authwatch"
+	"github.com/molecule-ai/codex-launch/internal/secreturl"
 )
 
 // Variables looked up in the platform's answer, the first found wins.
@@ -63,8 +64,8 @@ const (
 
 // New checks cfg.
 func New(cfg Config) (*Source, error) {
-	u, err := authwatch.ParseURL(cfg.BaseURL)
-	if errors.Is(err, authwatch.ErrSplitUserInfo) {
+	u, err := secreturl.Parse(cfg.BaseURL)
+	if errors.Is(err, secreturl.ErrSplitUserInfo) {
 		return nil, fmt.Errorf("platform URL: %w", err)
 	}
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {

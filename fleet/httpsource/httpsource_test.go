@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/molecule-ai/codex-launch/authwatch"
+	"github.com/molecule-ai/codex-launch/internal/secreturl"
 	"github.com/molecule-ai/codex-launch/tokenmock"
 )
 
@@ -173,7 +174,7 @@ func TestNewRefusesASplitURL(t *testing.T) {
 	os.WriteFile(tok, []byte("platform-token\n"), 0o600)
 	_, err := New(Config{BaseURL: "https://svc:8/s3cret@platform.example/", WorkspaceID: "ws-1", TokenFile: tok,
 		Home: authwatch.Home{Dir: dir}, Interval: time.Hour})
-	if !errors.Is(err, authwatch.ErrSplitUserInfo) || strings.Contains(err.Error(), "s3cret") {
+	if !errors.Is(err, secreturl.ErrSplitUserInfo) || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("New: %v", err)
 	}
 }

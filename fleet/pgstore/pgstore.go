@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 
 	"github.com/molecule-ai/codex-launch/fleet/seal"
+	"github.com/molecule-ai/codex-launch/internal/secreturl"
 )
 
 // Channel is the LISTEN/NOTIFY channel; the payload is the credential name.
@@ -141,7 +142,7 @@ func Connect(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	}
 	cfg, err := pgx.ParseConfig(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("credential store URL %s: %w", Redact(rawURL), errors.New(Redact(err.Error())))
+		return nil, fmt.Errorf("credential store URL %s: %w", secreturl.Mask(rawURL), errors.New(secreturl.Mask(err.Error())))
 	}
 	if cfg.RuntimeParams == nil {
 		cfg.RuntimeParams = map[string]string{}
@@ -168,7 +169,7 @@ func Connect(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	cfg.DialFunc = d.DialContext
 	c, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to credential store %s: %s", Redact(rawURL), redactErr(err, cfg.Password))
+		return nil, fmt.Errorf("connect to credential store %s: %s", secreturl.Mask(rawURL), redactErr(err, cfg.Password))
 	}
 	conn := &Conn{c: c, opts: opts}
 	if err := conn.migrate(ctx); err != nil {
@@ -181,10 +182,7 @@ func Connect(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 // redactErr flattens err to a string without the password (pgx never
 // prints it today; this keeps it so if that changes).
 func redactErr(err error, password string) error {
-	s := Redact(err.Error())
-	if password != "" {
-		s = replaceAll(s, password, "xxxxx")
-	}
+	s := secreturl.MaskSecret(secreturl.Mask(err.Error()), password)
 	return &StoreError{msg: s, cause: err}
 }
 
