@@ -276,7 +276,9 @@ func fleetRefreshOnce(t *testing.T, dbs *testenv.Databases) {
 	dir := t.TempDir()
 	home := filepath.Join(dir, "codex")
 	os.MkdirAll(home, 0o700)
-	os.WriteFile(filepath.Join(home, "auth.json"), r.seed, 0o600)
+	// A 30 s token with 5 s left: inside half its lifetime, so due.
+	due := r.mock.IssueWithExpiry(fleetAccount, time.Now().Add(5*time.Second))
+	os.WriteFile(filepath.Join(home, "auth.json"), r.mock.AuthJSON(due, time.Now().Add(-time.Minute)), 0o600)
 	run := func(margin string) (int, string) {
 		cmd := exec.Command(builtLauncher(t), "refresh", "--once")
 		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "CODEX_HOME=" + home, "NO_PROXY=*",
@@ -288,7 +290,6 @@ func fleetRefreshOnce(t *testing.T, dbs *testenv.Databases) {
 		}
 		return cmd.ProcessState.ExitCode(), string(out)
 	}
-	// The 30 s access token is inside a 60 s margin: due.
 	if code, out := run("60"); code != 0 {
 		t.Fatalf("first refresh --once: exit %d, want 0 (refreshed)\n%s", code, out)
 	}
