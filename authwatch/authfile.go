@@ -240,8 +240,8 @@ func rawString(raw json.RawMessage, key string) (s string, isNull bool, err erro
 }
 
 // parseTimestamp reads last_refresh as the CLI versions have written it:
-// RFC 3339 with `Z` or `+00:00`, any number of fractional digits, and, as the
-// seed tolerated, no zone at all (taken as UTC).
+// RFC 3339 with `Z` or `+00:00`, any number of fractional digits, and, as
+// hand-written files have it, no zone at all (taken as UTC).
 func parseTimestamp(s string) (time.Time, bool) {
 	s = strings.TrimSpace(s)
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00"} {
@@ -421,9 +421,8 @@ func (f *AuthFile) Mode() Mode {
 // 401 it asks the host for new ones (account/chatgptAuthTokens/refresh)
 // instead of using the refresh-token grant. Redeeming such a refresh token
 // here would race the host that owns it: exactly the double redemption that
-// kills a login. The seed meant to refresh this mode but, through its
-// lower-casing bug, skipped it; skipping is the right outcome, for a stated
-// reason. API-key and agent-identity logins have no OAuth refresh token.
+// kills a login: it is skipped, for a stated reason. API-key and
+// agent-identity logins have no OAuth refresh token.
 func (f *AuthFile) Refreshable() (ok bool, reason string) {
 	switch f.Mode() {
 	case ModeChatGPT:
@@ -449,7 +448,7 @@ func (f *AuthFile) Refreshable() (ok bool, reason string) {
 }
 
 // lastRefreshText is last_refresh as the file spells it ("" when absent or
-// not a string), for the status file, which the seed filled the same way.
+// not a string), for the status file.
 func (f *AuthFile) lastRefreshText() string {
 	raw, ok := f.top.known[keyLastRefresh]
 	if !ok {

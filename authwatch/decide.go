@@ -9,8 +9,8 @@ import (
 	"github.com/molecule-ai/codex-launch/internal/human"
 )
 
-// Policy says when a credential is due. The defaults are the seed's, under the
-// seed's variable names (read in cmd): CODEX_AUTH_REFRESH_INTERVAL_SECONDS,
+// Policy says when a credential is due. cmd reads it from the variables that
+// deployments already set: CODEX_AUTH_REFRESH_INTERVAL_SECONDS,
 // CODEX_AUTH_SAFETY_MARGIN_SECONDS, CODEX_AUTH_STALE_AFTER_SECONDS.
 type Policy struct {
 	// Interval is the longest the watchdog sleeps between two looks.
@@ -22,12 +22,12 @@ type Policy struct {
 	// (EffectiveMargin): one refresh per half-life, whatever the interval.
 	SafetyMargin time.Duration
 	// StaleAfter: refresh once last_refresh is older (the CLI's own cliff is
-	// 8 days; the seed's 7 days stays ahead of it).
+	// 8 days; 7 days stays ahead of it).
 	StaleAfter time.Duration
 }
 
-// DefaultPolicy is the seed's: look every 6 h, refresh 4 h before expiry or
-// after 7 days.
+// DefaultPolicy looks every 6 h and refreshes 4 h before expiry or after 7
+// days.
 func DefaultPolicy() Policy {
 	return Policy{Interval: 6 * time.Hour, SafetyMargin: 4 * time.Hour, StaleAfter: 7 * 24 * time.Hour}
 }
@@ -61,7 +61,7 @@ type Verdict struct {
 }
 
 // Decide is the refresh decision, a pure function of the file, the time and
-// the policy, with the seed's rules: refresh when the access token's exp is
+// the policy: refresh when the access token's exp is
 // within the safety margin, when last_refresh is older than stale-after, or
 // when neither can be read. A file that is not a refreshable ChatGPT login (or
 // nil: no file) is never due; Reason says why.

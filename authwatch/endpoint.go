@@ -373,9 +373,9 @@ var permanentCodes = map[string]bool{
 }
 
 // safeCode reports whether s looks like an OAuth error code: 1 to 64 of
-// [A-Za-z0-9_.:-]. Plain code rather than a package-level regexp: compiling
-// that one cost ~860 allocations at every start of the binary (each
-// HEALTHCHECK too), for a check that runs only on an error answer.
+// [A-Za-z0-9_.:-]. Plain code rather than a package-level regexp, which
+// every start of the binary (each HEALTHCHECK too) would compile for a check
+// that runs only on an error answer.
 func safeCode(s string) bool {
 	if len(s) == 0 || len(s) > 64 {
 		return false

@@ -61,7 +61,7 @@ type Health struct {
 }
 
 // JudgeHealth decides whether a container's credential is healthy. It exists
-// because the failure the seed was written for is silent: a wedged watchdog
+// because the failure it guards against is silent: a wedged watchdog
 // and a credential that quietly runs out. So it fails when the credential is
 // absent, unreadable, expired or dead (a permanent refresh failure on the
 // file as it still is), and when the watchdog has not written its status for
@@ -185,7 +185,7 @@ func sameLastRefresh(st *Status, f *AuthFile) bool {
 		return false
 	}
 	// Parsed as auth.json's own last_refresh is: the status copies the
-	// file's text, which may be in any form the CLI or the seed wrote.
+	// file's text, which may be in any form a writer of auth.json used.
 	t, ok := parseTimestamp(st.LastRefresh)
 	return ok && t.Equal(lr)
 }

@@ -44,7 +44,7 @@ func (w *Watchdog) StartPrime() *Priming {
 		close(p.done)
 		// Hand the processor to whoever waits on Done, a launcher about to
 		// start its child: a goroutine woken by this one would otherwise
-		// wait for the status write (~0.3 ms) to finish first.
+		// wait for the status write to finish first.
 		runtime.Gosched()
 		w.writeStatus(st)
 	}()

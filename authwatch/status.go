@@ -8,13 +8,12 @@ import (
 
 // Status is $CODEX_HOME/auth_refresh_status.json: what the watchdog knows, for
 // operators, `codex-launch status` and health checks. It never holds a token.
-// The first four keys are the seed's, with the seed's meanings, so existing
-// scrapers keep working.
+// The first four keys keep the names and meanings that existing scrapers of
+// this file rely on.
 type Status struct {
 	// LastRefresh is auth.json's last_refresh as written there ("" unknown).
 	LastRefresh string `json:"last_refresh"`
-	// LastRefreshAgeSeconds is its age at the last run; -1 when unknown (the
-	// seed's convention).
+	// LastRefreshAgeSeconds is its age at the last run; -1 when unknown.
 	LastRefreshAgeSeconds int64 `json:"last_refresh_age_seconds"`
 	// WatchdogLastOutcome: "refreshed", "skip", "skip:<why>",
 	// "fail:transient_<status|kind>", "fail:permanent_<status|kind>".

@@ -13,7 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// Outcome is a pass's result, with the seed's exit codes.
+// Outcome is a pass's result; its value is `refresh --once`'s exit code.
 type Outcome int
 
 const (
@@ -222,7 +222,7 @@ type passResult struct {
 	base fileVersion
 }
 
-// Pass runs one watchdog pass (the seed's --once) and writes the status file.
+// Pass runs one watchdog pass (`refresh --once`) and writes the status file.
 // The error is non-nil only for outcomes 2 and 3, and is token-free.
 func (w *Watchdog) Pass(ctx context.Context) (Outcome, error) {
 	r := w.pass(ctx)
@@ -259,7 +259,7 @@ func (w *Watchdog) decidePass(ctx context.Context) (passResult, *Status) {
 	}
 	if d, err := w.cfg.Home.Open(); err != nil {
 		// No CODEX_HOME: nothing to refresh and nowhere to report. A
-		// clean skip, as the seed meant (it threw a traceback).
+		// clean skip.
 		w.log.Debug("skip: CODEX_HOME is not there", "codex_home", w.cfg.Home.Dir, "error", errText(err))
 		return passResult{outcome: OutcomeNothingToDo, next: now.Add(w.cfg.Policy.Interval)}, nil
 	} else {

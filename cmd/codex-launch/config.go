@@ -55,7 +55,7 @@ type Config struct {
 	Fleet fleetConfig
 }
 
-// Defaults the seed and the CLI fixed; authwatch holds them.
+// Defaults that deployments and the CLI fixed; authwatch holds them.
 const (
 	defaultTokenURL = authwatch.DefaultTokenURL
 	defaultClientID = authwatch.DefaultClientID

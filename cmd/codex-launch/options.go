@@ -130,7 +130,7 @@ func (p *parser) parseFlags(args []string) ([]string, error) {
 }
 
 // resolve applies the table to cfg. Flags win over variables; an empty
-// variable counts as unset, as the seed's ${VAR:-default} did.
+// variable counts as unset, as a shell's ${VAR:-default} does.
 func resolve(cfg *Config, table []option, given map[string]string, getenv func(string) string) error {
 	for _, o := range table {
 		if o.Set == nil {
@@ -190,7 +190,7 @@ func (o option) name() string {
 // Value parsers shared by the areas.
 
 // parseDuration accepts a Go duration ("90s", "6h") or whole seconds ("21600",
-// the seed's *_SECONDS form). Negative values are refused.
+// the *_SECONDS variables' form). Negative values are refused.
 func parseDuration(raw string) (time.Duration, error) {
 	s := strings.TrimSpace(raw)
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {

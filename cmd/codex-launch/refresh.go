@@ -57,7 +57,7 @@ func newWatchdog(ctx context.Context, cfg *Config, dir string, log hclog.Logger,
 	return w, closeStore, nil
 }
 
-// refresh is `refresh --once` (one pass, the seed's exit codes) and `refresh`
+// refresh is `refresh --once` (one pass, exit codes 0 to 3) and `refresh`
 // (the loop alone, for images that keep their own init, until SIGTERM/INT).
 //
 // The one pass leaves TERM, INT and HUP at their default action until it is
