@@ -186,7 +186,10 @@ func newScaleLauncher(tmp string, i, cred int, seed []byte, url string, o scaleO
 	if err := os.WriteFile(filepath.Join(dir, "auth.json"), seed, 0o600); err != nil {
 		return nil, err
 	}
-	f, err := fleet.New(fleet.Config{URL: url + "&application_name=ws" + strconv.Itoa(i), Name: account(cred),
+	// One application_name for all, as launchers have: a name per client
+	// would cost a SET on every transaction the pooler hands to another
+	// client's server session.
+	f, err := fleet.New(fleet.Config{URL: url, Name: account(cred),
 		Home: authwatch.Home{Dir: dir}, Pooled: o.pooled, PollInterval: o.poll, FastPollInterval: o.fastPoll,
 		Policy: policy, LockTimeout: 30 * time.Second, By: "ws" + strconv.Itoa(i), Logger: log})
 	if err != nil {
