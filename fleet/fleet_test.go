@@ -208,6 +208,21 @@ func (r *rig) storedGeneration() int64 {
 	return g
 }
 
+// rotate waits for each of gens generations to be refreshed and then held by
+// every workspace within 3 s.
+func (r *rig) rotate(gens int) {
+	r.t.Helper()
+	for g := 1; g <= gens; g++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		err := r.mock.WaitPosts(ctx, g)
+		cancel()
+		if err != nil {
+			r.t.Fatalf("generation %d never came: %v", g, err)
+		}
+		r.waitAll(3 * time.Second)
+	}
+}
+
 // shortPolicy refreshes 2 s before a 4 s access token expires.
 var shortPolicy = authwatch.Policy{Interval: time.Second, SafetyMargin: 2 * time.Second, StaleAfter: time.Hour}
 
@@ -216,15 +231,7 @@ func TestOnePostPerGenerationAndEveryoneAdopts(t *testing.T) {
 		r := newRig(t, route, 4*time.Second, shortPolicy)
 		r.add(8)
 		r.start(true)
-		for g := 1; g <= 5; g++ {
-			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-			err := r.mock.WaitPosts(ctx, g)
-			cancel()
-			if err != nil {
-				t.Fatalf("generation %d never came: %v", g, err)
-			}
-			r.waitAll(3 * time.Second)
-		}
+		r.rotate(5)
 		r.stop()
 		if gen := r.checkOnePostPerGeneration(); gen < 5 {
 			t.Fatalf("only %d generations", gen)
@@ -658,15 +665,7 @@ func TestPooledFollowersPollFastAroundTheDueMoment(t *testing.T) {
 	r.watchers = 1
 	r.add(6)
 	r.start(true)
-	for g := 1; g <= 3; g++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		err := r.mock.WaitPosts(ctx, g)
-		cancel()
-		if err != nil {
-			t.Fatalf("generation %d never came: %v", g, err)
-		}
-		r.waitAll(3 * time.Second)
-	}
+	r.rotate(3)
 	r.stop()
 	r.checkOnePostPerGeneration()
 }

@@ -234,16 +234,7 @@ func TestLockedWriteTimeStartsAfterFn(t *testing.T) {
 
 		// b waits for a's lock longer than CallTimeout, then its fn takes
 		// longer than CallTimeout too.
-		inside, release, aDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-		go func() {
-			_, err := a.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
-				close(inside)
-				<-release
-				return nil, nil
-			})
-			aDone <- err
-		}()
-		<-inside
+		release, aDone := holdLock(ctx, a, nil)
 		time.AfterFunc(2*call, func() { close(release) })
 		r, err := b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
 			time.Sleep(2 * call)
@@ -380,6 +371,23 @@ func TestNoticeOnEveryNewGeneration(t *testing.T) {
 			t.Fatalf("notice %d: %q %v", i, name, err)
 		}
 	}
+}
+
+// holdLock has c take the row lock of "default" and hold it (inside fn)
+// until release is closed; fn then returns next. done gets Locked's error.
+func holdLock(ctx context.Context, c *Conn, next *New) (release chan struct{}, done chan error) {
+	inside := make(chan struct{})
+	release, done = make(chan struct{}), make(chan error, 1)
+	go func() {
+		_, err := c.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+			close(inside)
+			<-release
+			return next, nil
+		})
+		done <- err
+	}()
+	<-inside
+	return release, done
 }
 
 func key(t *testing.T) string {
@@ -521,16 +529,7 @@ func TestPooledWaiterHoldsNoServerSession(t *testing.T) {
 	b := connect(t, url, viaOpts(m, Options{LockTimeout: 20 * time.Second}))
 	ctx := context.Background()
 	a.Create(ctx, "default", New{Data: []byte("g1")})
-	inside, release, aDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	go func() {
-		_, err := a.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
-			close(inside)
-			<-release
-			return &New{Data: []byte("g2")}, nil
-		})
-		aDone <- err
-	}()
-	<-inside
+	release, aDone := holdLock(ctx, a, &New{Data: []byte("g2")})
 	bSaw, bDone := make(chan *Record, 1), make(chan struct{})
 	go func() {
 		defer close(bDone)

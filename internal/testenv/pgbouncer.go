@@ -185,13 +185,7 @@ func (b *PgBouncer) Stop() error {
 	if b.cmd == nil {
 		return nil
 	}
-	b.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-b.done:
-	case <-time.After(10 * time.Second):
-		b.cmd.Process.Kill()
-		<-b.done
-	}
+	interrupt(b.cmd, b.done, 10*time.Second)
 	b.cmd = nil
 	return nil
 }

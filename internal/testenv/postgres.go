@@ -172,15 +172,22 @@ func (p *Postgres) Stop() error {
 	if p.cmd == nil {
 		return nil
 	}
-	p.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
+	interrupt(p.cmd, p.done, 20*time.Second)
 	p.cmd = nil
 	return nil
+}
+
+// interrupt stops a server the tests started: SIGINT (PostgreSQL's fast
+// shutdown, PgBouncer's immediate one), SIGKILL when it is not gone after
+// grace. done is closed once the process has been waited for.
+func interrupt(cmd *exec.Cmd, done <-chan struct{}, grace time.Duration) {
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-done:
+	case <-time.After(grace):
+		cmd.Process.Kill()
+		<-done
+	}
 }
 
 // Close stops the server and removes its directory.
