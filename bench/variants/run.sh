@@ -35,18 +35,21 @@ else
 	trap 'rm -rf "$out"' EXIT
 fi
 
-# nowait: the launcher without its wait for the registrations. The edit must
-# match exactly once, or the variant would silently measure the shipped code.
-sed 's/^\tfwd\.WaitRegistered()$/\t\/\/ variant: the child does not wait for the registrations/' \
-	cmd/codex-launch/launcher.go >"$out/launcher.go"
-if [ "$(grep -c '^	// variant: the child does not wait' "$out/launcher.go")" != 1 ]; then
-	echo "variants: fwd.WaitRegistered() is no longer one line of cmd/codex-launch/launcher.go; update this script" >&2
+# nowait: the launcher without its wait for the registrations (the first line
+# of signals.Forwarder.Hold, which the launcher calls right before it starts
+# the child). The edit must match exactly once, or the variant would silently
+# measure the shipped code.
+awk 'hold && /^\tf\.WaitRegistered\(\)$/ { print "\t// variant: the child does not wait for the registrations"; hold = 0; next }
+	{ hold = ($0 ~ /^func \(f \*Forwarder\) Hold\(\) \{$/) } { print }' \
+	signals/forward.go >"$out/forward.go"
+if [ "$(grep -c '^	// variant: the child does not wait' "$out/forward.go")" != 1 ]; then
+	echo "variants: Forwarder.Hold no longer starts with f.WaitRegistered() in signals/forward.go; update this script" >&2
 	exit 1
 fi
 cp bench/variants/pgstore.stub "$out/pgstore.go"
 printf '{"Replace":{"%s/fleet/pgstore/pgstore.go":"%s/pgstore.go"}}' "$root" "$out" >"$out/nopg.json"
-printf '{"Replace":{"%s/cmd/codex-launch/launcher.go":"%s/launcher.go"}}' "$root" "$out" >"$out/nowait.json"
-printf '{"Replace":{"%s/fleet/pgstore/pgstore.go":"%s/pgstore.go","%s/cmd/codex-launch/launcher.go":"%s/launcher.go"}}' \
+printf '{"Replace":{"%s/signals/forward.go":"%s/forward.go"}}' "$root" "$out" >"$out/nowait.json"
+printf '{"Replace":{"%s/fleet/pgstore/pgstore.go":"%s/pgstore.go","%s/signals/forward.go":"%s/forward.go"}}' \
 	"$root" "$out" "$root" "$out" >"$out/both.json"
 
 build() { # name [overlay]
