@@ -604,7 +604,8 @@ func TestSeedDefectNoDirectoryFsync(t *testing.T) {
 		// carries the arguments.
 		dirFD := regexp.MustCompile(`^\d+\s+f(data)?sync\(\d+<` + regexp.QuoteMeta(h.Dir) + `>`)
 		anyFD := regexp.MustCompile(`^\d+\s+f(data)?sync\(\d+<` + regexp.QuoteMeta(h.Dir) + `/[^>]+>`)
-		toAuth := regexp.MustCompile(`rename\w*\(.*"` + regexp.QuoteMeta(filepath.Join(h.Dir, "auth.json")) + `"`)
+		// A rename by path, or one relative to CODEX_HOME's descriptor.
+		toAuth := regexp.MustCompile(`rename\w*\(.*("` + regexp.QuoteMeta(filepath.Join(h.Dir, "auth.json")) + `"|<` + regexp.QuoteMeta(h.Dir) + `>, "auth\.json")`)
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
