@@ -106,7 +106,9 @@ func prepare() error {
 			return fmt.Errorf("making the base image stand-ins: %w: %s", err, out)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	// A first build on a busy machine takes many minutes (modules, npm, the
+	// compile); the bound only stops a build that hangs.
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	// --format docker: the OCI format has no HEALTHCHECK.
 	if out, err := podmanOut(ctx, "build", "--format", "docker", "--pull=never", "--network", "host",
