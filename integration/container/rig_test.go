@@ -161,9 +161,11 @@ func podmanOut(ctx context.Context, args ...string) (string, error) {
 	return string(out), err
 }
 
-// podman runs podman for t, bounded by two minutes.
+// podman runs podman for t, bounded by two minutes. The rig is prepared
+// first (image): a scenario may reach podman before it asks for the image.
 func podman(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	image(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	return podmanOut(ctx, args...)
