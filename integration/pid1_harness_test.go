@@ -354,7 +354,7 @@ func (r *pid1Run) initPID() int {
 	if r.initPid != 0 {
 		return r.initPid
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // a hang, not a slow machine
 	for time.Now().Before(deadline) {
 		if kids := childrenOf(r.cmd.Process.Pid); len(kids) > 0 {
 			r.initPid = kids[0]
