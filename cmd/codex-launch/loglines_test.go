@@ -48,7 +48,9 @@ func TestDefaultLogLines(t *testing.T) {
 		r := newRig(t)
 		r.writeCred(10 * time.Hour)
 		started := filepath.Join(r.dir, "started")
-		cmd, errb, done := startLauncher(t, r.env(), "--", "sh", "-c", `touch "$1"; exec sleep 30`, "sh", started)
+		// The shell makes the marker itself (no touch process that could
+		// still be in the group when TERM comes) and becomes the sleep.
+		cmd, errb, done := startLauncher(t, r.env(), "--", "sh", "-c", `: >"$1"; exec sleep 30`, "sh", started)
 		deadline := time.Now().Add(20 * time.Second)
 		for {
 			if _, err := os.Stat(started); err == nil {
