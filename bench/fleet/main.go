@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"syscall"
 	"time"
@@ -54,8 +55,18 @@ func main() {
 	first := flag.Duration("first", 180*time.Second, "-scale: lifetime of the first access tokens (start-up and the idle window)")
 	poll := flag.Duration("poll", 30*time.Second, "-scale: the followers' poll interval")
 	fastPoll := flag.Duration("fast-poll", 2*time.Second, "-scale: the pooled followers' fast poll interval")
+	cpuProfile := flag.String("cpuprofile", "", "-scale: write a CPU profile of the benchmark process to this file")
 	flag.Parse()
 	if *scale {
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "bench/fleet:", err)
+				os.Exit(2)
+			}
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
 		o := scaleOptions{pooled: *mode == "pooled", launchers: 10000, creds: *creds, pool: *pool, waves: *waves,
 			ttl: 120 * time.Second, margin: 40 * time.Second, first: *first, poll: *poll, fastPoll: *fastPoll, startConcurrency: 200}
 		flag.Visit(func(f *flag.Flag) {
@@ -73,6 +84,7 @@ func main() {
 			os.Exit(2)
 		}
 		if err := runScale(o); err != nil {
+			pprof.StopCPUProfile()
 			fmt.Fprintln(os.Stderr, "bench/fleet:", err)
 			os.Exit(1)
 		}
