@@ -1,0 +1,320 @@
+package authwatch
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"os"
+	"time"
+)
+
+// passResult is what one pass learned, for the loop.
+type passResult struct {
+	outcome Outcome
+	err     error
+	next    time.Time
+	// base is the auth.json version the wait after the pass compares
+	// against (see load and committedVersion); zero for a lone Pass.
+	base fileVersion
+}
+
+// Pass runs one watchdog pass (`refresh --once`) and writes the status file.
+// The error is non-nil only for outcomes 2 and 3, and is token-free.
+func (w *Watchdog) Pass(ctx context.Context) (Outcome, error) {
+	r := w.pass(ctx)
+	return r.outcome, r.err
+}
+
+func (w *Watchdog) pass(ctx context.Context) passResult {
+	r, st := w.decidePass(ctx)
+	w.writeStatus(st)
+	return r
+}
+
+// writeStatus writes st unless it is nil (no CODEX_HOME to write into).
+func (w *Watchdog) writeStatus(st *Status) {
+	if st == nil {
+		return
+	}
+	if err := WriteStatus(w.cfg.Home, *st); err != nil {
+		w.log.Warn("status file not written", "error", errText(err))
+	}
+}
+
+// decidePass is one pass without the status write: its result, and the
+// status to write (nil when there is no CODEX_HOME).
+func (w *Watchdog) decidePass(ctx context.Context) (passResult, *Status) {
+	now := w.cfg.Now()
+	st := Status{
+		LastRefreshAgeSeconds: -1,
+		WatchdogLastRunISO:    isoTime(now),
+		RefreshOwner:          w.cfg.Owner,
+		PID:                   w.cfg.PID,
+		WatchdogLoop:          w.loop,
+		Store:                 w.cfg.StoreName,
+	}
+	if d, err := w.cfg.Home.Open(); err != nil {
+		// No CODEX_HOME: nothing to refresh and nowhere to report. A
+		// clean skip.
+		w.log.Debug("skip: CODEX_HOME is not there", "codex_home", w.cfg.Home.Dir, "error", errText(err))
+		return passResult{outcome: OutcomeNothingToDo, next: now.Add(w.cfg.Policy.Interval)}, nil
+	} else {
+		d.Close()
+	}
+	cur, base, err := w.load(ctx)
+	res := w.decideAndRefresh(ctx, now, &st, cur, err)
+	if res.outcome != OutcomeRefreshed {
+		// Only a refresh this pass committed moves the base: that write
+		// is not "auth.json changed".
+		res.base = base
+	}
+	st.OutcomeCode = int(res.outcome)
+	if w.loop {
+		st.NextCheckAt = isoTime(res.next)
+	}
+	st.ConsecutiveFailures = w.failures
+	if w.lastErr != nil {
+		st.LastErrorClass = w.lastErr.Class.String()
+		st.LastErrorKind = w.lastErr.Kind
+		st.LastErrorCode = w.lastErr.Code
+		st.LastHTTPStatus = w.lastErr.Status
+		st.RetryAfterSeconds = int64(w.lastErr.RetryAfter / time.Second)
+	}
+	st.LastSuccessISO = isoTime(w.lastSuccess)
+	return res, &st
+}
+
+// fillStatus copies the credential's token-free metadata into the status.
+func fillStatus(st *Status, f *AuthFile, now time.Time) {
+	if f == nil {
+		return
+	}
+	st.AuthMode = string(f.Mode())
+	st.LastRefresh = f.lastRefreshText()
+	if lr, ok := f.LastRefresh(); ok {
+		st.LastRefreshAgeSeconds = int64(now.Sub(lr) / time.Second)
+	}
+	if exp, ok := f.AccessExpiry(); ok {
+		st.AccessTokenExpiresAt = isoTime(exp)
+	}
+	st.AccountID = f.AccountID()
+	if f.Tokens().IDToken != "" {
+		if c, err := ParseJWT(f.Tokens().IDToken); err == nil {
+			st.PlanType = c.PlanType
+		}
+	}
+	st.UnknownKeys = f.UnknownKeys()
+}
+
+// decideAndRefresh decides on cur, the credential load returned (or its
+// error), and refreshes it when due.
+func (w *Watchdog) decideAndRefresh(ctx context.Context, now time.Time, st *Status, cur *AuthFile, err error) passResult {
+	p := w.cfg.Policy
+	if err != nil {
+		if errors.Is(err, ErrMalformed) {
+			st.WatchdogLastOutcome, st.Credential, st.Reason = "skip:unreadable", "unreadable", errText(err)
+			w.log.Error("skip: auth.json is not readable; nothing is changed", "error", errText(err))
+			return w.nothingToDo(now.Add(p.Interval))
+		}
+		if errors.Is(err, os.ErrPermission) {
+			return w.unreadable(now, st, err)
+		}
+		re := &RefreshError{Class: ClassTransient, Kind: "load", Err: err}
+		st.WatchdogLastOutcome, st.Credential, st.Reason = "fail:transient_load", "refreshing_failed", errText(err)
+		w.log.Error("loading the credential failed", "error", errText(err))
+		return w.transient(now, nil, re)
+	}
+	if cur == nil {
+		st.WatchdogLastOutcome, st.Credential, st.Reason = "skip:no_auth_json", "absent", "no auth.json"
+		w.log.Debug("skip: no auth.json (no ChatGPT login in this CODEX_HOME)", "path", w.cfg.Home.AuthPath())
+		return w.nothingToDo(now.Add(p.Interval))
+	}
+	fillStatus(st, cur, now)
+	if ok, why := cur.Refreshable(); !ok {
+		st.WatchdogLastOutcome, st.Credential, st.Reason = "skip:not_refreshable", "not_refreshable", why
+		w.log.Debug("skip: not a refreshable ChatGPT login", "mode", string(cur.Mode()), "reason", why)
+		return w.nothingToDo(now.Add(p.Interval))
+	}
+	if w.isDead(cur) {
+		st.WatchdogLastOutcome, st.Credential = "fail:permanent_dead_token", "dead"
+		st.Reason = "the refresh token was rejected for good; waiting for a new login (auth.json to change)"
+		w.log.Warn("credential dead: not spending the rejected refresh token again; waiting for a new login")
+		return passResult{outcome: OutcomePermanent, err: w.lastErrOrDead(), next: now.Add(p.Interval)}
+	}
+	if w.pending != nil || w.rescueWaiting() {
+		return w.writePending(ctx, now, st)
+	}
+	v := Decide(cur, now, p)
+	if !v.Refresh {
+		st.WatchdogLastOutcome, st.Credential, st.Reason = "skip", "ok", v.Reason
+		w.log.Debug("no-op: credential fresh", "reason", v.Reason, "next_check", isoTime(v.NextCheck))
+		return w.nothingToDo(v.NextCheck)
+	}
+	if !w.cfg.Owner {
+		st.WatchdogLastOutcome, st.Credential = "skip:not_owner", "refresh_due"
+		st.Reason = "refresh due (" + v.Reason + ") but this process is not the refresh owner"
+		w.log.Warn("refresh due but not the refresh owner (CODEX_AUTH_REFRESH_OWNER=0); watching only", "reason", v.Reason)
+		return w.nothingToDo(now.Add(minDur(p.Interval, w.cfg.MaxBackoff)))
+	}
+	return w.refresh(ctx, now, cur, v, st)
+}
+
+func (w *Watchdog) refresh(ctx context.Context, now time.Time, seen *AuthFile, v Verdict, st *Status) passResult {
+	p := w.cfg.Policy
+	var (
+		used      string // the refresh token we redeemed (never logged)
+		posted    bool
+		committed *AuthFile
+		adopted   string // why no POST was needed after all
+		why       = v.Reason
+	)
+	reason := ReasonScheduled
+	if v.HasExpiry && v.AccessExpiry.Sub(now) <= EffectiveMargin(seen, p) {
+		reason = ReasonProactiveExpiry
+	}
+	w.log.Debug("refresh: starting", "reason", why, "endpoint", w.cfg.Endpoint.String())
+	err := w.store.Update(ctx, func(ctx context.Context, cur *AuthFile) (*AuthFile, error) {
+		// Guarded re-read, as the CLI does: under the lock the file may
+		// already have been refreshed by someone else.
+		if cur == nil {
+			adopted = "auth.json disappeared meanwhile (logout?)"
+			return nil, nil
+		}
+		if ok, why := cur.Refreshable(); !ok {
+			adopted = "auth.json was replaced meanwhile by one that is not refreshable: " + why
+			return nil, nil
+		}
+		if v2 := Decide(cur, w.cfg.Now(), p); !v2.Refresh {
+			adopted = "another writer refreshed the credential meanwhile; adopted it"
+			return nil, nil
+		}
+		if w.isDead(cur) {
+			return nil, w.lastErrOrDead()
+		}
+		if err := ctx.Err(); err != nil {
+			// Shutting down before the POST: abandon, nothing spent.
+			return nil, &RefreshError{Class: ClassTransient, Kind: KindCanceled, Err: err}
+		}
+		if w.cfg.Redeeming != nil {
+			w.cfg.Redeeming()
+		}
+		used = cur.Tokens().RefreshToken
+		posted = true
+		// Once sent, the POST runs to its end even if ctx is cancelled:
+		// the server may redeem the token, and its answer must be kept.
+		resp, err := w.cfg.Endpoint.Refresh(context.WithoutCancel(ctx), used, reason)
+		if err != nil {
+			return nil, err
+		}
+		committed = cur.Apply(resp, w.cfg.Now())
+		return committed, nil
+	})
+	after := w.cfg.Now()
+	var ue *UnwrittenError
+	switch {
+	case errors.As(err, &ue):
+		if posted {
+			w.pending = ue.Cred
+		}
+		return w.unwritten(after, st, ue)
+	case err == nil && adopted != "":
+		f, _ := w.store.Load(ctx)
+		fillStatus(st, f, after)
+		st.WatchdogLastOutcome, st.Credential, st.Reason = "skip:adopted", "ok", adopted
+		if f == nil {
+			st.Credential = "absent"
+		} else if ok, _ := f.Refreshable(); !ok {
+			st.Credential = "not_refreshable"
+		}
+		w.log.Debug("no-op: nothing to refresh after the locked re-read", "reason", adopted)
+		return w.nothingToDo(Decide(f, after, p).NextCheck)
+	case err == nil && committed != nil:
+		w.failures, w.lastErr, w.lastSuccess, w.hasDead = 0, nil, after, false
+		fillStatus(st, committed, after)
+		st.WatchdogLastOutcome, st.Credential, st.Reason = "refreshed", "ok", why
+		nv := Decide(committed, after, p)
+		next := nv.NextCheck
+		exp, _ := committed.AccessExpiry()
+		if nv.Refresh {
+			// A token with no lifetime to read that is already inside
+			// the margin: do not spin, wait at least MinBackoff.
+			next = after.Add(minDur(max(exp.Sub(after)/2, w.cfg.MinBackoff), p.Interval))
+		}
+		if m := EffectiveMargin(committed, p); m < p.SafetyMargin && !w.shortWarned {
+			w.shortWarned = true
+			w.log.Warn("refresh: access tokens live shorter than twice the safety margin; refreshing at half their life",
+				"access_expires_at", isoTime(exp), "safety_margin", p.SafetyMargin, "effective_margin", m)
+		}
+		w.log.Info("refresh: ok", "access_expires_at", isoTime(exp), "rotated_refresh_token", committed.Tokens().RefreshToken != used, "next_check", isoTime(next))
+		return passResult{outcome: OutcomeRefreshed, next: next, base: w.committedVersion(committed)}
+	case errors.Is(err, ErrSuperseded):
+		f, _ := w.store.Load(ctx)
+		fillStatus(st, f, after)
+		st.WatchdogLastOutcome, st.Credential = "skip:superseded", "ok"
+		st.Reason = "a newer credential was written meanwhile; kept it"
+		w.log.Warn("refresh: a newer credential appeared during our refresh; kept it and dropped ours", "error", errText(err))
+		return w.nothingToDo(Decide(f, after, p).NextCheck)
+	}
+	re := asRefreshError(err, posted)
+	if re.Class == ClassPermanent {
+		if f := w.rotatedElsewhere(ctx, used); f != nil {
+			seenAt := w.cfg.Now()
+			fillStatus(st, f, seenAt)
+			st.WatchdogLastOutcome, st.Credential = "skip:adopted", "ok"
+			st.Reason = "the endpoint rejected our refresh token, but another writer (the CLI) had rotated it: credential alive"
+			w.log.Info("refresh: token rejected but already rotated by another writer; adopted the new credential", "http_status", re.Status, "code", re.Code)
+			return w.nothingToDo(Decide(f, seenAt, p).NextCheck)
+		}
+		w.failures++
+		w.lastErr = re
+		if used != "" {
+			w.deadToken, w.hasDead = sha256.Sum256([]byte(used)), true
+		}
+		st.WatchdogLastOutcome, st.Credential = "fail:permanent_"+failTag(re), "dead"
+		st.Reason = "refresh token rejected for good; someone must log in again (codex login) or re-inject CODEX_AUTH_JSON"
+		w.log.Error("refresh: the token endpoint refused the refresh token for good: the login is dead; a new login is needed (codex login, as the agent user)", "http_status", re.Status, "code", re.Code, "kind", re.Kind)
+		return passResult{outcome: OutcomePermanent, err: re, next: after.Add(p.Interval)}
+	}
+	st.WatchdogLastOutcome, st.Credential, st.Reason = "fail:transient_"+failTag(re), "refreshing_failed", re.Error()
+	return w.transient(after, seen, re)
+}
+
+func (w *Watchdog) isDead(f *AuthFile) bool {
+	return w.hasDead && sha256.Sum256([]byte(f.Tokens().RefreshToken)) == w.deadToken
+}
+
+func (w *Watchdog) lastErrOrDead() error {
+	if w.lastErr != nil && w.lastErr.Class == ClassPermanent {
+		return w.lastErr
+	}
+	return &RefreshError{Class: ClassPermanent, Kind: "dead_token", Err: errors.New("refresh token previously rejected")}
+}
+
+// rotatedElsewhere watches auth.json for RecheckWindow after a permanent
+// answer, outside the lock: when the CLI redeemed the same token first, it
+// commits its rotated one now, and the credential is alive. It returns that
+// file, or nil when no other refresh token appeared in time.
+func (w *Watchdog) rotatedElsewhere(ctx context.Context, used string) *AuthFile {
+	if used == "" {
+		return nil
+	}
+	rotated := func() *AuthFile {
+		f, err := w.store.Load(ctx)
+		if err != nil || f == nil || f.Tokens().RefreshToken == "" || f.Tokens().RefreshToken == used {
+			return nil
+		}
+		return f
+	}
+	deadline := w.cfg.Now().Add(w.cfg.RecheckWindow)
+	for {
+		if f := rotated(); f != nil {
+			return f
+		}
+		if !w.cfg.Now().Before(deadline) {
+			return nil
+		}
+		if w.cfg.Sleep(ctx, w.cfg.RecheckEvery) != nil {
+			return rotated()
+		}
+	}
+}
