@@ -6,7 +6,84 @@ import (
 	"time"
 
 	"github.com/molecule-ai/codex-launch/authwatch"
+	"github.com/molecule-ai/codex-launch/internal/secreturl"
 )
+
+// State is what the follower knows about the store, for status and health.
+type State struct {
+	Store      string    // redacted URL and credential name
+	State      string    // "connecting", "ok", "unavailable", "fallback", "error"
+	Error      string    // password- and token-free; "" when ok
+	Since      time.Time // when State last changed
+	Generation int64     // stored generation last seen (0 unknown)
+}
+
+// State reports the follower's view of the store.
+func (f *Fleet) State() State {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.state
+}
+
+// Changed fires (coalesced) whenever State changes.
+func (f *Fleet) Changed() <-chan struct{} { return f.changed }
+
+func (f *Fleet) setState(state string, err error, gen int64) {
+	f.mu.Lock()
+	prev := f.state
+	f.state.State = state
+	f.state.Error = ""
+	if err != nil {
+		f.state.Error = secreturl.Mask(err.Error())
+	}
+	if gen > 0 {
+		f.state.Generation = gen
+	}
+	if prev.State != f.state.State {
+		f.state.Since = time.Now()
+	}
+	f.connected = state == "ok" || state == "error"
+	changed := prev.State != f.state.State || prev.Error != f.state.Error || prev.Generation != f.state.Generation
+	now := f.state
+	f.mu.Unlock()
+	if changed {
+		f.writeState(now)
+		select {
+		case f.changed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (f *Fleet) setStored(gen int64, a *authwatch.AuthFile) {
+	f.mu.Lock()
+	f.stored = a
+	f.mu.Unlock()
+	f.setState("ok", nil, gen)
+}
+
+func redactErr(err error) string { return secreturl.Mask(err.Error()) }
+
+// redactedError keeps err's identity (errors.Is) with a password-free text.
+func redactedError(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := redactErr(err)
+	if msg == err.Error() {
+		return err
+	}
+	return &redacted{msg: msg, err: err}
+}
+
+type redacted struct {
+	msg string
+	err error
+}
+
+func (r *redacted) Error() string { return r.msg }
+
+func (r *redacted) Unwrap() error { return r.err }
 
 // StateFileName is the follower's own status file in CODEX_HOME. It is
 // separate from the watchdog's status file so that the two writers never
