@@ -20,14 +20,11 @@ func (w *Watchdog) unreadable(now time.Time, st *Status, err error) passResult {
 			fst.Uid, fst.Gid, fst.Mode&0o7777, os.Geteuid())
 	}
 	why += ": log in as the agent's user (docker exec -u agent ... codex login) or restart the container (boot gives CODEX_HOME back to the agent)"
-	st.WatchdogLastOutcome, st.Credential, st.Reason = "fail:transient_unreadable", "unreadable", why
 	if w.unreadableSaid != why {
 		w.unreadableSaid = why
 		w.log.Warn("auth.json is unreadable; not refreshing", "reason", why, "error", errText(err))
 	}
-	w.failures++
-	w.lastErr = &RefreshError{Class: ClassTransient, Kind: "unreadable", Err: err}
-	return passResult{outcome: OutcomeTransient, err: w.lastErr, next: now.Add(w.backoff(now, nil, w.lastErr))}
+	return w.conclude(st, now, ending{found: foundUnreadable, why: why, err: &RefreshError{Class: ClassTransient, Kind: "unreadable", Err: err}})
 }
 
 func failTag(re *RefreshError) string {
@@ -60,12 +57,11 @@ func asRefreshError(err error, posted bool) *RefreshError {
 	return &RefreshError{Class: ClassTransient, Kind: "store", Err: err}
 }
 
-// transient records a transient failure and schedules the retry: capped
-// exponential backoff from MinBackoff, at least Retry-After, and never so late
-// that the access token expires first.
-func (w *Watchdog) transient(now time.Time, f *AuthFile, re *RefreshError) passResult {
-	w.failures++
-	w.lastErr = re
+// transient ends a pass with a transient failure (conclude), logged by what
+// it means to the operator.
+func (w *Watchdog) transient(st *Status, now time.Time, e ending) passResult {
+	r := w.conclude(st, now, e)
+	re := e.err
 	switch re.Kind {
 	case KindCommit:
 		w.log.Error("refresh: the new credential is not in auth.json yet; retrying the write (the old refresh token is spent and will not be sent again)", "error", errText(re.Err))
@@ -74,9 +70,12 @@ func (w *Watchdog) transient(now time.Time, f *AuthFile, re *RefreshError) passR
 	default:
 		w.log.Warn("refresh: transient failure; the credential is unchanged", "kind", re.Kind, "http_status", re.Status, "code", re.Code, "retry_after", re.RetryAfter, "failures", w.failures, "error", errText(re))
 	}
-	return passResult{outcome: OutcomeTransient, err: re, next: now.Add(w.backoff(now, f, re))}
+	return r
 }
 
+// backoff is the wait after a transient failure: capped exponential from
+// MinBackoff, at least Retry-After, and never so late that f's access token
+// expires first.
 func (w *Watchdog) backoff(now time.Time, f *AuthFile, re *RefreshError) time.Duration {
 	d := w.cfg.MinBackoff
 	for i := 1; i < w.failures && d < w.cfg.MaxBackoff; i++ {
@@ -100,9 +99,4 @@ func (w *Watchdog) backoff(now time.Time, f *AuthFile, re *RefreshError) time.Du
 		}
 	}
 	return d
-}
-
-func (w *Watchdog) nothingToDo(next time.Time) passResult {
-	w.failures, w.lastErr = 0, nil
-	return passResult{outcome: OutcomeNothingToDo, next: next}
 }

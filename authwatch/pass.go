@@ -68,93 +68,51 @@ func (w *Watchdog) decidePass(ctx context.Context) (passResult, *Status) {
 		// is not "auth.json changed".
 		res.base = base
 	}
-	st.OutcomeCode = int(res.outcome)
-	if w.loop {
-		st.NextCheckAt = isoTime(res.next)
-	}
-	st.ConsecutiveFailures = w.failures
-	if w.lastErr != nil {
-		st.LastErrorClass = w.lastErr.Class.String()
-		st.LastErrorKind = w.lastErr.Kind
-		st.LastErrorCode = w.lastErr.Code
-		st.LastHTTPStatus = w.lastErr.Status
-		st.RetryAfterSeconds = int64(w.lastErr.RetryAfter / time.Second)
-	}
-	st.LastSuccessISO = isoTime(w.lastSuccess)
 	return res, &st
-}
-
-// fillStatus copies the credential's token-free metadata into the status.
-func fillStatus(st *Status, f *AuthFile, now time.Time) {
-	if f == nil {
-		return
-	}
-	st.AuthMode = string(f.Mode())
-	st.LastRefresh = f.lastRefreshText()
-	if lr, ok := f.LastRefresh(); ok {
-		st.LastRefreshAgeSeconds = int64(now.Sub(lr) / time.Second)
-	}
-	if exp, ok := f.AccessExpiry(); ok {
-		st.AccessTokenExpiresAt = isoTime(exp)
-	}
-	st.AccountID = f.AccountID()
-	if f.Tokens().IDToken != "" {
-		if c, err := ParseJWT(f.Tokens().IDToken); err == nil {
-			st.PlanType = c.PlanType
-		}
-	}
-	st.UnknownKeys = f.UnknownKeys()
 }
 
 // decideAndRefresh decides on cur, the credential load returned (or its
 // error), and refreshes it when due.
 func (w *Watchdog) decideAndRefresh(ctx context.Context, now time.Time, st *Status, cur *AuthFile, err error) passResult {
 	p := w.cfg.Policy
+	later := now.Add(p.Interval)
 	if err != nil {
 		if errors.Is(err, ErrMalformed) {
-			st.WatchdogLastOutcome, st.Credential, st.Reason = "skip:unreadable", "unreadable", errText(err)
 			w.log.Error("skip: auth.json is not readable; nothing is changed", "error", errText(err))
-			return w.nothingToDo(now.Add(p.Interval))
+			return w.conclude(st, now, ending{found: foundMalformed, why: errText(err), next: later})
 		}
 		if errors.Is(err, os.ErrPermission) {
 			return w.unreadable(now, st, err)
 		}
-		re := &RefreshError{Class: ClassTransient, Kind: "load", Err: err}
-		st.WatchdogLastOutcome, st.Credential, st.Reason = "fail:transient_load", "refreshing_failed", errText(err)
 		w.log.Error("loading the credential failed", "error", errText(err))
-		return w.transient(now, nil, re)
+		return w.transient(st, now, ending{found: foundTransient, why: errText(err), err: &RefreshError{Class: ClassTransient, Kind: "load", Err: err}})
 	}
 	if cur == nil {
-		st.WatchdogLastOutcome, st.Credential, st.Reason = "skip:no_auth_json", "absent", "no auth.json"
 		w.log.Debug("skip: no auth.json (no ChatGPT login in this CODEX_HOME)", "path", w.cfg.Home.AuthPath())
-		return w.nothingToDo(now.Add(p.Interval))
+		return w.conclude(st, now, ending{found: foundNoAuth, why: "no auth.json", next: later})
 	}
 	fillStatus(st, cur, now)
 	if ok, why := cur.Refreshable(); !ok {
-		st.WatchdogLastOutcome, st.Credential, st.Reason = "skip:not_refreshable", "not_refreshable", why
 		w.log.Debug("skip: not a refreshable ChatGPT login", "mode", string(cur.Mode()), "reason", why)
-		return w.nothingToDo(now.Add(p.Interval))
+		return w.conclude(st, now, ending{found: foundNotRefreshable, why: why, next: later})
 	}
 	if w.isDead(cur) {
-		st.WatchdogLastOutcome, st.Credential = "fail:permanent_dead_token", "dead"
-		st.Reason = "the refresh token was rejected for good; waiting for a new login (auth.json to change)"
 		w.log.Warn("credential dead: not spending the rejected refresh token again; waiting for a new login")
-		return passResult{outcome: OutcomePermanent, err: w.lastErrOrDead(), next: now.Add(p.Interval)}
+		return w.conclude(st, now, ending{found: foundDeadToken, err: w.lastErrOrDead(),
+			why: "the refresh token was rejected for good; waiting for a new login (auth.json to change)"})
 	}
 	if w.pending != nil || w.rescueWaiting() {
-		return w.writePending(ctx, now, st)
+		return w.writePending(ctx, st)
 	}
 	v := Decide(cur, now, p)
 	if !v.Refresh {
-		st.WatchdogLastOutcome, st.Credential, st.Reason = "skip", "ok", v.Reason
 		w.log.Debug("no-op: credential fresh", "reason", v.Reason, "next_check", isoTime(v.NextCheck))
-		return w.nothingToDo(v.NextCheck)
+		return w.conclude(st, now, ending{found: foundFresh, why: v.Reason, next: v.NextCheck})
 	}
 	if !w.cfg.Owner {
-		st.WatchdogLastOutcome, st.Credential = "skip:not_owner", "refresh_due"
-		st.Reason = "refresh due (" + v.Reason + ") but this process is not the refresh owner"
 		w.log.Warn("refresh due but not the refresh owner (CODEX_AUTH_REFRESH_OWNER=0); watching only", "reason", v.Reason)
-		return w.nothingToDo(now.Add(minDur(p.Interval, w.cfg.MaxBackoff)))
+		return w.conclude(st, now, ending{found: foundNotOwner, next: now.Add(minDur(p.Interval, w.cfg.MaxBackoff)),
+			why: "refresh due (" + v.Reason + ") but this process is not the refresh owner"})
 	}
 	return w.refresh(ctx, now, cur, v, st)
 }
@@ -220,18 +178,16 @@ func (w *Watchdog) refresh(ctx context.Context, now time.Time, seen *AuthFile, v
 	case err == nil && adopted != "":
 		f, _ := w.store.Load(ctx)
 		fillStatus(st, f, after)
-		st.WatchdogLastOutcome, st.Credential, st.Reason = "skip:adopted", "ok", adopted
+		found := foundAdopted
 		if f == nil {
-			st.Credential = "absent"
+			found = foundAdoptedAbsent
 		} else if ok, _ := f.Refreshable(); !ok {
-			st.Credential = "not_refreshable"
+			found = foundAdoptedNotRefreshable
 		}
 		w.log.Debug("no-op: nothing to refresh after the locked re-read", "reason", adopted)
-		return w.nothingToDo(Decide(f, after, p).NextCheck)
+		return w.conclude(st, after, ending{found: found, why: adopted, next: Decide(f, after, p).NextCheck})
 	case err == nil && committed != nil:
-		w.failures, w.lastErr, w.lastSuccess, w.hasDead = 0, nil, after, false
 		fillStatus(st, committed, after)
-		st.WatchdogLastOutcome, st.Credential, st.Reason = "refreshed", "ok", why
 		nv := Decide(committed, after, p)
 		next := nv.NextCheck
 		exp, _ := committed.AccessExpiry()
@@ -246,44 +202,42 @@ func (w *Watchdog) refresh(ctx context.Context, now time.Time, seen *AuthFile, v
 				"access_expires_at", isoTime(exp), "safety_margin", p.SafetyMargin, "effective_margin", m)
 		}
 		w.log.Info("refresh: ok", "access_expires_at", isoTime(exp), "rotated_refresh_token", committed.Tokens().RefreshToken != used, "next_check", isoTime(next))
-		return passResult{outcome: OutcomeRefreshed, next: next, base: w.committedVersion(committed)}
+		r := w.conclude(st, after, ending{found: foundRefreshed, why: why, next: next})
+		r.base = w.committedVersion(committed)
+		return r
 	case errors.Is(err, ErrSuperseded):
 		f, _ := w.store.Load(ctx)
 		fillStatus(st, f, after)
-		st.WatchdogLastOutcome, st.Credential = "skip:superseded", "ok"
-		st.Reason = "a newer credential was written meanwhile; kept it"
 		w.log.Warn("refresh: a newer credential appeared during our refresh; kept it and dropped ours", "error", errText(err))
-		return w.nothingToDo(Decide(f, after, p).NextCheck)
+		return w.conclude(st, after, ending{found: foundSuperseded, why: "a newer credential was written meanwhile; kept it",
+			next: Decide(f, after, p).NextCheck})
 	}
 	re := asRefreshError(err, posted)
-	if re.Class == ClassPermanent {
-		if f := w.rotatedElsewhere(ctx, used); f != nil {
-			seenAt := w.cfg.Now()
-			fillStatus(st, f, seenAt)
-			st.WatchdogLastOutcome, st.Credential = "skip:adopted", "ok"
-			st.Reason = "the endpoint rejected our refresh token, but another writer (the CLI) had rotated it: credential alive"
-			w.log.Info("refresh: token rejected but already rotated by another writer; adopted the new credential", "http_status", re.Status, "code", re.Code)
-			return w.nothingToDo(Decide(f, seenAt, p).NextCheck)
-		}
-		w.failures++
-		w.lastErr = re
-		if used != "" {
-			w.deadToken, w.hasDead = sha256.Sum256([]byte(used)), true
-		}
-		st.WatchdogLastOutcome, st.Credential = "fail:permanent_"+failTag(re), "dead"
-		st.Reason = "refresh token rejected for good; someone must log in again (codex login) or re-inject CODEX_AUTH_JSON"
-		w.log.Error("refresh: the token endpoint refused the refresh token for good: the login is dead; a new login is needed (codex login, as the agent user)", "http_status", re.Status, "code", re.Code, "kind", re.Kind)
-		return passResult{outcome: OutcomePermanent, err: re, next: after.Add(p.Interval)}
+	if re.Class != ClassPermanent {
+		return w.transient(st, after, ending{found: foundTransient, why: re.Error(), err: re, seen: seen})
 	}
-	st.WatchdogLastOutcome, st.Credential, st.Reason = "fail:transient_"+failTag(re), "refreshing_failed", re.Error()
-	return w.transient(after, seen, re)
+	if f := w.rotatedElsewhere(ctx, used); f != nil {
+		seenAt := w.cfg.Now()
+		fillStatus(st, f, seenAt)
+		w.log.Info("refresh: token rejected but already rotated by another writer; adopted the new credential", "http_status", re.Status, "code", re.Code)
+		return w.conclude(st, seenAt, ending{found: foundAdopted, next: Decide(f, seenAt, p).NextCheck,
+			why: "the endpoint rejected our refresh token, but another writer (the CLI) had rotated it: credential alive"})
+	}
+	if used != "" {
+		w.deadToken, w.hasDead = sha256.Sum256([]byte(used)), true
+	}
+	w.log.Error("refresh: the token endpoint refused the refresh token for good: the login is dead; a new login is needed (codex login, as the agent user)", "http_status", re.Status, "code", re.Code, "kind", re.Kind)
+	return w.conclude(st, after, ending{found: foundRejected, err: re,
+		why: "refresh token rejected for good; someone must log in again (codex login) or re-inject CODEX_AUTH_JSON"})
 }
 
 func (w *Watchdog) isDead(f *AuthFile) bool {
 	return w.hasDead && sha256.Sum256([]byte(f.Tokens().RefreshToken)) == w.deadToken
 }
 
-func (w *Watchdog) lastErrOrDead() error {
+// lastErrOrDead is the permanent failure a dead credential is reported
+// with: the endpoint's refusal when it is still the last error.
+func (w *Watchdog) lastErrOrDead() *RefreshError {
 	if w.lastErr != nil && w.lastErr.Class == ClassPermanent {
 		return w.lastErr
 	}

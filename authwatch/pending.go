@@ -21,7 +21,7 @@ func (w *Watchdog) rescueWaiting() bool {
 // write: the one this loop holds (pending), or the one a process left in
 // RescueFileName, which the file store's Update adopts before anything
 // else. No POST is made: the token in the store is spent.
-func (w *Watchdog) writePending(ctx context.Context, now time.Time, st *Status) passResult {
+func (w *Watchdog) writePending(ctx context.Context, st *Status) passResult {
 	pending := w.pending
 	var dropped string
 	err := w.store.Update(ctx, func(ctx context.Context, cur *AuthFile) (*AuthFile, error) {
@@ -45,25 +45,26 @@ func (w *Watchdog) writePending(ctx context.Context, now time.Time, st *Status) 
 	w.pending = nil
 	f, _ := w.store.Load(ctx)
 	fillStatus(st, f, after)
+	next := Decide(f, after, w.cfg.Policy).NextCheck
 	if dropped != "" || errors.Is(err, ErrSuperseded) {
 		if dropped == "" {
 			dropped = "a newer credential was written meanwhile"
 		}
-		st.WatchdogLastOutcome, st.Credential, st.Reason = "skip:superseded", "ok", "a refreshed credential that could not be written was dropped: "+dropped
 		w.log.Warn("refresh: dropped the refreshed credential that could not be written", "reason", dropped)
-		return w.nothingToDo(Decide(f, after, w.cfg.Policy).NextCheck)
+		return w.conclude(st, after, ending{found: foundSuperseded, next: next,
+			why: "a refreshed credential that could not be written was dropped: " + dropped})
 	}
-	w.failures, w.lastErr, w.lastSuccess = 0, nil, after
-	st.WatchdogLastOutcome, st.Credential, st.Reason = "refreshed", "ok", "the refreshed credential that could not be written earlier is in auth.json now"
 	w.log.Info("refresh: the refreshed credential is written now")
-	return passResult{outcome: OutcomeRefreshed, next: Decide(f, after, w.cfg.Policy).NextCheck, base: w.committedVersion(f)}
+	r := w.conclude(st, after, ending{found: foundRefreshed, next: next,
+		why: "the refreshed credential that could not be written earlier is in auth.json now"})
+	r.base = w.committedVersion(f)
+	return r
 }
 
-// unwritten records a refresh whose answer is not in auth.json yet: a
+// unwritten ends a pass whose refresh answer is not in auth.json yet: a
 // transient failure retried with backoff, reported as "refreshed, not yet
 // written" until it is.
 func (w *Watchdog) unwritten(now time.Time, st *Status, ue *UnwrittenError) passResult {
 	fillStatus(st, ue.Cred, now)
-	st.WatchdogLastOutcome, st.Credential, st.Reason = "fail:transient_"+KindCommit, "unwritten", ue.Error()
-	return w.transient(now, nil, &RefreshError{Class: ClassTransient, Kind: KindCommit, Err: ue})
+	return w.transient(st, now, ending{found: foundUnwritten, why: ue.Error(), err: &RefreshError{Class: ClassTransient, Kind: KindCommit, Err: ue}})
 }
