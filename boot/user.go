@@ -1,13 +1,15 @@
 package boot
 
 import (
-	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/moby/sys/user"
 )
 
 // User is the account the CLI runs as.
@@ -36,160 +38,76 @@ func (u *User) String() string {
 var ErrUnknownUser = errors.New("unknown user")
 
 // Accounts names the account databases. The zero value reads /etc/passwd and
-// /etc/group. They are parsed here rather than through os/user (whose pure-Go
-// build reads the same files) so that a spec is resolved as gosu resolves it
-// (a numeric uid without an entry is allowed, USER:GROUP), and so that tests
-// can name other files.
+// /etc/group; tests name other files.
 type Accounts struct {
 	Passwd string
 	Group  string
 }
 
-func (a Accounts) passwd() string {
-	if a.Passwd == "" {
-		return "/etc/passwd"
-	}
-	return a.Passwd
-}
-
-func (a Accounts) group() string {
-	if a.Group == "" {
-		return "/etc/group"
-	}
-	return a.Group
-}
-
 // LookupUser resolves spec from /etc/passwd and /etc/group.
 func LookupUser(spec string) (*User, error) { return Accounts{}.Lookup(spec) }
 
-// Lookup resolves spec, "USER" or "USER:GROUP", where each part is a name or a
-// number, as gosu does. A numeric uid with no passwd entry is allowed (an
-// arbitrary uid is normal in containers): its group is the same number unless
-// one is given, and its home is "/". A name that is not found is an error
-// wrapping ErrUnknownUser.
+// Lookup resolves spec, "USER" or "USER:GROUP", each part a name or a number,
+// with the parser gosu and runc use (moby/sys/user), so a spec means here
+// what it means to them:
+//   - "USER": the user's primary group, plus every group of /etc/group that
+//     lists the user as a member;
+//   - "USER:GROUP": that group and no other, the user's memberships dropped
+//     (as gosu, su-exec and `docker run --user` do): naming a group asks for
+//     exactly that group.
+//
+// A numeric uid with no passwd entry is allowed (an arbitrary uid is normal
+// in containers): its group is the same number unless one is given (not 0,
+// root's group, as gosu would keep), and its home is "/". A name that is not
+// found is an error wrapping ErrUnknownUser. A missing account file counts as
+// empty; one that cannot be read is an error.
 func (a Accounts) Lookup(spec string) (*User, error) {
 	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
 	if userPart == "" || (hasGroup && groupPart == "") {
 		return nil, fmt.Errorf("user %q: expected NAME|UID[:GROUP|GID]", spec)
 	}
-	pw, err := readColonFile(a.passwd(), 7)
-	if err != nil && !(errors.Is(err, os.ErrNotExist) && isNumber(userPart)) {
+	passwd, err := readAccounts(a.Passwd, "/etc/passwd")
+	if err != nil {
 		return nil, fmt.Errorf("user %q: %w", spec, err)
 	}
-	var u *User
-	for _, f := range pw {
-		uid, err1 := strconv.Atoi(f[2])
-		gid, err2 := strconv.Atoi(f[3])
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		if f[0] == userPart || (isNumber(userPart) && f[2] == userPart) {
-			u = &User{Name: f[0], UID: uid, GID: gid, Home: f[5]}
-			break
-		}
+	group, err := readAccounts(a.Group, "/etc/group")
+	if err != nil {
+		return nil, fmt.Errorf("user %q: %w", spec, err)
 	}
-	if u == nil {
-		if !isNumber(userPart) {
-			return nil, fmt.Errorf("user %q: %w: no %s in %s", spec, ErrUnknownUser, userPart, a.passwd())
-		}
-		uid, err := parseID(userPart)
-		if err != nil {
-			return nil, fmt.Errorf("user %q: %w", spec, err)
-		}
-		u = &User{UID: uid, GID: uid, Home: "/"}
+	defaults := &user.ExecUser{Home: "/"}
+	if id, err := strconv.Atoi(userPart); err == nil {
+		defaults.Uid, defaults.Gid = id, id
 	}
+	eu, err := user.GetExecUser(spec, defaults, bytes.NewReader(passwd), bytes.NewReader(group))
+	switch {
+	case errors.Is(err, user.ErrNoPasswdEntries) || errors.Is(err, user.ErrNoGroupEntries):
+		return nil, fmt.Errorf("user %q: %w: %w", spec, ErrUnknownUser, err)
+	case err != nil:
+		return nil, fmt.Errorf("user %q: %w", spec, err)
+	}
+	u := &User{UID: eu.Uid, GID: eu.Gid, Home: eu.Home, Groups: append(eu.Sgids, eu.Gid)}
 	if u.Home == "" {
 		u.Home = "/"
 	}
-
-	gr, err := readColonFile(a.group(), 4)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("user %q: %w", spec, err)
+	if _, err := strconv.Atoi(userPart); err != nil {
+		u.Name = userPart
+	} else if ents, _ := user.ParsePasswdFilter(bytes.NewReader(passwd), func(p user.User) bool { return p.Uid == u.UID }); len(ents) > 0 {
+		u.Name = ents[0].Name
 	}
-	if hasGroup {
-		gid := -1
-		for _, f := range gr {
-			if f[0] == groupPart || (isNumber(groupPart) && f[2] == groupPart) {
-				if g, err := strconv.Atoi(f[2]); err == nil {
-					gid = g
-					break
-				}
-			}
-		}
-		if gid < 0 {
-			if !isNumber(groupPart) {
-				return nil, fmt.Errorf("user %q: %w: no group %s in %s", spec, ErrUnknownUser, groupPart, a.group())
-			}
-			if gid, err = parseID(groupPart); err != nil {
-				return nil, fmt.Errorf("user %q: %w", spec, err)
-			}
-		}
-		u.GID = gid
-	}
-
-	groups := map[int]bool{u.GID: true}
-	if u.Name != "" {
-		for _, f := range gr {
-			for _, m := range strings.Split(f[3], ",") {
-				if strings.TrimSpace(m) == u.Name {
-					if g, err := strconv.Atoi(f[2]); err == nil {
-						groups[g] = true
-					}
-				}
-			}
-		}
-	}
-	for g := range groups {
-		u.Groups = append(u.Groups, g)
-	}
-	sort.Ints(u.Groups)
+	slices.Sort(u.Groups)
+	u.Groups = slices.Compact(u.Groups)
 	return u, nil
 }
 
-func isNumber(s string) bool {
-	if s == "" {
-		return false
+// readAccounts reads path (def when empty); a file that does not exist is an
+// empty database, as it is to gosu.
+func readAccounts(path, def string) ([]byte, error) {
+	if path == "" {
+		path = def
 	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
 	}
-	return true
-}
-
-func parseID(s string) (int, error) {
-	n, err := strconv.ParseUint(s, 10, 32)
-	if err != nil || n == 1<<32-1 {
-		return 0, fmt.Errorf("%q is not a valid id", s)
-	}
-	return int(n), nil
-}
-
-// readColonFile returns the lines of a passwd-style file with at least n
-// fields, skipping comments and NIS "+"/"-" entries.
-func readColonFile(path string, n int) ([][]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out [][]string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' || line[0] == '+' || line[0] == '-' {
-			continue
-		}
-		fields := strings.Split(line, ":")
-		if len(fields) < n {
-			continue
-		}
-		out = append(out, fields)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	return out, nil
+	return data, err
 }

@@ -21,9 +21,12 @@ nohome:x:1001:1001:::/bin/sh
 	group := `root:x:0:
 docker:x:999:agent,other
 agent:x:1000:
-audio:x:29: agent
+audio:x:29:agent
+video:x:44: agent
 nogroup:x:65534:
 `
+	// video lists " agent" with a space: not a member, as to gosu (group(5)
+	// has no blanks in the member list).
 	a := Accounts{Passwd: filepath.Join(dir, "passwd"), Group: filepath.Join(dir, "group")}
 	if err := os.WriteFile(a.Passwd, []byte(passwd), 0o644); err != nil {
 		t.Fatal(err)
@@ -42,8 +45,11 @@ func TestLookupUser(t *testing.T) {
 	}{
 		{"agent", User{Name: "agent", UID: 1000, GID: 1000, Groups: []int{29, 999, 1000}, Home: "/home/agent"}},
 		{"1000", User{Name: "agent", UID: 1000, GID: 1000, Groups: []int{29, 999, 1000}, Home: "/home/agent"}},
-		{"agent:docker", User{Name: "agent", UID: 1000, GID: 999, Groups: []int{29, 999}, Home: "/home/agent"}},
-		{"agent:4242", User{Name: "agent", UID: 1000, GID: 4242, Groups: []int{29, 999, 4242}, Home: "/home/agent"}},
+		// An explicit group is the only group, as with gosu, su-exec and
+		// docker run --user: agent's memberships (audio, docker) are dropped.
+		{"agent:docker", User{Name: "agent", UID: 1000, GID: 999, Groups: []int{999}, Home: "/home/agent"}},
+		{"agent:4242", User{Name: "agent", UID: 1000, GID: 4242, Groups: []int{4242}, Home: "/home/agent"}},
+		{"1000:audio", User{Name: "agent", UID: 1000, GID: 29, Groups: []int{29}, Home: "/home/agent"}},
 		{"nobody", User{Name: "nobody", UID: 65534, GID: 65534, Groups: []int{65534}, Home: "/nonexistent"}},
 		{"5000", User{UID: 5000, GID: 5000, Groups: []int{5000}, Home: "/"}},
 		{"5000:7", User{UID: 5000, GID: 7, Groups: []int{7}, Home: "/"}},
