@@ -362,25 +362,25 @@ func imageLaunch(t *testing.T) (*launch, []string, []string) {
 }
 
 // startImage runs ENTRYPOINT + cmd as PID 1, as docker run would.
-func (l *launch) startImage(entrypoint, cmd []string) {
-	l.t.Helper()
+func startImage(l *launch, entrypoint, cmd []string) {
+	l.T.Helper()
 	argv := append(append([]string{}, entrypoint...), cmd...)
-	l.startUnshare(append([]string{"--pid", "--fork", "--mount-proc", "--kill-child", "/usr/bin/env"}, argv...))
+	l.StartCommand(exec.Command("unshare", append([]string{"--pid", "--fork", "--mount-proc", "--kill-child", "/usr/bin/env"}, argv...)...))
 }
 
 func TestDockerfileEntrypoint(t *testing.T) {
 	l, ep, _ := imageLaunch(t)
 	// env runs the first codex-launch on PATH, as docker resolves ENTRYPOINT;
 	// as PID 1 it is execed by env, keeping pid 1.
-	l.startImage(ep, []string{"/bin/sh", "-c", `id -u > "$OUT/uid"; exit 3`})
-	if code := l.wait(30 * time.Second); code != 3 {
-		t.Fatalf("ENTRYPOINT + CMD: exit %d, want the child's 3; output:\n%s", code, l.output.String())
+	startImage(l, ep, []string{"/bin/sh", "-c", `id -u > "$OUT/uid"; exit 3`})
+	if code := l.Wait(30 * time.Second); code != 3 {
+		t.Fatalf("ENTRYPOINT + CMD: exit %d, want the child's 3; output:\n%s", code, l.Output.String())
 	}
-	if uid := strings.TrimSpace(l.outFile("uid")); uid == "0" || uid == "" {
+	if uid := strings.TrimSpace(l.OutFile("uid")); uid == "0" || uid == "" {
 		t.Errorf("the child ran as uid %q: CODEX_LAUNCH_USER was not applied", uid)
 	}
-	if !strings.Contains(l.output.String(), "boot") {
-		t.Errorf("no boot line from codex-launch:\n%s", l.output.String())
+	if !strings.Contains(l.Output.String(), "boot") {
+		t.Errorf("no boot line from codex-launch:\n%s", l.Output.String())
 	}
 }
 
@@ -388,7 +388,7 @@ func TestDockerfileHealthcheck(t *testing.T) {
 	l, ep, health := imageLaunch(t)
 	run := func() (int, string) {
 		cmd := exec.Command("/usr/bin/env", health...)
-		cmd.Env = l.environ()
+		cmd.Env = l.Environ()
 		out, err := cmd.CombinedOutput()
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -403,15 +403,15 @@ func TestDockerfileHealthcheck(t *testing.T) {
 		t.Errorf("HEALTHCHECK before any credential: %d %q, want 1", code, out)
 	}
 	fresh := l.Mock.IssueWithExpiry("acct-docker", time.Now().Add(240*time.Hour))
-	l.Env["CODEX_AUTH_JSON"] = string(authJSON(fresh, time.Now()))
+	l.Env["CODEX_AUTH_JSON"] = string(testenv.AuthJSON(fresh, time.Now()))
 	// Beside the running launcher (here: as its child) the check passes.
-	script := l.script("hc.sh", strings.Join(quoteAll(health), " ")+` > "$OUT/health"`)
-	l.startImage(ep, []string{script})
-	if code := l.wait(30 * time.Second); code != 0 {
-		t.Fatalf("HEALTHCHECK beside the launcher: exit %d, said %q; output:\n%s", code, l.outFile("health"), l.output.String())
+	script := l.Script("hc.sh", strings.Join(quoteAll(health), " ")+` > "$OUT/health"`)
+	startImage(l, ep, []string{script})
+	if code := l.Wait(30 * time.Second); code != 0 {
+		t.Fatalf("HEALTHCHECK beside the launcher: exit %d, said %q; output:\n%s", code, l.OutFile("health"), l.Output.String())
 	}
-	if !strings.HasPrefix(l.outFile("health"), "healthy") {
-		t.Errorf("health said %q", l.outFile("health"))
+	if !strings.HasPrefix(l.OutFile("health"), "healthy") {
+		t.Errorf("health said %q", l.OutFile("health"))
 	}
 }
 

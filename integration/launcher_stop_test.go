@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/molecule-ai/codex-launch/internal/testenv"
 	"github.com/molecule-ai/codex-launch/tokenmock"
 )
 
@@ -23,46 +24,46 @@ while :; do sleep 0.05; done
 
 func TestLauncherStopForwardsTerm(t *testing.T) {
 	l := newLaunch(t, tokenmock.Options{})
-	l.Child = []string{l.script("child.sh", readyLoop(`trap 'echo term > "$OUT/term"; exit 7' TERM`))}
-	l.start()
-	l.waitFile("ready", 20*time.Second)
-	l.signal(syscall.SIGTERM)
-	if code := l.wait(10 * time.Second); code != 7 {
-		t.Errorf("exit %d, want the child's 7; output:\n%s", code, l.output.String())
+	l.Child = []string{l.Script("child.sh", readyLoop(`trap 'echo term > "$OUT/term"; exit 7' TERM`))}
+	l.Start()
+	l.WaitFile("ready", 20*time.Second)
+	l.Signal(syscall.SIGTERM)
+	if code := l.Wait(10 * time.Second); code != 7 {
+		t.Errorf("exit %d, want the child's 7; output:\n%s", code, l.Output.String())
 	}
-	if l.outFile("term") == "" {
+	if l.OutFile("term") == "" {
 		t.Error("the child never got SIGTERM")
 	}
 }
 
 func TestLauncherStopChildKilledByTerm(t *testing.T) {
 	l := newLaunch(t, tokenmock.Options{})
-	l.Child = []string{l.script("child.sh", `echo ready > "$OUT/ready"
+	l.Child = []string{l.Script("child.sh", `echo ready > "$OUT/ready"
 exec sleep 100
 `)}
-	l.start()
-	l.waitFile("ready", 20*time.Second)
+	l.Start()
+	l.WaitFile("ready", 20*time.Second)
 	time.Sleep(50 * time.Millisecond) // let the exec happen
-	l.signal(syscall.SIGTERM)
-	if code := l.wait(10 * time.Second); code != 128+int(syscall.SIGTERM) {
-		t.Errorf("exit %d, want 143 (the child died of SIGTERM); output:\n%s", code, l.output.String())
+	l.Signal(syscall.SIGTERM)
+	if code := l.Wait(10 * time.Second); code != 128+int(syscall.SIGTERM) {
+		t.Errorf("exit %d, want 143 (the child died of SIGTERM); output:\n%s", code, l.Output.String())
 	}
 }
 
 func TestLauncherStopGraceThenKill(t *testing.T) {
 	l := newLaunch(t, tokenmock.Options{})
 	l.Args = []string{"--stop-timeout", "1s"}
-	l.Child = []string{l.script("child.sh", readyLoop(`trap 'echo term > "$OUT/term"' TERM`))}
-	l.start()
-	l.waitFile("ready", 20*time.Second)
+	l.Child = []string{l.Script("child.sh", readyLoop(`trap 'echo term > "$OUT/term"' TERM`))}
+	l.Start()
+	l.WaitFile("ready", 20*time.Second)
 	sent := time.Now()
-	l.signal(syscall.SIGTERM)
-	code := l.wait(15 * time.Second)
-	took := l.exited.Sub(sent)
+	l.Signal(syscall.SIGTERM)
+	code := l.Wait(15 * time.Second)
+	took := l.Exited.Sub(sent)
 	if code != 128+int(syscall.SIGKILL) {
-		t.Errorf("exit %d, want 137 (killed when the grace ended); output:\n%s", code, l.output.String())
+		t.Errorf("exit %d, want 137 (killed when the grace ended); output:\n%s", code, l.Output.String())
 	}
-	if l.outFile("term") == "" {
+	if l.OutFile("term") == "" {
 		t.Error("the child never saw SIGTERM before the kill")
 	}
 	if took < 900*time.Millisecond || took > 8*time.Second {
@@ -83,47 +84,47 @@ func TestLauncherTermDuringPrime(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			l := newLaunch(t, tokenmock.Options{})
 			old := l.Mock.IssueWithExpiry("acct-stop", time.Now().Add(time.Minute))
-			before := authJSON(old, time.Now().Add(-time.Hour))
-			l.writeAuth(before)
+			before := testenv.AuthJSON(old, time.Now().Add(-time.Hour))
+			l.WriteAuth(before)
 			gate := l.Mock.Hold(1)
 			defer gate.Release()
 			l.Env["CODEX_LAUNCH_REFRESH_TIMEOUT"] = "2s"
-			l.Child = []string{l.script("child.sh", `echo started > "$OUT/started"
+			l.Child = []string{l.Script("child.sh", `echo started > "$OUT/started"
 exit 0
 `)}
-			l.start()
+			l.Start()
 			select {
 			case <-gate.Arrived():
 			case <-time.After(20 * time.Second):
-				t.Fatalf("the prime never POSTed; output:\n%s", l.output.String())
+				t.Fatalf("the prime never POSTed; output:\n%s", l.Output.String())
 			}
-			l.signal(syscall.SIGTERM)
+			l.Signal(syscall.SIGTERM)
 			released := time.Now()
 			if answered {
 				time.Sleep(200 * time.Millisecond)
 				released = time.Now()
 				gate.Release()
 			}
-			code := l.wait(15 * time.Second)
+			code := l.Wait(15 * time.Second)
 			bound := time.Second // after the answer: commit and exit
 			if !answered {
 				bound = 2*time.Second + time.Second // the refresh timeout, then exit
 			}
-			if took := l.exited.Sub(released); took > bound+time.Second {
+			if took := l.Exited.Sub(released); took > bound+time.Second {
 				t.Errorf("codex-launch took %s to stop, want at most about %s", took, bound)
 			}
 			if code != 128+int(syscall.SIGTERM) {
-				t.Errorf("exit %d, want 143; output:\n%s", code, l.output.String())
+				t.Errorf("exit %d, want 143; output:\n%s", code, l.Output.String())
 			}
-			if l.outFile("started") != "" {
+			if l.OutFile("started") != "" {
 				t.Error("the child was started after SIGTERM")
 			}
-			after := l.readAuth()
+			after := l.ReadAuth()
 			latest, _ := l.Mock.Latest("acct-stop")
 			switch {
-			case answered && !holds(after, latest):
+			case answered && !testenv.Holds(after, latest):
 				t.Error("the redeemed token's answer was not committed before exit")
-			case !answered && !bytes.Equal(after, before) && !holds(after, latest):
+			case !answered && !bytes.Equal(after, before) && !testenv.Holds(after, latest):
 				t.Error("auth.json is neither the old credential nor the new one")
 			}
 			entries, _ := os.ReadDir(l.CodexHome)
@@ -132,7 +133,6 @@ exit 0
 					t.Errorf("half-written file left: %s", filepath.Join(l.CodexHome, e.Name()))
 				}
 			}
-			l.checkNoLeak("output", l.output.Bytes())
 		})
 	}
 }
@@ -143,8 +143,8 @@ exit 0
 func TestLauncherTermDuringBoot(t *testing.T) {
 	l := newLaunch(t, tokenmock.Options{})
 	old := l.Mock.IssueWithExpiry("acct-boot", time.Now().Add(time.Minute))
-	before := authJSON(old, time.Now().Add(-time.Hour))
-	l.writeAuth(before)
+	before := testenv.AuthJSON(old, time.Now().Add(-time.Hour))
+	l.WriteAuth(before)
 	lock, err := os.OpenFile(filepath.Join(l.CodexHome, "auth.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -154,34 +154,33 @@ func TestLauncherTermDuringBoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	newer := l.Mock.IssueWithExpiry("acct-boot", time.Now().Add(2*time.Minute))
-	l.Env["CODEX_AUTH_JSON"] = string(authJSON(newer, time.Now()))
-	l.Child = []string{l.script("child.sh", `echo started > "$OUT/started"`)}
-	l.start()
+	l.Env["CODEX_AUTH_JSON"] = string(testenv.AuthJSON(newer, time.Now()))
+	l.Child = []string{l.Script("child.sh", `echo started > "$OUT/started"`)}
+	l.Start()
 	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(l.output.String(), "CODEX_HOME prepared") {
+	for !strings.Contains(l.Output.String(), "CODEX_HOME prepared") {
 		if time.Now().After(deadline) {
-			t.Fatalf("boot never reached the seeding step; output:\n%s", l.output.String())
+			t.Fatalf("boot never reached the seeding step; output:\n%s", l.Output.String())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	time.Sleep(100 * time.Millisecond) // now waiting for auth.lock
 	sent := time.Now()
-	l.signal(syscall.SIGTERM)
-	code := l.wait(15 * time.Second)
-	if took := l.exited.Sub(sent); took > 2*time.Second {
+	l.Signal(syscall.SIGTERM)
+	code := l.Wait(15 * time.Second)
+	if took := l.Exited.Sub(sent); took > 2*time.Second {
 		t.Errorf("codex-launch took %s to stop during boot", took)
 	}
 	if code != 128+int(syscall.SIGTERM) {
-		t.Errorf("exit %d, want 143; output:\n%s", code, l.output.String())
+		t.Errorf("exit %d, want 143; output:\n%s", code, l.Output.String())
 	}
-	if l.outFile("started") != "" {
+	if l.OutFile("started") != "" {
 		t.Error("the child was started")
 	}
 	if n := l.Mock.Posts(); n != 0 {
 		t.Errorf("%d POSTs after a stop signal during boot", n)
 	}
-	if !bytes.Equal(l.readAuth(), before) {
+	if !bytes.Equal(l.ReadAuth(), before) {
 		t.Error("auth.json changed")
 	}
-	l.checkNoLeak("output", l.output.Bytes())
 }

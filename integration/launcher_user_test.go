@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/molecule-ai/codex-launch/internal/testenv"
 	"github.com/molecule-ai/codex-launch/tokenmock"
 )
 
@@ -23,7 +24,7 @@ func TestLauncherUserOwnsEverything(t *testing.T) {
 	// A volume as an older, root-run start.sh left it: root-owned auth.json,
 	// lock files, sessions and config.
 	old := l.Mock.IssueWithExpiry("acct-user", time.Now().Add(time.Hour))
-	l.writeAuth(authJSON(old, time.Now().Add(-time.Hour)))
+	l.WriteAuth(testenv.AuthJSON(old, time.Now().Add(-time.Hour)))
 	for _, f := range []string{"auth.lock", "auth.json.lock", "config.toml", "sessions/2026/rollout.jsonl"} {
 		p := filepath.Join(l.CodexHome, f)
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
@@ -34,33 +35,33 @@ func TestLauncherUserOwnsEverything(t *testing.T) {
 		}
 	}
 	l.Args = []string{"--user", "65534:65534"}
-	l.Child = []string{l.script("child.sh", `cp "$CODEX_HOME/auth.json" "$OUT/first.json" || exit 90
+	l.Child = []string{l.Script("child.sh", `cp "$CODEX_HOME/auth.json" "$OUT/first.json" || exit 90
 printf '%s %s %s' "$(id -u)" "$(id -g)" "$HOME" > "$OUT/ids"
 echo ready > "$OUT/ready"
 while [ ! -f "$OUT/go" ]; do sleep 0.05; done
 exit 0
 `)}
-	l.start()
-	l.waitFile("ready", 20*time.Second)
+	l.Start()
+	l.WaitFile("ready", 20*time.Second)
 
-	pid := l.launcherPID()
+	pid := l.LauncherPID()
 	if uid, gid, err := procIDs(pid); err != nil || uid != nobodyID || gid != nobodyID {
 		t.Errorf("codex-launch runs as %d:%d (%v), want %d:%d after the drop", uid, gid, err, nobodyID, nobodyID)
 	}
-	for _, child := range childrenOf(pid) {
+	for _, child := range testenv.ChildrenOf(pid) {
 		if uid, gid, err := procIDs(child); err == nil && (uid != nobodyID || gid != nobodyID) {
 			t.Errorf("child %d runs as %d:%d", child, uid, gid)
 		}
 	}
-	l.touch("go")
-	if code := l.wait(20 * time.Second); code != 0 {
-		t.Fatalf("exit %d; output:\n%s", code, l.output.String())
+	l.Touch("go")
+	if code := l.Wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit %d; output:\n%s", code, l.Output.String())
 	}
-	if ids := l.outFile("ids"); ids != "65534 65534 /nonexistent" {
+	if ids := l.OutFile("ids"); ids != "65534 65534 /nonexistent" {
 		t.Errorf("child ids and HOME = %q, want nobody's", ids)
 	}
 	latest, _ := l.Mock.Latest("acct-user")
-	if latest.Generation != 1 || !holds([]byte(l.outFile("first.json")), latest) {
+	if latest.Generation != 1 || !testenv.Holds([]byte(l.OutFile("first.json")), latest) {
 		t.Error("the prime did not refresh as the target user before the child")
 	}
 	// Every file in CODEX_HOME, including what the prime and the watchdog
@@ -96,44 +97,62 @@ exit 0
 func TestLauncherUnknownUser(t *testing.T) {
 	l := newLaunch(t, tokenmock.Options{})
 	l.Args = []string{"--user", "no-such-user-xyz"}
-	l.Child = []string{l.script("child.sh", `echo started > "$OUT/started"`)}
-	if code := l.run(20 * time.Second); code != 125 {
-		t.Errorf("exit %d, want 125; output:\n%s", code, l.output.String())
+	l.Child = []string{l.Script("child.sh", `echo started > "$OUT/started"`)}
+	if code := l.Run(20 * time.Second); code != 125 {
+		t.Errorf("exit %d, want 125; output:\n%s", code, l.Output.String())
 	}
-	if !strings.Contains(l.output.String(), "no-such-user-xyz") {
-		t.Errorf("the error does not name the user:\n%s", l.output.String())
+	if !strings.Contains(l.Output.String(), "no-such-user-xyz") {
+		t.Errorf("the error does not name the user:\n%s", l.Output.String())
 	}
-	if l.outFile("started") != "" {
+	if l.OutFile("started") != "" {
 		t.Error("the child ran")
 	}
 }
 
 // TestLauncherUserWithoutRoot: asking for another user without the privilege
-// to become it is a clear exit 125, never a run as the wrong user.
+// to become it is a clear exit 125, never a run as the wrong user; with no
+// CODEX_HOME yet, nothing is created and no warning about re-owning comes
+// before the real error.
 func TestLauncherUserWithoutRoot(t *testing.T) {
-	l := newLaunch(t, tokenmock.Options{})
-	if err := os.MkdirAll(filepath.Join(l.CodexHome, "sessions"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{l.CodexHome, filepath.Join(l.CodexHome, "sessions")} {
-		if err := os.Chown(p, nobodyID, nobodyID); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cmd := exec.Command(builtLauncher(t), "--user", "0:0", "--", l.script("child.sh", `echo started > "$OUT/started"`))
-	cmd.Env = l.environ()
-	cmd.Dir = l.Dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyID, Gid: nobodyID}}
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 125 {
-		t.Fatalf("exit %v, want 125; output:\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "not running as root") {
-		t.Errorf("the error does not say why:\n%s", out)
-	}
-	if l.outFile("started") != "" {
-		t.Error("the child ran")
+	for _, c := range []struct {
+		name, user string
+		homeReady  bool
+	}{
+		{"CODEX_HOME the agent's", "0:0", true},
+		{"no CODEX_HOME yet", "root", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := newLaunch(t, tokenmock.Options{})
+			if c.homeReady {
+				if err := os.MkdirAll(filepath.Join(l.CodexHome, "sessions"), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range []string{l.CodexHome, filepath.Join(l.CodexHome, "sessions")} {
+					if err := os.Chown(p, nobodyID, nobodyID); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			cmd := exec.Command(l.Bin, "--user", c.user, "--", l.Script("child.sh", `echo started > "$OUT/started"`))
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyID, Gid: nobodyID}}
+			l.StartCommand(cmd)
+			if code := l.Wait(20 * time.Second); code != 125 {
+				t.Fatalf("exit %d, want 125; output:\n%s", code, l.Output.String())
+			}
+			out := l.Output.String()
+			if !strings.Contains(out, "not running as root") {
+				t.Errorf("the error does not say why:\n%s", out)
+			}
+			if strings.Contains(out, "re-own") {
+				t.Errorf("a warning about re-owning came before the real error:\n%s", out)
+			}
+			if l.OutFile("started") != "" {
+				t.Error("the child ran")
+			}
+			if _, err := os.Stat(l.CodexHome); !c.homeReady && !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("CODEX_HOME was created before the switch failed: %v", err)
+			}
+		})
 	}
 }
 
@@ -148,15 +167,15 @@ func TestLauncherAlreadyTheUserInGroupZero(t *testing.T) {
 	if err := os.Chown(l.CodexHome, nobodyID, 0); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(builtLauncher(t), "--user", "65534:65534", "--", l.script("child.sh", `id -u > "$OUT/uid"`))
-	cmd.Env = l.environ()
+	cmd := exec.Command(builtLauncher(t), "--user", "65534:65534", "--", l.Script("child.sh", `id -u > "$OUT/uid"`))
+	cmd.Env = l.Environ()
 	cmd.Dir = l.Dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyID, Gid: 0}}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v; output:\n%s", err, out)
 	}
-	if uid := strings.TrimSpace(l.outFile("uid")); uid != "65534" {
+	if uid := strings.TrimSpace(l.OutFile("uid")); uid != "65534" {
 		t.Errorf("child uid %q", uid)
 	}
 	if !strings.Contains(string(out), "another group") {
@@ -174,14 +193,14 @@ func TestLauncherUserCannotReachCodexHome(t *testing.T) {
 	}
 	l.CodexHome = filepath.Join(private, "codex")
 	l.Args = []string{"--user", "65534:65534"}
-	l.Child = []string{l.script("child.sh", `echo started > "$OUT/started"`)}
-	if code := l.run(20 * time.Second); code != 125 {
-		t.Errorf("exit %d, want 125; output:\n%s", code, l.output.String())
+	l.Child = []string{l.Script("child.sh", `echo started > "$OUT/started"`)}
+	if code := l.Run(20 * time.Second); code != 125 {
+		t.Errorf("exit %d, want 125; output:\n%s", code, l.Output.String())
 	}
-	if !strings.Contains(l.output.String(), "parent directories") {
-		t.Errorf("the error does not say what is wrong:\n%s", l.output.String())
+	if !strings.Contains(l.Output.String(), "parent directories") {
+		t.Errorf("the error does not say what is wrong:\n%s", l.Output.String())
 	}
-	if l.outFile("started") != "" {
+	if l.OutFile("started") != "" {
 		t.Error("the child ran")
 	}
 }

@@ -356,7 +356,7 @@ func (r *pid1Run) initPID() int {
 	}
 	deadline := time.Now().Add(30 * time.Second) // a hang, not a slow machine
 	for time.Now().Before(deadline) {
-		if kids := childrenOf(r.cmd.Process.Pid); len(kids) > 0 {
+		if kids := testenv.ChildrenOf(r.cmd.Process.Pid); len(kids) > 0 {
 			r.initPid = kids[0]
 			return kids[0]
 		}

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/molecule-ai/codex-launch/internal/testenv"
 )
 
 // pid1Sentinel follows each signal under test: once the child has it, the
@@ -78,7 +80,7 @@ func (p pid1Report) deliver(t *testing.T, r *pid1Run, sig syscall.Signal, want b
 	time.Sleep(20 * time.Millisecond)
 	stopped := func(pid int) bool { st, ok := readProcStat(pid); return ok && st.State == 'T' }
 	child := 0
-	if kids := childrenOf(r.initPID()); len(kids) > 0 {
+	if kids := testenv.ChildrenOf(r.initPID()); len(kids) > 0 {
 		child = kids[0]
 	}
 	switch {

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/molecule-ai/codex-launch/internal/testenv"
 )
 
 const pid1Grace = 2 * time.Second
@@ -54,7 +56,7 @@ func pid1StopIgnoredTerm(t *testing.T, h *pid1Harness, in *pid1Init) string {
 		// The main child's host pid, watched every millisecond: the moment
 		// it dies is when the grace ended in SIGKILL.
 		var childPid int
-		if kids := childrenOf(r.initPID()); len(kids) > 0 {
+		if kids := testenv.ChildrenOf(r.initPID()); len(kids) > 0 {
 			childPid = kids[0]
 		}
 		died := make(chan time.Time, 1)

@@ -15,6 +15,7 @@ import (
 	"github.com/creack/pty"
 
 	"github.com/molecule-ai/codex-launch/internal/procstat"
+	"github.com/molecule-ai/codex-launch/internal/testenv"
 )
 
 // pid1TTY is `docker run -it`: the init is PID 1 of a namespace with a
@@ -129,9 +130,9 @@ func pid1TTYRun(t *testing.T, h *pid1Harness, in *pid1Init, ns bool) string {
 	// Host pids: unshare (or the shim) → init → child.
 	var initPid, childPid int
 	pid1WaitFor(5*time.Second, func() bool {
-		if k := childrenOf(cmd.Process.Pid); len(k) > 0 {
+		if k := testenv.ChildrenOf(cmd.Process.Pid); len(k) > 0 {
 			initPid = k[0]
-			if k := childrenOf(initPid); len(k) > 0 {
+			if k := testenv.ChildrenOf(initPid); len(k) > 0 {
 				childPid = k[0]
 			}
 		}

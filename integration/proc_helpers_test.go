@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/molecule-ai/codex-launch/internal/procstat"
+	"github.com/molecule-ai/codex-launch/internal/testenv"
 )
 
 // readProcStat reads /proc/PID/stat; false when pid is gone.
@@ -33,19 +34,11 @@ func procPIDs(keep func(pid int) bool) []int {
 	return out
 }
 
-// childrenOf lists the live (non-zombie) children of ppid, lowest pid first.
-func childrenOf(ppid int) []int {
-	return procPIDs(func(pid int) bool {
-		st, ok := readProcStat(pid)
-		return ok && st.PPid == ppid && !st.Zombie()
-	})
-}
-
 // descendants lists pid and every live process below it.
 func descendants(pid int) []int {
 	all := []int{pid}
 	for i := 0; i < len(all); i++ {
-		all = append(all, childrenOf(all[i])...)
+		all = append(all, testenv.ChildrenOf(all[i])...)
 	}
 	return all
 }

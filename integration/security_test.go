@@ -78,40 +78,40 @@ func newAttack(t *testing.T) *attack {
 
 // give hands path (not a link's target) to the agent.
 func (a *attack) give(path string) {
-	a.t.Helper()
+	a.T.Helper()
 	if err := os.Lchown(path, a.uid, a.gid); err != nil {
-		a.t.Fatal(err)
+		a.T.Fatal(err)
 	}
 }
 
 // plant makes name in CODEX_HOME a symbolic link to target, the agent's.
 func (a *attack) plant(name, target string) {
-	a.t.Helper()
+	a.T.Helper()
 	p := filepath.Join(a.CodexHome, name)
 	os.Remove(p)
 	if err := os.Symlink(target, p); err != nil {
-		a.t.Fatal(err)
+		a.T.Fatal(err)
 	}
 	a.give(p)
 }
 
 // fifo makes name in CODEX_HOME a FIFO, the agent's.
 func (a *attack) fifo(name string) {
-	a.t.Helper()
+	a.T.Helper()
 	p := filepath.Join(a.CodexHome, name)
 	os.Remove(p)
 	if err := unix.Mkfifo(p, 0o600); err != nil {
-		a.t.Fatal(err)
+		a.T.Fatal(err)
 	}
 	a.give(p)
 }
 
 // file writes name in CODEX_HOME, the agent's.
 func (a *attack) file(name string, data []byte) {
-	a.t.Helper()
+	a.T.Helper()
 	p := filepath.Join(a.CodexHome, name)
 	if err := os.WriteFile(p, data, 0o600); err != nil {
-		a.t.Fatal(err)
+		a.T.Fatal(err)
 	}
 	a.give(p)
 }
@@ -146,7 +146,7 @@ func (a *attack) run(t *testing.T, during func(cmd *exec.Cmd, out *testenv.Buffe
 	rssFile := filepath.Join(t.TempDir(), "maxrss")
 	argv := append([]string{rssFile, "unshare", "--pid", "--fork", "--mount-proc", "--kill-child", builtLauncher(t)}, args...)
 	cmd := exec.Command(maxrssHelper(t), argv...)
-	cmd.Env = a.environ()
+	cmd.Env = a.Environ()
 	cmd.Dir = a.Dir
 	var out testenv.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -188,8 +188,8 @@ func launcherOf(t *testing.T, cmd *exec.Cmd) int {
 	t.Helper()
 	var pid int
 	pid1WaitFor(10*time.Second, func() bool {
-		for _, u := range childrenOf(cmd.Process.Pid) {
-			for _, k := range childrenOf(u) {
+		for _, u := range testenv.ChildrenOf(cmd.Process.Pid) {
+			for _, k := range testenv.ChildrenOf(u) {
 				// The fork of unshare until it has exec'd the launcher.
 				if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", k)); strings.TrimSpace(string(comm)) == "codex-launch" {
 					pid = k
@@ -265,7 +265,7 @@ func (a *attack) checkNoRootFiles(t *testing.T, what string) {
 // decides to redeem it.
 func (a *attack) dueCredential(account string) (tokenmock.Credential, []byte) {
 	c := a.Mock.IssueWithExpiry(account, time.Now().Add(-time.Minute))
-	return c, authJSON(c, time.Now().Add(-24*time.Hour))
+	return c, testenv.AuthJSON(c, time.Now().Add(-24*time.Hour))
 }
 
 // TestAttackCodexHomeLink: CODEX_HOME is the agent's link to a root-only
@@ -383,7 +383,7 @@ func TestAttackHugeFiles(t *testing.T) {
 		a := newAttack(t)
 		c, _ := a.dueCredential("acct-jwt")
 		c.IDToken = "a." + strings.Repeat("A", 50<<20) + ".c"
-		a.file("auth.json", authJSON(c, time.Now().Add(-24*time.Hour)))
+		a.file("auth.json", testenv.AuthJSON(c, time.Now().Add(-24*time.Hour)))
 		r := a.run(t, nil, "refresh", "--once")
 		a.check(t, r, 2, "refresh --once")
 		if a.Mock.Posts() != 0 {
@@ -393,7 +393,7 @@ func TestAttackHugeFiles(t *testing.T) {
 	t.Run("status files", func(t *testing.T) {
 		a := newAttack(t)
 		fresh := a.Mock.IssueWithExpiry("acct-st", time.Now().Add(240*time.Hour))
-		a.file("auth.json", authJSON(fresh, time.Now()))
+		a.file("auth.json", testenv.AuthJSON(fresh, time.Now()))
 		big(a, "auth_refresh_status.json", 200<<20)
 		big(a, "codex_launch_store_status.json", 200<<20)
 		a.Env["CODEX_LAUNCH_CREDENTIAL_STORE"] = "postgres://agent@127.0.0.1:1/none"
@@ -408,8 +408,8 @@ func TestAttackHugeFiles(t *testing.T) {
 	t.Run("auth.json becomes /dev/zero while the launcher runs", func(t *testing.T) {
 		a := newAttack(t)
 		fresh := a.Mock.IssueWithExpiry("acct-z", time.Now().Add(240*time.Hour))
-		a.file("auth.json", authJSON(fresh, time.Now()))
-		child := a.script("swap.sh", `cd "$CODEX_HOME" && rm -f auth.json && ln -s /dev/zero auth.json && sleep 3`)
+		a.file("auth.json", testenv.AuthJSON(fresh, time.Now()))
+		child := a.Script("swap.sh", `cd "$CODEX_HOME" && rm -f auth.json && ln -s /dev/zero auth.json && sleep 3`)
 		r := a.run(t, nil, "--user", "nobody", "--poll-interval", "100ms", "--", child)
 		a.check(t, r, 0, "launcher")
 	})
@@ -422,7 +422,7 @@ func TestAttackFIFOs(t *testing.T) {
 			a := newAttack(t)
 			if name != "auth.json" {
 				fresh := a.Mock.IssueWithExpiry("acct-f", time.Now().Add(240*time.Hour))
-				a.file("auth.json", authJSON(fresh, time.Now()))
+				a.file("auth.json", testenv.AuthJSON(fresh, time.Now()))
 			}
 			a.fifo(name)
 			if name == "codex_launch_store_status.json" {
@@ -467,8 +467,8 @@ func TestAttackFIFOs(t *testing.T) {
 	t.Run("auth.json becomes a FIFO while the launcher runs", func(t *testing.T) {
 		a := newAttack(t)
 		fresh := a.Mock.IssueWithExpiry("acct-ff", time.Now().Add(240*time.Hour))
-		a.file("auth.json", authJSON(fresh, time.Now()))
-		child := a.script("swap.sh", `cd "$CODEX_HOME" && rm -f auth.json && mkfifo auth.json && sleep 1`)
+		a.file("auth.json", testenv.AuthJSON(fresh, time.Now()))
+		child := a.Script("swap.sh", `cd "$CODEX_HOME" && rm -f auth.json && mkfifo auth.json && sleep 1`)
 		r := a.run(t, nil, "--user", "nobody", "--poll-interval", "100ms", "--", child)
 		a.check(t, r, 0, "launcher")
 	})

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -46,45 +44,44 @@ func TestDefaultLogLines(t *testing.T) {
 
 	t.Run("start and stop", func(t *testing.T) {
 		r := newRig(t)
-		r.writeCred(10 * time.Hour)
-		started := filepath.Join(r.dir, "started")
+		r.WriteCred("acct-l", 10*time.Hour)
 		// The shell makes the marker itself (no touch process that could
 		// still be in the group when TERM comes) and becomes the sleep.
-		cmd, errb, done := startLauncher(t, r.env(), "--", "sh", "-c", `: >"$1"; exec sleep 30`, "sh", started)
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			if _, err := os.Stat(started); err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the child never started:\n%s", errb.String())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		cmd.Process.Signal(syscall.SIGTERM)
-		waitExit(t, done, 10*time.Second, errb, "after TERM")
-		check(t, errb.String(), cmd.ProcessState.ExitCode(), want{code: 143, end: "child killed by SIGTERM"})
+		r.Child = []string{"sh", "-c", `echo started >"$OUT/started"; exec sleep 30`}
+		r.Start()
+		r.WaitFile("started", 20*time.Second)
+		r.Signal(syscall.SIGTERM)
+		code := r.Wait(10 * time.Second)
+		check(t, r.Output.String(), code, want{code: 143, end: "child killed by SIGTERM"})
 	})
 	t.Run("refreshed, then exit 7", func(t *testing.T) {
 		r := newRig(t)
-		r.writeCred(time.Minute)
-		res := r.run(r.env(), "--", "sh", "-c", "exit 7")
-		check(t, res.stderr, res.code, want{code: 7, end: "child exited with code 7"})
-		if !strings.Contains(res.stderr, "refresh: ok") {
-			t.Errorf("the refresh is not one of the lines:\n%s", res.stderr)
+		r.WriteCred("acct-l", time.Minute)
+		res := r.Command(nil, "--", "sh", "-c", "exit 7")
+		check(t, res.Stderr, res.Code, want{code: 7, end: "child exited with code 7"})
+		if !strings.Contains(res.Stderr, "refresh: ok") {
+			t.Errorf("the refresh is not one of the lines:\n%s", res.Stderr)
 		}
 	})
 	t.Run("child SIGKILLed", func(t *testing.T) {
 		r := newRig(t)
-		r.writeCred(10 * time.Hour)
-		res := r.run(r.env(), "--", "sh", "-c", "kill -KILL $$")
-		check(t, res.stderr, res.code, want{code: 137, end: "child killed by SIGKILL"})
+		r.WriteCred("acct-l", 10*time.Hour)
+		res := r.Command(nil, "--", "sh", "-c", "kill -KILL $$")
+		check(t, res.Stderr, res.Code, want{code: 137, end: "child killed by SIGKILL"})
 	})
+	// Without --require-auth a dead credential is one ERROR line that asks
+	// for a new login, and the child still runs: its code is the exit code.
 	t.Run("dead credential", func(t *testing.T) {
 		r := newRig(t)
-		r.writeCred(time.Minute)
-		r.srv.Script(tokenmock.Error(401, "refresh_token_reused"))
-		res := r.run(r.env("CODEX_LAUNCH_RECHECK_WINDOW=0"), "--", "true")
-		check(t, res.stderr, res.code, want{code: 0, end: "child exited with code 0", errors: 1})
+		r.WriteCred("acct-l", time.Minute)
+		r.Mock.Script(tokenmock.Error(401, "refresh_token_reused"))
+		res := r.Command(map[string]string{"CODEX_LAUNCH_RECHECK_WINDOW": "0"}, "--", "sh", "-c", `echo ran > "$OUT/child-ran"; exit 3`)
+		check(t, res.Stderr, res.Code, want{code: 3, end: "child exited with code 3", errors: 1})
+		if !strings.Contains(res.Stderr, "new login") {
+			t.Errorf("the error line does not ask for a new login:\n%s", res.Stderr)
+		}
+		if r.OutFile("child-ran") == "" {
+			t.Error("the child did not run")
+		}
 	})
 }

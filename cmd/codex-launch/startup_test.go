@@ -3,14 +3,13 @@ package main
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/molecule-ai/codex-launch/boot"
+	"github.com/molecule-ai/codex-launch/internal/testenv"
 )
 
 // The env directory is read once, before the configuration is resolved, for
@@ -18,34 +17,34 @@ import (
 // CODEX_HOME set there is the one the launcher uses.
 func TestEnvDirReachesEveryCommand(t *testing.T) {
 	r := newRig(t)
-	r.writeCred(10 * time.Hour)
-	envDir := filepath.Join(r.dir, "secrets.d")
+	r.WriteCred("acct-l", 10*time.Hour)
+	envDir := filepath.Join(r.Dir, "secrets.d")
 	if err := os.Mkdir(envDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(envDir, "CODEX_HOME"), []byte(r.home+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(envDir, "CODEX_HOME"), []byte(r.CodexHome+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// The environment names another home; the directory's value wins.
-	env := append(r.env("CODEX_LAUNCH_ENV_DIR="+envDir), "CODEX_HOME="+filepath.Join(r.dir, "elsewhere"))
-	res := r.run(env, "--", "true")
-	if res.code != 0 {
-		t.Fatalf("launcher: exit %d\n%s", res.code, res.stderr)
+	env := map[string]string{"CODEX_LAUNCH_ENV_DIR": envDir, "CODEX_HOME": filepath.Join(r.Dir, "elsewhere")}
+	res := r.Command(env, "--", "true")
+	if res.Code != 0 {
+		t.Fatalf("launcher: exit %d\n%s", res.Code, res.Stderr)
 	}
-	if _, err := os.Stat(filepath.Join(r.home, "config.toml")); err != nil {
-		t.Errorf("the launcher did not use the env directory's CODEX_HOME: %v\n%s", err, res.stderr)
+	if _, err := os.Stat(filepath.Join(r.CodexHome, "config.toml")); err != nil {
+		t.Errorf("the launcher did not use the env directory's CODEX_HOME: %v\n%s", err, res.Stderr)
 	}
-	if _, err := os.Stat(filepath.Join(r.dir, "elsewhere")); err == nil {
+	if _, err := os.Stat(filepath.Join(r.Dir, "elsewhere")); err == nil {
 		t.Error("the launcher created the environment's CODEX_HOME, which the env directory overrides")
 	}
 	// status names the CODEX_HOME it read; health is 0 only for the
 	// directory's home, which holds the fresh credential (the environment's
 	// holds nothing and would be no_credential, exit 1).
-	if res := r.run(env, "status"); res.code != 0 || !strings.Contains(res.stdout, "CODEX_HOME       "+r.home+"\n") {
-		t.Errorf("status: exit %d, does not read the env directory's CODEX_HOME:\n%s%s", res.code, res.stdout, res.stderr)
+	if res := r.Command(env, "status"); res.Code != 0 || !strings.Contains(res.Stdout, "CODEX_HOME       "+r.CodexHome+"\n") {
+		t.Errorf("status: exit %d, does not read the env directory's CODEX_HOME:\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
-	if res := r.run(env, "health"); res.code != 0 {
-		t.Errorf("health: exit %d, does not judge the env directory's CODEX_HOME:\n%s%s", res.code, res.stdout, res.stderr)
+	if res := r.Command(env, "health"); res.Code != 0 {
+		t.Errorf("health: exit %d, does not judge the env directory's CODEX_HOME:\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 }
 
@@ -60,20 +59,14 @@ func TestCommandNotFoundWritesNothing(t *testing.T) {
 	} {
 		t.Run(c.command, func(t *testing.T) {
 			r := newRig(t)
-			home := filepath.Join(r.dir, "home")
-			env := r.env("HOME=" + r.dir)
-			env = append(env[:0:0], env...)
-			for i, kv := range env {
-				if strings.HasPrefix(kv, "CODEX_HOME=") {
-					env[i] = "CODEX_HOME=" + home
-				}
+			home := filepath.Join(r.Dir, "home")
+			env := map[string]string{"CODEX_HOME": home}
+			res := r.Command(env, c.command)
+			if res.Code != exitNotFound {
+				t.Errorf("exit %d, want %d\n%s", res.Code, exitNotFound, res.Stderr)
 			}
-			res := r.run(env, c.command)
-			if res.code != exitNotFound {
-				t.Errorf("exit %d, want %d\n%s", res.code, exitNotFound, res.stderr)
-			}
-			if c.hint != "" && !strings.Contains(res.stderr, c.hint) {
-				t.Errorf("no hint %q:\n%s", c.hint, res.stderr)
+			if c.hint != "" && !strings.Contains(res.Stderr, c.hint) {
+				t.Errorf("no hint %q:\n%s", c.hint, res.Stderr)
 			}
 			if _, err := os.Stat(home); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("CODEX_HOME was created for a command that cannot run: %v", err)
@@ -86,14 +79,12 @@ func TestCommandNotFoundWritesNothing(t *testing.T) {
 // uid without a passwd entry) gives no default CODEX_HOME: exit 125, nothing
 // created.
 func TestUserWithoutHomeWritesNothing(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to name another --user") // CI runs as root
-	}
+	testenv.RequireRoot(t) // to name another --user
 	if _, err := os.Stat("/.codex"); err == nil {
-		t.Skip("/.codex exists on this machine; the test cannot tell whether it created it")
+		testenv.Unavailable(t, "/.codex exists on this machine; the test cannot tell whether it created it")
 	}
 	r := newRig(t)
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + r.dir}
+	env := map[string]string{"CODEX_HOME": ""} // no CODEX_HOME: the user's home decides
 	users := []string{"4711:4711"}
 	if u, err := (boot.Accounts{}).Lookup("nobody"); err == nil && u.Home != "/" {
 		if _, err := os.Stat(u.Home); errors.Is(err, os.ErrNotExist) {
@@ -107,52 +98,13 @@ func TestUserWithoutHomeWritesNothing(t *testing.T) {
 		}
 	}
 	for _, user := range users {
-		res := r.run(env, "--user", user, "--", "true")
-		if res.code != exitLaunch || !strings.Contains(res.stderr, "set CODEX_HOME") {
-			t.Errorf("--user %s: exit %d, want %d and a hint to set CODEX_HOME\n%s", user, res.code, exitLaunch, res.stderr)
+		res := r.Command(env, "--user", user, "--", "true")
+		if res.Code != exitLaunch || !strings.Contains(res.Stderr, "set CODEX_HOME") {
+			t.Errorf("--user %s: exit %d, want %d and a hint to set CODEX_HOME\n%s", user, res.Code, exitLaunch, res.Stderr)
 		}
 	}
 	if _, err := os.Stat("/.codex"); err == nil {
 		os.RemoveAll("/.codex")
 		t.Error("/.codex was created for a user without a home")
-	}
-}
-
-// Without root, --user naming someone else fails before anything is written.
-func TestUserSwitchWithoutRootWritesNothing(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to start the launcher as another uid") // CI runs as root
-	}
-	// Not t.TempDir: its parent is root's alone, and the uid must get in.
-	dir, err := os.MkdirTemp("", "codex-launch-nonroot-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	home := filepath.Join(dir, "codex")
-	// The test binary's own directory is root's alone: a copy the uid can run.
-	bin := filepath.Join(dir, "codex-launch")
-	data, err := os.ReadFile(launcherBin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--user", "root", "--codex-home", home, "--", "true")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, _ := cmd.CombinedOutput()
-	if code := cmd.ProcessState.ExitCode(); code != exitLaunch || !strings.Contains(string(out), "root") {
-		t.Errorf("exit %d, want %d naming the need for root\n%s", code, exitLaunch, out)
-	}
-	if _, err := os.Stat(home); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("CODEX_HOME was created before the switch failed: %v", err)
-	}
-	if strings.Contains(string(out), "re-own") {
-		t.Errorf("a warning about re-owning came before the real error:\n%s", out)
 	}
 }
