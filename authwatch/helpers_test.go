@@ -317,3 +317,17 @@ func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
 	}
 	return ctx.Err()
 }
+
+// rejectedLogin is a refresh owner whose auth.json (orig) is due and holds a
+// refresh token the endpoint refuses for good (401 reused).
+func rejectedLogin(t *testing.T, now time.Time) (*Watchdog, Home, *mockEndpoint, []byte) {
+	orig := newCred(0, now.Add(time.Minute)).file(now.Add(-time.Hour))
+	h := testHome(t, orig)
+	m := newMockEndpoint(t, "someone-else", time.Now)
+	lg, _ := testLogger(t)
+	w, err := New(Config{Home: h, Endpoint: m.endpoint(t, time.Second), Owner: true, Logger: lg, RecheckWindow: 20 * time.Millisecond, RecheckEvery: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, h, m, orig
+}

@@ -299,12 +299,7 @@ func TestPermanentThenRotatedByCLI(t *testing.T) {
 // token) is refreshed normally.
 func TestPermanentStopsSpendingUntilNewLogin(t *testing.T) {
 	now := time.Now()
-	c0 := newCred(0, now.Add(time.Minute))
-	orig := c0.file(now.Add(-time.Hour))
-	h := testHome(t, orig)
-	m := newMockEndpoint(t, "someone-else", time.Now) // c0's token is unknown: 401 reused
-	lg, _ := testLogger(t)
-	w, _ := New(Config{Home: h, Endpoint: m.endpoint(t, time.Second), Owner: true, Logger: lg, RecheckWindow: 20 * time.Millisecond, RecheckEvery: 5 * time.Millisecond})
+	w, h, m, orig := rejectedLogin(t, now)
 	for i := 0; i < 3; i++ {
 		if out, err := w.Pass(context.Background()); out != OutcomePermanent || !IsPermanent(err) {
 			t.Fatalf("pass %d: %v %v", i, out, err)

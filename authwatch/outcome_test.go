@@ -13,12 +13,7 @@ import (
 // says dead with a permanent error, not dead with no error at all.
 func TestDeadTokenStatusAfterGoodPass(t *testing.T) {
 	now := time.Now()
-	c0 := newCred(0, now.Add(time.Minute))
-	orig := c0.file(now.Add(-time.Hour))
-	h := testHome(t, orig)
-	m := newMockEndpoint(t, "someone-else", time.Now) // c0's token is unknown: 401 reused
-	lg, _ := testLogger(t)
-	w, _ := New(Config{Home: h, Endpoint: m.endpoint(t, time.Second), Owner: true, Logger: lg, RecheckWindow: 20 * time.Millisecond, RecheckEvery: 5 * time.Millisecond})
+	w, h, m, orig := rejectedLogin(t, now)
 	if out, _ := w.Pass(context.Background()); out != OutcomePermanent {
 		t.Fatalf("first pass %v", out)
 	}

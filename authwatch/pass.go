@@ -111,7 +111,7 @@ func (w *Watchdog) decideAndRefresh(ctx context.Context, now time.Time, st *Stat
 	}
 	if !w.cfg.Owner {
 		w.log.Warn("refresh due but not the refresh owner (CODEX_AUTH_REFRESH_OWNER=0); watching only", "reason", v.Reason)
-		return w.conclude(st, now, ending{found: foundNotOwner, next: now.Add(minDur(p.Interval, w.cfg.MaxBackoff)),
+		return w.conclude(st, now, ending{found: foundNotOwner, next: now.Add(min(p.Interval, w.cfg.MaxBackoff)),
 			why: "refresh due (" + v.Reason + ") but this process is not the refresh owner"})
 	}
 	return w.refresh(ctx, now, cur, v, st)
@@ -194,7 +194,7 @@ func (w *Watchdog) refresh(ctx context.Context, now time.Time, seen *AuthFile, v
 		if nv.Refresh {
 			// A token with no lifetime to read that is already inside
 			// the margin: do not spin, wait at least MinBackoff.
-			next = after.Add(minDur(max(exp.Sub(after)/2, w.cfg.MinBackoff), p.Interval))
+			next = after.Add(min(max(exp.Sub(after)/2, w.cfg.MinBackoff), p.Interval))
 		}
 		if m := EffectiveMargin(committed, p); m < p.SafetyMargin && !w.shortWarned {
 			w.shortWarned = true

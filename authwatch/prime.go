@@ -6,35 +6,31 @@ import (
 	"time"
 )
 
-// Priming is a prime pass running in its own goroutine (StartPrime).
-type Priming struct {
+// primePass is a prime pass running in its own goroutine (startPrime).
+type primePass struct {
 	cancel  context.CancelFunc
 	done    chan struct{} // res is set
 	written chan struct{} // and the status file is written
-	// res is the pass's result: its outcome for Result, and the wait it
+	// res is the pass's result: its outcome for Prime, and the wait it
 	// scheduled for Run to continue with once written is closed.
 	res passResult
 }
 
-// StartPrime runs the first pass of the loop that Run then continues, in its
-// own goroutine, and returns at once. It is for a launcher that must know the
-// credential's state before it starts the child, and bounds how long the
-// child waits for it (a timer beside Done), while a POST already sent always
-// runs to its commit, beside the child if need be. The outcome is known when
-// Done is closed; the status file, written as the loop writes it, comes after
-// that, while the caller starts its child (the file tells a child nothing).
+// startPrime runs the first pass of the loop that Run then continues, in its
+// own goroutine, and returns at once. The outcome is known when done is
+// closed; the status file, written as the loop writes it, comes after that,
+// while the caller starts its child (the file tells a child nothing).
 //
-// Run, called after StartPrime, first waits for the whole pass, and then for
+// Run, called after startPrime, first waits for the whole pass, and then for
 // the next check the pass scheduled instead of passing again at once: a
 // second read of auth.json and a second status write while the child starts
 // would learn nothing. Run still re-decides early when someone else (the
 // CLI, a new login) rewrites auth.json, even while this pass was deciding.
-// On a path that never reaches Run, call Finish: it abandons what can be
-// abandoned (a lock wait, a POST not yet sent) and waits for the rest. Call
-// StartPrime once, before Run.
-func (w *Watchdog) StartPrime() *Priming {
+// On a path that never reaches Run, finish abandons what can be abandoned
+// (a lock wait, a POST not yet sent) and waits for the rest.
+func (w *Watchdog) startPrime() *primePass {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Priming{cancel: cancel, done: make(chan struct{}), written: make(chan struct{})}
+	p := &primePass{cancel: cancel, done: make(chan struct{}), written: make(chan struct{})}
 	w.priming = p
 	w.loop = true
 	go func() {
@@ -42,7 +38,7 @@ func (w *Watchdog) StartPrime() *Priming {
 		var st *Status
 		p.res, st = w.decidePass(ctx)
 		close(p.done)
-		// Hand the processor to whoever waits on Done, a launcher about to
+		// Hand the processor to whoever waits on done, a launcher about to
 		// start its child: a goroutine woken by this one would otherwise
 		// wait for the status write to finish first.
 		runtime.Gosched()
@@ -51,18 +47,9 @@ func (w *Watchdog) StartPrime() *Priming {
 	return p
 }
 
-// Done is closed once the pass's outcome is known.
-func (p *Priming) Done() <-chan struct{} { return p.done }
-
-// Result is the pass's outcome, as Pass would return it; it waits for Done.
-func (p *Priming) Result() (Outcome, error) {
-	<-p.done
-	return p.res.outcome, p.res.err
-}
-
-// Finish cancels what can be abandoned and waits until the pass, its commit
+// finish cancels what can be abandoned and waits until the pass, its commit
 // and its status file are done. It may be called more than once.
-func (p *Priming) Finish() {
+func (p *primePass) finish() {
 	p.cancel()
 	<-p.written
 }
@@ -81,13 +68,13 @@ type PrimeResult struct {
 // Dead reports a credential the token endpoint refused for good.
 func (r PrimeResult) Dead() bool { return !r.Pending && r.Outcome == OutcomePermanent }
 
-// Prime runs the loop's first pass (StartPrime) and waits for its outcome
+// Prime runs the loop's first pass (startPrime) and waits for its outcome
 // until by, or until ctx is done (a stop signal), when it abandons what can
 // be abandoned and waits for the rest: a POST already sent is committed
 // before Prime returns. Run continues a pass still pending; a caller that
 // will not call Run calls Close.
 func (w *Watchdog) Prime(ctx context.Context, by time.Time) PrimeResult {
-	p := w.StartPrime()
+	p := w.startPrime()
 	t := time.NewTimer(max(time.Until(by), 0))
 	defer t.Stop()
 	select {
@@ -100,16 +87,16 @@ func (w *Watchdog) Prime(ctx context.Context, by time.Time) PrimeResult {
 		default:
 			w.log.Info("stop signal during the prime: finishing the refresh in flight so no redeemed token is lost (at most --refresh-timeout)")
 		}
-		p.Finish()
+		p.finish()
 	}
 	w.log.Debug("prime done", "outcome", p.res.outcome.String(), "error", errText(p.res.err))
 	return PrimeResult{Outcome: p.res.outcome, Err: p.res.err}
 }
 
-// Close finishes a prime pass that Run has not taken over (see Finish). It
+// Close finishes a prime pass that Run has not taken over (see finish). It
 // may be called more than once, and after Run has returned.
 func (w *Watchdog) Close() {
 	if w.priming != nil {
-		w.priming.Finish()
+		w.priming.finish()
 	}
 }

@@ -16,10 +16,16 @@ import (
 // test goes on: as a launcher whose child waits for the credential does.
 func (r *loopRig) prime() (Outcome, error) {
 	r.t.Helper()
-	pr := r.w.StartPrime()
-	out, err := pr.Result()
-	pr.Finish()
+	pr := r.w.startPrime()
+	out, err := pr.result()
+	pr.finish()
 	return out, err
+}
+
+// result is the pass's outcome, as Pass would return it, once it is known.
+func (p *primePass) result() (Outcome, error) {
+	<-p.done
+	return p.res.outcome, p.res.err
 }
 
 // TestPrimeThenRunNoticesAChangeInBetween: auth.json rewritten after the
@@ -48,23 +54,23 @@ func TestPrimeThenRunNoticesAChangeInBetween(t *testing.T) {
 	}
 }
 
-// StartPrime gives the outcome on Done and writes the status file by
-// Finish; the status already reads as the loop's. Run after it does not pass
+// startPrime gives the outcome on done and writes the status file by
+// finish; the status already reads as the loop's. Run after it does not pass
 // again at once but continues with the wait the prime scheduled: its first
 // pass is at the next check (expiry 8 h minus the 4 h margin).
 func TestStartPrimeThenFinish(t *testing.T) {
 	c0 := newCred(0, loopStart.Add(8*time.Hour))
 	r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, nil)
-	pr := r.w.StartPrime()
-	<-pr.Done()
-	if out, err := pr.Result(); out != OutcomeNothingToDo || err != nil {
-		t.Fatalf("StartPrime: %v %v", out, err)
+	pr := r.w.startPrime()
+	<-pr.done
+	if out, err := pr.result(); out != OutcomeNothingToDo || err != nil {
+		t.Fatalf("startPrime: %v %v", out, err)
 	}
-	pr.Finish()
-	pr.Finish() // a second call returns too
+	pr.finish()
+	pr.finish() // a second call returns too
 	st, err := ReadStatus(r.home)
 	if err != nil || !st.WatchdogLoop || st.Credential != "ok" || st.NextCheckAt != loopStart.Add(4*time.Hour).Format(time.RFC3339) {
-		t.Fatalf("status after Finish: %+v %v", st, err)
+		t.Fatalf("status after finish: %+v %v", st, err)
 	}
 	r.run(100*time.Hour, func(time.Time) bool { return len(r.postTimes()) >= 1 })
 	if got := offsets(r.postTimes(), loopStart); !equalDurs(got, []time.Duration{4 * time.Hour}) {
@@ -75,14 +81,14 @@ func TestStartPrimeThenFinish(t *testing.T) {
 	}
 }
 
-// Run right after StartPrime waits for the prime's pass itself (no Finish,
-// no Done): the race detector sees no shared state touched by both.
+// Run right after startPrime waits for the prime's pass itself (no finish,
+// no done): the race detector sees no shared state touched by both.
 func TestStartPrimeThenRunAtOnce(t *testing.T) {
 	c0 := newCred(0, loopStart.Add(time.Hour))
 	r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, func(c *Config) { c.PollInterval = 10 * time.Minute })
-	pr := r.w.StartPrime()
+	pr := r.w.startPrime()
 	r.run(100*time.Hour, func(now time.Time) bool { return now.Sub(loopStart) >= time.Hour })
-	if out, err := pr.Result(); out != OutcomeRefreshed || err != nil {
+	if out, err := pr.result(); out != OutcomeRefreshed || err != nil {
 		t.Fatalf("prime: %v %v", out, err)
 	}
 	if n := len(r.postTimes()); n != 1 {

@@ -2,7 +2,6 @@ package authwatch
 
 import (
 	"context"
-	"errors"
 	"time"
 )
 
@@ -13,13 +12,13 @@ import (
 func (w *Watchdog) Run(ctx context.Context) error {
 	pr := w.priming
 	if pr != nil {
-		// The pass StartPrime began owns the watchdog's state until it
+		// The pass startPrime began owns the watchdog's state until it
 		// has written its status.
 		w.priming = nil
 		select {
 		case <-pr.written:
 		case <-ctx.Done():
-			pr.Finish()
+			pr.finish()
 			return nil
 		}
 	}
@@ -31,53 +30,36 @@ func (w *Watchdog) Run(ctx context.Context) error {
 		// The prime has just passed: continue with its wait.
 		w.wait(ctx, pr.res.next, pr.res.base)
 	}
-	for {
-		if ctx.Err() != nil {
-			w.log.Debug("watchdog: stopping")
-			return nil
-		}
+	for ctx.Err() == nil {
 		r := w.pass(ctx)
 		if ctx.Err() != nil {
-			w.log.Debug("watchdog: stopping")
-			return nil
+			break
 		}
 		w.wait(ctx, r.next, r.base)
 	}
+	w.log.Debug("watchdog: stopping")
+	return nil
 }
 
-// wait sleeps until next plus jitter, until auth.json differs from base, or
-// until ctx is done.
+// wait sleeps until next plus jitter, until auth.json's content differs from
+// base, or until ctx is done. It looks in PollInterval steps: each a stat,
+// and a read only when the stat moved.
 func (w *Watchdog) wait(ctx context.Context, next time.Time, base fileVersion) {
 	now := w.cfg.Now()
 	if next.Before(now) {
 		next = now
 	}
 	next = next.Add(w.cfg.Jitter(next.Sub(now)))
-	if w.waitUntil(ctx, next, base) == errChanged {
-		w.log.Debug("auth.json changed (a new login or the CLI's own refresh); deciding again")
-	}
-}
-
-var errChanged = errors.New("auth.json changed")
-
-// waitUntil sleeps until t in PollInterval steps, returning errChanged early
-// when auth.json's content changed. Each poll is a stat; the file is read
-// only when the stat moved.
-func (w *Watchdog) waitUntil(ctx context.Context, t time.Time, base fileVersion) error {
-	home := w.cfg.Home
-	stamp, sum := base.stamp, base.sum
 	for {
-		d := t.Sub(w.cfg.Now())
-		if d <= 0 {
-			return nil
+		d := next.Sub(w.cfg.Now())
+		if d <= 0 || w.cfg.Sleep(ctx, min(d, w.cfg.PollInterval)) != nil {
+			return
 		}
-		if err := w.cfg.Sleep(ctx, minDur(d, w.cfg.PollInterval)); err != nil {
-			return err
-		}
-		if ns := statStamp(home); ns != stamp {
-			stamp = ns
-			if nsum := contentSum(home); nsum != sum {
-				return errChanged
+		if ns := statStamp(w.cfg.Home); ns != base.stamp {
+			base.stamp = ns
+			if contentSum(w.cfg.Home) != base.sum {
+				w.log.Debug("auth.json changed (a new login or the CLI's own refresh); deciding again")
+				return
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package authwatch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -117,9 +118,9 @@ type Watchdog struct {
 	deadToken [32]byte
 	hasDead   bool
 
-	// priming is set by StartPrime: Run first waits for that pass, then
+	// priming is set by startPrime: Run first waits for that pass, then
 	// for the check it scheduled.
-	priming *Priming
+	priming *primePass
 }
 
 // New checks cfg and fills in the defaults.
@@ -152,38 +153,30 @@ func New(cfg Config) (*Watchdog, error) {
 	if cfg.Jitter == nil {
 		cfg.Jitter = defaultJitter
 	}
-	if cfg.MinBackoff <= 0 {
-		cfg.MinBackoff = DefaultMinBackoff
-	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = DefaultMaxBackoff
-	}
-	if cfg.MaxBackoff < cfg.MinBackoff {
-		cfg.MaxBackoff = cfg.MinBackoff
-	}
-	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = DefaultPollInterval
-	}
-	if cfg.RecheckWindow < 0 {
-		cfg.RecheckWindow = 0
-	} else if cfg.RecheckWindow == 0 {
+	cfg.MinBackoff = positive(cfg.MinBackoff, DefaultMinBackoff)
+	cfg.MaxBackoff = max(positive(cfg.MaxBackoff, DefaultMaxBackoff), cfg.MinBackoff)
+	cfg.PollInterval = positive(cfg.PollInterval, DefaultPollInterval)
+	cfg.RecheckEvery = positive(cfg.RecheckEvery, DefaultRecheckEvery)
+	if cfg.RecheckWindow == 0 {
 		cfg.RecheckWindow = DefaultRecheckWindow
 	}
-	if cfg.RecheckEvery <= 0 {
-		cfg.RecheckEvery = DefaultRecheckEvery
-	}
-	if cfg.PID == 0 {
-		cfg.PID = os.Getpid()
-	}
-	if cfg.StoreName == "" {
-		cfg.StoreName = defaultStoreName
-	}
+	cfg.RecheckWindow = max(cfg.RecheckWindow, 0) // negative: no recheck
+	cfg.PID = cmp.Or(cfg.PID, os.Getpid())
+	cfg.StoreName = cmp.Or(cfg.StoreName, defaultStoreName)
 	log := cfg.Logger.Named("authwatch")
 	st := cfg.Store
 	if st == nil {
 		st = &FileStore{Home: cfg.Home, Logger: log}
 	}
 	return &Watchdog{cfg: cfg, store: st, log: log}, nil
+}
+
+// positive is d, or def when d is not positive.
+func positive(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -201,21 +194,11 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 func defaultJitter(d time.Duration) time.Duration {
-	max := time.Duration(float64(d) * jitterFraction)
-	if max > maxJitter {
-		max = maxJitter
-	}
-	if max <= 0 {
+	limit := min(time.Duration(float64(d)*jitterFraction), maxJitter)
+	if limit <= 0 {
 		return 0
 	}
-	return rand.N(max)
-}
-
-func minDur(a, b time.Duration) time.Duration {
-	if a < b {
-		return a
-	}
-	return b
+	return rand.N(limit)
 }
 
 func errText(err error) string {
