@@ -74,9 +74,9 @@ func JudgeHealth(in HealthInput) Health {
 	if in.AuthErr != nil {
 		return bad(HealthUnreadable, "auth.json cannot be read: %v", in.AuthErr)
 	}
-	if st := in.Status; in.Rescued || st != nil && st.Credential == "unwritten" {
+	if st := in.Status; in.Rescued || st != nil && st.Credential == credUnwritten {
 		why := "a refreshed credential is kept in " + RescueFileName
-		if st != nil && st.Credential == "unwritten" {
+		if st != nil && st.Credential == credUnwritten {
 			why = st.Reason
 		}
 		return bad(HealthUnwritten, "%s; the watchdog retries the write (free space, or chattr -i auth.json)", why)
@@ -91,7 +91,7 @@ func JudgeHealth(in HealthInput) Health {
 	if Tokenless(in.Auth) {
 		return bad(HealthNoCredential, "auth.json holds no tokens (a login without a credential): log in again (codex login)")
 	}
-	if st := in.Status; st != nil && st.Credential == "unreadable" {
+	if st := in.Status; st != nil && st.Credential == credUnreadable {
 		return bad(HealthUnreadable, "the watchdog cannot read auth.json: %s", st.Reason)
 	}
 	if st := in.Status; st != nil && st.LastErrorKind == KindCannotCommit {
@@ -101,7 +101,7 @@ func JudgeHealth(in HealthInput) Health {
 	// A permanent failure recorded for the file as it still is: the refresh
 	// token is dead and only a new login helps. A file changed since (a new
 	// login) is judged afresh.
-	if st := in.Status; st != nil && (st.Credential == "dead" || st.OutcomeCode == int(OutcomePermanent)) && sameLastRefresh(st, in.Auth) {
+	if st := in.Status; st != nil && (st.Credential == credDead || st.OutcomeCode == int(OutcomePermanent)) && sameLastRefresh(st, in.Auth) {
 		why := st.Reason
 		if why == "" {
 			why = st.WatchdogLastOutcome

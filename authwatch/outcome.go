@@ -34,22 +34,34 @@ type findingRow struct {
 	credential string
 }
 
+// Status.Credential's words; health judges by them (docs/status-file.md).
+const (
+	credOK             = "ok"
+	credDue            = "refresh_due"
+	credFailing        = "refreshing_failed" // transient trouble
+	credDead           = "dead"              // only a new login helps
+	credAbsent         = "absent"
+	credNotRefreshable = "not_refreshable"
+	credUnreadable     = "unreadable"
+	credUnwritten      = "unwritten" // redeemed, the answer not in auth.json yet
+)
+
 var findings = [...]findingRow{
-	foundFresh:                 {OutcomeNothingToDo, "skip", "ok"},
-	foundNoAuth:                {OutcomeNothingToDo, "skip:no_auth_json", "absent"},
-	foundNotRefreshable:        {OutcomeNothingToDo, "skip:not_refreshable", "not_refreshable"},
-	foundMalformed:             {OutcomeNothingToDo, "skip:unreadable", "unreadable"},
-	foundNotOwner:              {OutcomeNothingToDo, "skip:not_owner", "refresh_due"},
-	foundAdopted:               {OutcomeNothingToDo, "skip:adopted", "ok"},
-	foundAdoptedAbsent:         {OutcomeNothingToDo, "skip:adopted", "absent"},
-	foundAdoptedNotRefreshable: {OutcomeNothingToDo, "skip:adopted", "not_refreshable"},
-	foundSuperseded:            {OutcomeNothingToDo, "skip:superseded", "ok"},
-	foundRefreshed:             {OutcomeRefreshed, "refreshed", "ok"},
-	foundTransient:             {OutcomeTransient, "", "refreshing_failed"},
-	foundUnreadable:            {OutcomeTransient, "", "unreadable"},
-	foundUnwritten:             {OutcomeTransient, "", "unwritten"},
-	foundRejected:              {OutcomePermanent, "", "dead"},
-	foundDeadToken:             {OutcomePermanent, "fail:permanent_dead_token", "dead"},
+	foundFresh:                 {OutcomeNothingToDo, "skip", credOK},
+	foundNoAuth:                {OutcomeNothingToDo, "skip:no_auth_json", credAbsent},
+	foundNotRefreshable:        {OutcomeNothingToDo, "skip:not_refreshable", credNotRefreshable},
+	foundMalformed:             {OutcomeNothingToDo, "skip:unreadable", credUnreadable},
+	foundNotOwner:              {OutcomeNothingToDo, "skip:not_owner", credDue},
+	foundAdopted:               {OutcomeNothingToDo, "skip:adopted", credOK},
+	foundAdoptedAbsent:         {OutcomeNothingToDo, "skip:adopted", credAbsent},
+	foundAdoptedNotRefreshable: {OutcomeNothingToDo, "skip:adopted", credNotRefreshable},
+	foundSuperseded:            {OutcomeNothingToDo, "skip:superseded", credOK},
+	foundRefreshed:             {OutcomeRefreshed, "refreshed", credOK},
+	foundTransient:             {OutcomeTransient, "", credFailing},
+	foundUnreadable:            {OutcomeTransient, "", credUnreadable},
+	foundUnwritten:             {OutcomeTransient, "", credUnwritten},
+	foundRejected:              {OutcomePermanent, "", credDead},
+	foundDeadToken:             {OutcomePermanent, "fail:permanent_dead_token", credDead},
 }
 
 // ending is how a pass ended, for conclude.
