@@ -39,11 +39,7 @@ func ResolveTarget(cfg Config) (Target, error) {
 		case t.User != nil:
 			base, whose = t.User.Home, "user "+t.User.String()
 		default:
-			if h, ok := LookupEnv(cfg.Environ, "HOME"); ok && h != "" {
-				base = h
-			} else if h, err := os.UserHomeDir(); err == nil {
-				base = h
-			}
+			base = CurrentHome(cfg.Environ)
 		}
 		if err := usableHome(base); err != nil {
 			return t, &Error{"codex-home", fmt.Errorf("CODEX_HOME is not set, and the home directory of %s cannot hold it: %w; set CODEX_HOME (--codex-home)", whose, err)}
@@ -75,4 +71,15 @@ func usableHome(dir string) error {
 		return fmt.Errorf("%s is not a directory", dir)
 	}
 	return nil
+}
+
+// CurrentHome is the current user's home directory, under which CODEX_HOME
+// defaults: HOME from environ when set, else the account's ("" when neither
+// is known).
+func CurrentHome(environ []string) string {
+	if h, ok := LookupEnv(environ, "HOME"); ok && h != "" {
+		return h
+	}
+	h, _ := os.UserHomeDir()
+	return h
 }

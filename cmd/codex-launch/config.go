@@ -70,7 +70,8 @@ const (
 )
 
 // ResolvedCodexHome is the CODEX_HOME directory, given the home directory of
-// the user the watchdog and the CLI run as.
+// the user the watchdog and the CLI run as (boot.ResolveTarget decides it for
+// the launcher, boot.CurrentHome for the subcommands).
 func (c *Config) ResolvedCodexHome(home string) string {
 	if c.CodexHome != "" {
 		return c.CodexHome

@@ -19,10 +19,9 @@ import (
 func runCaptured(t *testing.T, env map[string]string, args ...string) (code int, cfg *Config, argv []string, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	p := &program{
-		stdout: &out, stderr: &errb,
-		getenv: func(k string) string { return env[k] },
-		table:  optionTable(),
+	p := &program{stdout: &out, stderr: &errb, table: optionTable()}
+	for k, v := range env {
+		p.environ = append(p.environ, k+"="+v)
 	}
 	p.launch = func(c *Config, _ []string, _ hclog.Logger, a []string) int {
 		cfg, argv = c, a

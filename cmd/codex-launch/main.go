@@ -42,7 +42,6 @@ const (
 // run it in-process.
 type program struct {
 	stdout, stderr io.Writer
-	getenv         func(string) string
 	environ        []string
 	table          []option
 	// launch runs the launcher with the resolved configuration and the
@@ -55,7 +54,6 @@ func main() {
 	p := &program{
 		stdout:  os.Stdout,
 		stderr:  os.Stderr,
-		getenv:  os.Getenv,
 		environ: os.Environ(),
 		table:   optionTable(),
 	}
@@ -108,19 +106,19 @@ func (p *program) run(args []string) int {
 		}
 	}
 
-	env, getenv, events, err := p.environment(given)
+	env, events, err := p.environment(given)
 	if err != nil {
 		if sub.name == cmdStatus || sub.name == cmdHealth {
 			// A probe run as a user who may not read the secrets still
 			// judges, with the environment's settings, and says so.
 			fmt.Fprintf(p.stderr, "codex-launch: %v; using the environment's settings alone\n", err)
-			env, getenv, events = p.environ, p.getenv, nil
+			env, events = p.environ, nil
 		} else {
 			return p.usageFailure(err)
 		}
 	}
 	cfg := &Config{}
-	if err := resolve(cfg, p.table, given, getenv); err != nil {
+	if err := resolve(cfg, p.table, given, lookupIn(env)); err != nil {
 		return p.usageFailure(err)
 	}
 	log := newLogger(cfg, p.stderr)
@@ -128,11 +126,11 @@ func (p *program) run(args []string) int {
 
 	switch sub.name {
 	case cmdRefresh:
-		return p.refresh(cfg, log, sub.once)
+		return p.refresh(cfg, env, log, sub.once)
 	case cmdStatus:
-		return p.status(cfg, sub.json)
+		return p.status(cfg, env, sub.json)
 	case cmdHealth:
-		return p.health(cfg)
+		return p.health(cfg, env)
 	}
 	return p.launch(cfg, env, log, rest)
 }
@@ -169,30 +167,27 @@ func (c *subcommandCall) parseFlags(p *program, args []string, given map[string]
 
 // environment is the process environment with the env directory, when one is
 // configured (by flag or variable), applied over it: its values win over the
-// environment's. It returns the result as a list (for the child) and as a
-// lookup (for the configuration). Reading the directory writes nothing; what
-// it would log is kept for the logger that the configuration makes.
-func (p *program) environment(given map[string]string) ([]string, func(string) string, logEvents, error) {
-	dir, _ := valueOf(optionByFlag(p.table, "env-dir"), given, p.getenv)
+// environment's. Reading the directory writes nothing; what it would log is
+// kept for the logger that the configuration makes.
+func (p *program) environment(given map[string]string) ([]string, logEvents, error) {
+	dir, _ := valueOf(optionByFlag(p.table, "env-dir"), given, lookupIn(p.environ))
 	if dir == "" {
-		return p.environ, p.getenv, nil, nil
+		return p.environ, nil, nil
 	}
 	rec := &logRecorder{}
 	vars, err := boot.LoadEnvDir(dir, rec.logger())
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	fromDir := map[string]string{}
-	for _, v := range vars {
-		fromDir[v.Name] = v.Value
+	return boot.MergeEnv(p.environ, vars), rec.events, nil
+}
+
+// lookupIn is a getenv for environ (the last definition wins).
+func lookupIn(environ []string) func(string) string {
+	return func(name string) string {
+		v, _ := boot.LookupEnv(environ, name)
+		return v
 	}
-	getenv := func(k string) string {
-		if v, ok := fromDir[k]; ok {
-			return v
-		}
-		return p.getenv(k)
-	}
-	return boot.MergeEnv(p.environ, vars), getenv, rec.events, nil
 }
 
 // subcommandHint is a hint for a command that was not found and looks like a

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/molecule-ai/codex-launch/authwatch"
+	"github.com/molecule-ai/codex-launch/boot"
 )
 
 // newWatchdog builds the watchdog of CODEX_HOME dir from the configuration,
@@ -79,7 +80,7 @@ func newWatchdog(ctx context.Context, cfg *Config, dir string, log hclog.Logger,
 // anything is spent, unless its thread is held off the CPU for longer: then
 // it is a SIGKILL during the POST, the token spent and auth.json intact, as
 // the crash tests show.
-func (p *program) refresh(cfg *Config, log hclog.Logger, once bool) int {
+func (p *program) refresh(cfg *Config, env []string, log hclog.Logger, once bool) int {
 	l := log.Named("launcher")
 	ctx, stop := context.Background(), func() {}
 	var redeeming func()
@@ -89,7 +90,7 @@ func (p *program) refresh(cfg *Config, log hclog.Logger, once bool) int {
 		ctx, stop = signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	}
 	defer stop()
-	w, closeStore, err := newWatchdog(ctx, cfg, cfg.ResolvedCodexHome(p.homeDir()), log, redeeming)
+	w, closeStore, err := newWatchdog(ctx, cfg, cfg.ResolvedCodexHome(boot.CurrentHome(env)), log, redeeming)
 	if err != nil {
 		l.Error("cannot start the watchdog", "error", err)
 		return exitLaunch

@@ -108,3 +108,26 @@ func TestUserWithoutHomeWritesNothing(t *testing.T) {
 		t.Error("/.codex was created for a user without a home")
 	}
 }
+
+// Without CODEX_HOME, the subcommands default it under the HOME that the
+// launcher uses: the env directory's when it sets one.
+func TestEnvDirHomeReachesTheSubcommands(t *testing.T) {
+	r := newRig(t)
+	home := filepath.Join(r.Dir, "agent")
+	r.CodexHome = filepath.Join(home, ".codex")
+	r.WriteCred("acct-l", 10*time.Hour)
+	envDir := filepath.Join(r.Dir, "secrets.d")
+	if err := os.Mkdir(envDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(envDir, "HOME"), []byte(home+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"CODEX_HOME": "", "CODEX_LAUNCH_ENV_DIR": envDir}
+	if res := r.Command(env, "status"); !strings.Contains(res.Stdout, "CODEX_HOME       "+r.CodexHome+"\n") {
+		t.Errorf("status: exit %d, does not default CODEX_HOME under the env directory's HOME:\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+	if res := r.Command(env, "refresh", "--once"); res.Code != 1 {
+		t.Errorf("refresh --once: exit %d, want 1 (nothing to do for the fresh credential under the env directory's HOME)\n%s", res.Code, res.Stderr)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/molecule-ai/codex-launch/authwatch"
+	"github.com/molecule-ai/codex-launch/boot"
 	"github.com/molecule-ai/codex-launch/internal/human"
 )
 
@@ -42,16 +43,6 @@ type healthSummary struct {
 	OK     bool   `json:"ok"`
 	State  string `json:"state"`
 	Reason string `json:"reason"`
-}
-
-// homeDir is the home directory CODEX_HOME defaults under for subcommands,
-// which run as whichever user calls them.
-func (p *program) homeDir() string {
-	if h := p.getenv("HOME"); h != "" {
-		return h
-	}
-	h, _ := os.UserHomeDir()
-	return h
 }
 
 // readSnapshot reads CODEX_HOME without locks (every writer renames, so a
@@ -109,9 +100,9 @@ func summarize(f *authwatch.AuthFile) *authSummary {
 }
 
 // status prints what the watchdog knows, for a person or (--json) a program.
-func (p *program) status(cfg *Config, asJSON bool) int {
+func (p *program) status(cfg *Config, env []string, asJSON bool) int {
 	now := time.Now()
-	snap := readSnapshot(cfg, cfg.ResolvedCodexHome(p.homeDir()), now)
+	snap := readSnapshot(cfg, cfg.ResolvedCodexHome(boot.CurrentHome(env)), now)
 	if asJSON {
 		enc := json.NewEncoder(p.stdout)
 		enc.SetIndent("", "  ")
@@ -250,8 +241,8 @@ func when(iso string, now time.Time, verb string) string {
 
 // health is for HEALTHCHECK: exit 0 when the credential is usable and the
 // watchdog alive, 1 otherwise, with one line saying why.
-func (p *program) health(cfg *Config) int {
-	snap := readSnapshot(cfg, cfg.ResolvedCodexHome(p.homeDir()), time.Now())
+func (p *program) health(cfg *Config, env []string) int {
+	snap := readSnapshot(cfg, cfg.ResolvedCodexHome(boot.CurrentHome(env)), time.Now())
 	fmt.Fprintln(p.stdout, healthLine(snap))
 	if snap.Health.OK {
 		return exitOK
