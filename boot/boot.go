@@ -168,8 +168,3 @@ func warnNoCredential(log hclog.Logger, home string, env []string) {
 	}
 	log.Warn("no credential of any kind: no auth.json and no API key variable", "codex_home", home)
 }
-
-// String makes a Result loggable without any value in it.
-func (r *Result) String() string {
-	return fmt.Sprintf("codex_home=%s user=%s seed=%s store=%s", r.CodexHome, r.User, r.Seed.Action, r.Store)
-}

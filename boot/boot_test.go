@@ -92,7 +92,7 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.CodexHome != home || res.Seed.Action != SeedWritten || res.Store != StoreCreated {
-		t.Errorf("result %s", res)
+		t.Errorf("result: codex_home %s, seed %s, store %s", res.CodexHome, res.Seed.Action, res.Store)
 	}
 	env := strings.Join(res.Env, "\n")
 	for _, want := range []string{"EXTRA=from-dir", "KEEP=1", "CODEX_HOME=" + home} {

@@ -33,7 +33,7 @@ func (u *User) String() string {
 	return fmt.Sprintf("%s (%d:%d)", name, u.UID, u.GID)
 }
 
-// ErrUnknownUser is wrapped by LookupUser when a name (user or group) is not
+// ErrUnknownUser is wrapped by Lookup when a name (user or group) is not
 // in the account files; the launcher exits 125 on it.
 var ErrUnknownUser = errors.New("unknown user")
 
@@ -44,8 +44,16 @@ type Accounts struct {
 	Group  string
 }
 
-// LookupUser resolves spec from /etc/passwd and /etc/group.
-func LookupUser(spec string) (*User, error) { return Accounts{}.Lookup(spec) }
+// CheckUserSpec checks the form of spec, NAME|UID[:GROUP|GID], without
+// looking anything up: the configuration refuses a malformed --user before
+// the env directory is read, Lookup answers whether the user exists.
+func CheckUserSpec(spec string) error {
+	name, group, hasGroup := strings.Cut(spec, ":")
+	if name == "" || strings.ContainsAny(spec, " \t\r\n") || (hasGroup && group == "") {
+		return errors.New("want NAME, UID, NAME:GROUP or UID:GID")
+	}
+	return nil
+}
 
 // Lookup resolves spec, "USER" or "USER:GROUP", each part a name or a number,
 // with the parser gosu and runc use (moby/sys/user), so a spec means here
@@ -62,10 +70,10 @@ func LookupUser(spec string) (*User, error) { return Accounts{}.Lookup(spec) }
 // found is an error wrapping ErrUnknownUser. A missing account file counts as
 // empty; one that cannot be read is an error.
 func (a Accounts) Lookup(spec string) (*User, error) {
-	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
-	if userPart == "" || (hasGroup && groupPart == "") {
-		return nil, fmt.Errorf("user %q: expected NAME|UID[:GROUP|GID]", spec)
+	if err := CheckUserSpec(spec); err != nil {
+		return nil, fmt.Errorf("user %q: %w", spec, err)
 	}
+	userPart, _, _ := strings.Cut(spec, ":")
 	passwd, err := readAccounts(a.Passwd, "/etc/passwd")
 	if err != nil {
 		return nil, fmt.Errorf("user %q: %w", spec, err)

@@ -69,7 +69,7 @@ func TestLookupUser(t *testing.T) {
 
 func TestLookupUserErrors(t *testing.T) {
 	a := testAccounts(t)
-	for _, spec := range []string{"ghost", "agent:ghosts", "", ":1", "agent:", "99999999999"} {
+	for _, spec := range []string{"ghost", "agent:ghosts", "", ":1", "agent:", "99999999999", "agent :x", " agent"} {
 		_, err := a.Lookup(spec)
 		if err == nil {
 			t.Errorf("Lookup(%q) succeeded, want an error", spec)
@@ -94,7 +94,7 @@ func TestLookupUserErrors(t *testing.T) {
 }
 
 func TestLookupUserSystem(t *testing.T) {
-	u, err := LookupUser("0")
+	u, err := Accounts{}.Lookup("0")
 	if err != nil {
 		t.Fatal(err)
 	}

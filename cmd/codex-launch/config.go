@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/molecule-ai/codex-launch/authwatch"
+	"github.com/molecule-ai/codex-launch/boot"
 	"github.com/molecule-ai/codex-launch/signals"
 )
 
@@ -55,20 +56,6 @@ type Config struct {
 	Fleet fleetConfig
 }
 
-// Defaults that deployments and the CLI fixed; authwatch holds them.
-const (
-	defaultTokenURL = authwatch.DefaultTokenURL
-	defaultClientID = authwatch.DefaultClientID
-)
-
-// Names of the variables that carry a whole credential. They have no flag
-// (argv is readable by every process) and are removed from the child's
-// environment once boot has written auth.json.
-const (
-	envAuthJSON        = "CODEX_AUTH_JSON"
-	envChatGPTAuthJSON = "CODEX_CHATGPT_AUTH_JSON"
-)
-
 // ResolvedCodexHome is the CODEX_HOME directory, given the home directory of
 // the user the watchdog and the CLI run as (boot.ResolveTarget decides it for
 // the launcher, boot.CurrentHome for the subcommands).
@@ -109,7 +96,7 @@ func credentialOptions() []option {
 			Set:   func(c *Config, raw string) error { return setDuration(&c.StaleAfter, raw, false) },
 		},
 		{
-			Flag: "token-url", Env: "CODEX_REFRESH_TOKEN_URL_OVERRIDE", Default: defaultTokenURL,
+			Flag: "token-url", Env: "CODEX_REFRESH_TOKEN_URL_OVERRIDE", Default: authwatch.DefaultTokenURL,
 			Usage: "the OAuth token endpoint (plain http only on loopback)",
 			Set: func(c *Config, raw string) error {
 				if _, err := authwatch.CheckTokenURL(raw); err != nil {
@@ -120,7 +107,7 @@ func credentialOptions() []option {
 			},
 		},
 		{
-			Flag: "client-id", Env: "CODEX_APP_SERVER_LOGIN_CLIENT_ID", Default: defaultClientID,
+			Flag: "client-id", Env: "CODEX_APP_SERVER_LOGIN_CLIENT_ID", Default: authwatch.DefaultClientID,
 			Usage: "the OAuth client id sent with a refresh",
 			Set: func(c *Config, raw string) error {
 				if strings.TrimSpace(raw) == "" || strings.ContainsAny(raw, " \t\r\n") {
@@ -174,8 +161,10 @@ func bootOptions() []option {
 			Flag: "user", Env: "CODEX_LAUNCH_USER", Default: "",
 			Usage: "NAME|UID[:GROUP|GID]: prepare CODEX_HOME for this user and drop to it before the prime",
 			Set: func(c *Config, raw string) error {
-				if err := checkUserSpec(raw); err != nil {
-					return err
+				if raw != "" {
+					if err := boot.CheckUserSpec(raw); err != nil {
+						return err
+					}
 				}
 				c.User = raw
 				return nil
@@ -196,12 +185,14 @@ func bootOptions() []option {
 			Usage: "exit 125 instead of starting the child when the credential is dead",
 			Set:   func(c *Config, raw string) error { return setBool(&c.RequireAuth, raw) },
 		},
+		// The variables that carry a whole credential have no flag (argv is
+		// readable by every process); boot reads them (boot.AuthVariables).
 		{
-			Env: envAuthJSON, Default: "", Secret: true,
+			Env: "CODEX_AUTH_JSON", Default: "", Secret: true,
 			Usage: "an auth.json to seed CODEX_HOME with (never replaces a fresher rotated file); removed from the child's environment",
 		},
 		{
-			Env: envChatGPTAuthJSON, Default: "", Secret: true,
+			Env: "CODEX_CHATGPT_AUTH_JSON", Default: "", Secret: true,
 			Usage: "alias of CODEX_AUTH_JSON (CODEX_AUTH_JSON wins when both are set)",
 		},
 	}
@@ -317,18 +308,4 @@ func shortDur(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
-}
-
-// checkUserSpec checks the form NAME|UID[:GROUP|GID]; whether the user
-// exists is boot's question, answered after the environment directory is
-// loaded.
-func checkUserSpec(raw string) error {
-	if raw == "" {
-		return nil
-	}
-	name, group, hasGroup := strings.Cut(raw, ":")
-	if strings.TrimSpace(name) == "" || strings.ContainsAny(raw, " \t\r\n") || (hasGroup && group == "") {
-		return errors.New("want NAME, UID, NAME:GROUP or UID:GID")
-	}
-	return nil
 }

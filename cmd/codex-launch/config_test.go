@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/molecule-ai/codex-launch/boot"
 	"github.com/molecule-ai/codex-launch/signals"
 )
 
@@ -312,7 +313,8 @@ func TestSecretVariables(t *testing.T) {
 	for _, n := range secretVariables(optionTable()) {
 		got[n] = true
 	}
-	for _, want := range []string{"CODEX_AUTH_JSON", "CODEX_CHATGPT_AUTH_JSON", "CODEX_LAUNCH_CREDENTIAL_STORE", "CODEX_LAUNCH_CREDENTIAL_KEYS"} {
+	// Boot's credential variables are rows of the table, as secrets.
+	for _, want := range append(boot.AuthVariables(), "CODEX_LAUNCH_CREDENTIAL_STORE", "CODEX_LAUNCH_CREDENTIAL_KEYS") {
 		if !got[want] {
 			t.Errorf("%s is not marked secret", want)
 		}
