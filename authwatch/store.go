@@ -141,8 +141,8 @@ func (s *FileStore) prepareCommit(d *dirhandle.Dir) (*tempFile, error) {
 // With stash (an answer the endpoint has just given), the answer is first
 // written and renamed to RescueFileName, before its fsync, the lock and the
 // re-read: from then on a process killed mid-commit leaves it where the
-// next pass adopts it, so the window in which a SIGKILL loses a redeemed
-// token ends microseconds after the answer's last byte. auth.json itself
+// next pass adopts it: a SIGKILL loses a redeemed token only while the
+// answer's bytes are being written. auth.json itself
 // is still replaced only by the fsynced file (the rename of the rescue file
 // over it); a power loss before that may leave a torn rescue file, which
 // does not parse and is removed, and auth.json as it was.
