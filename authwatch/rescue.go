@@ -166,18 +166,15 @@ func readRescue(d *dirhandle.Dir) (*AuthFile, error) {
 	return f, nil
 }
 
-// mayAdopt is the "may this credential replace that one" rule for a
-// rescued answer: same login (account), and cur not fresher than it. A
-// missing auth.json is a logout, which the rescue must not undo.
+// mayAdopt is ReplaceOnRescue, with the reason for the log.
 func mayAdopt(rescued, cur *AuthFile) (bool, string) {
-	switch {
-	case cur == nil:
+	switch v := MayReplace(rescued, cur, ReplaceOnRescue); {
+	case v.Replace:
+		return true, ""
+	case v.Reason == ReasonNoCurrent:
 		return false, "auth.json was removed (a logout)"
-	case rescued.AccountID() != cur.AccountID():
+	case v.Reason == ReasonOtherAccount:
 		return false, "auth.json now holds another account"
 	}
-	if cmp, _ := CompareFreshness(rescued, cur); cmp < 0 || cmp == 0 && rescued.Tokens().RefreshToken != cur.Tokens().RefreshToken {
-		return false, "auth.json holds a credential as fresh or fresher"
-	}
-	return true, ""
+	return false, "auth.json holds a credential as fresh or fresher"
 }

@@ -55,7 +55,7 @@ func (w *Watchdog) wait(ctx context.Context, next time.Time, base fileVersion) {
 		if d <= 0 || w.cfg.Sleep(ctx, min(d, w.cfg.PollInterval)) != nil {
 			return
 		}
-		if ns := statStamp(w.cfg.Home); ns != base.stamp {
+		if ns := w.cfg.Home.Stamp(); ns != base.stamp {
 			base.stamp = ns
 			if contentSum(w.cfg.Home) != base.sum {
 				w.log.Debug("auth.json changed (a new login or the CLI's own refresh); deciding again")

@@ -218,8 +218,8 @@ func (s *FileStore) warn(msg string, args ...any) {
 // checkNotSuperseded decides, under auth.json.lock, whether the file on disk
 // may still be replaced. Under auth.lock a writer following the CLI's
 // protocol cannot have changed it, but an old CLI (no locks, rewrite in
-// place) or a hand edit can: a file that changed since we read it and is
-// newer than what we started from is kept.
+// place) or a hand edit can: a file that changed since we read it is kept
+// unless what we started from may replace it (ReplaceOnCommit).
 func checkNotSuperseded(base []byte, cur, disk *AuthFile, raw []byte, readErr error) error {
 	switch {
 	case readErr != nil && errors.Is(readErr, os.ErrNotExist):
@@ -239,17 +239,8 @@ func checkNotSuperseded(base []byte, cur, disk *AuthFile, raw []byte, readErr er
 		return nil
 	case cur == nil:
 		return fmt.Errorf("%w: auth.json appeared meanwhile", ErrSuperseded)
-	case newerThan(disk, cur):
+	case !MayReplace(cur, disk, ReplaceOnCommit).Replace:
 		return fmt.Errorf("%w: auth.json was rewritten meanwhile", ErrSuperseded)
 	}
 	return nil
-}
-
-// newerThan reports whether a may be a newer credential than b: fresher by
-// CompareFreshness, or (when neither last_refresh nor the expiry tells) any
-// different refresh token. Without evidence, a different file is treated as
-// newer: a credential that may be newer than ours is never replaced.
-func newerThan(a, b *AuthFile) bool {
-	cmp, _ := CompareFreshness(a, b)
-	return cmp > 0 || (cmp == 0 && a.Tokens().RefreshToken != b.Tokens().RefreshToken)
 }

@@ -30,7 +30,7 @@ func (w *Watchdog) load(ctx context.Context) (*AuthFile, fileVersion, error) {
 		return f, base, err
 	}
 	if w.loop {
-		base.stamp = statStamp(home)
+		base.stamp = home.Stamp()
 	}
 	f, raw, err := fs.read()
 	if w.loop && (raw != nil || err != nil) {
@@ -64,30 +64,33 @@ func (w *Watchdog) committedVersion(f *AuthFile) fileVersion {
 	if w.fileStore() == nil {
 		return authVersion(w.cfg.Home)
 	}
-	return fileVersion{stamp: fileStamp{size: -1}, sum: sha256.Sum256(f.Marshal())}
+	return fileVersion{stamp: Stamp{size: -1}, sum: sha256.Sum256(f.Marshal())}
 }
 
 // fileVersion is what a wait compares auth.json against.
 type fileVersion struct {
-	stamp fileStamp
+	stamp Stamp
 	sum   [32]byte
 }
 
 func authVersion(h Home) fileVersion {
-	return fileVersion{stamp: statStamp(h), sum: contentSum(h)}
+	return fileVersion{stamp: h.Stamp(), sum: contentSum(h)}
 }
 
-// fileStamp identifies a version of auth.json cheaply. A negative size
-// (committedVersion) matches no file: the next poll reads the contents.
-type fileStamp struct{ ino, size, mtime int64 }
+// Stamp identifies a version of auth.json cheaply (a stat, no read): two
+// stamps differ when the file was replaced or rewritten. The zero Stamp is
+// no file (or one that cannot be looked at); a negative size
+// (committedVersion) matches no file, so the next look reads the contents.
+type Stamp struct{ ino, size, mtime int64 }
 
-// statStamp is auth.json's stamp, the entry itself (a link is not followed).
-func statStamp(h Home) fileStamp {
+// Stamp is auth.json's stamp in h, of the entry itself (a link is not
+// followed).
+func (h Home) Stamp() Stamp {
 	st, err := h.Lstat(AuthFileName)
 	if err != nil {
-		return fileStamp{}
+		return Stamp{}
 	}
-	return fileStamp{ino: int64(st.Ino), size: st.Size, mtime: st.Mtim.Nano()}
+	return Stamp{ino: int64(st.Ino), size: st.Size, mtime: st.Mtim.Nano()}
 }
 
 // contentSum is the sum of auth.json's bytes (versionSum).

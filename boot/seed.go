@@ -141,35 +141,37 @@ func usable(f *authwatch.AuthFile) (bool, string) {
 	return false, why
 }
 
-// decideSeed applies the seeding rules to the credential on disk (nil: none).
+// decideSeed applies the seeding rules to the credential on disk (nil:
+// none): another kind of login and API keys here, the rest is
+// authwatch.ReplaceOnSeed.
 func decideSeed(have, want *authwatch.AuthFile) SeedResult {
-	if have == nil {
-		return SeedResult{Action: SeedWritten, Reason: "no auth.json"}
+	if have != nil && have.Mode() != want.Mode() {
+		if ok, _ := usable(have); ok {
+			return SeedResult{Action: SeedAccount, Reason: "auth.json holds another kind of login (" + string(have.Mode()) + ")"}
+		}
 	}
-	if ok, why := usable(have); !ok {
-		return SeedResult{Action: SeedWritten, Reason: "auth.json holds no usable credential (" + why + ")"}
-	}
-	if bytes.Equal(have.Marshal(), want.Marshal()) {
-		return SeedResult{Action: SeedKept, Reason: "auth.json already holds this credential"}
-	}
-	if have.Mode() != want.Mode() {
-		return SeedResult{Action: SeedAccount, Reason: "auth.json holds another kind of login (" + string(have.Mode()) + ")"}
-	}
-	if want.Mode() == authwatch.ModeAPIKey {
+	if have != nil && have.Mode() == authwatch.ModeAPIKey && want.Mode() == authwatch.ModeAPIKey {
 		// An API key never rotates: a different one is the operator's new choice.
+		if bytes.Equal(have.Marshal(), want.Marshal()) {
+			return SeedResult{Action: SeedKept, Reason: "auth.json already holds this credential"}
+		}
 		return SeedResult{Action: SeedReplaced, Reason: "the variable holds another API key"}
 	}
-	a, b := have.AccountID(), want.AccountID()
-	if a != "" && b != "" && a != b {
+	v := authwatch.MayReplace(want, have, authwatch.ReplaceOnSeed)
+	switch v.Reason {
+	case authwatch.ReasonNoCurrent:
+		return SeedResult{Action: SeedWritten, Reason: "no auth.json"}
+	case authwatch.ReasonUnusableCurrent:
+		_, why := have.Refreshable()
+		return SeedResult{Action: SeedWritten, Reason: "auth.json holds no usable credential (" + why + ")"}
+	case authwatch.ReasonSameTokens:
+		return SeedResult{Action: SeedKept, Reason: "auth.json already holds this credential"}
+	case authwatch.ReasonOtherAccount:
 		return SeedResult{Action: SeedAccount, Reason: "auth.json belongs to another account"}
+	case authwatch.ReasonFresher:
+		return SeedResult{Action: SeedReplaced, Reason: "the variable is fresher (" + v.By + ")"}
+	case authwatch.ReasonStaler:
+		return SeedResult{Action: SeedKept, Reason: "auth.json is fresher (" + v.By + ")"}
 	}
-	cmp, by := authwatch.CompareFreshness(have, want)
-	switch {
-	case cmp > 0:
-		return SeedResult{Action: SeedKept, Reason: "auth.json is fresher (" + by + ")"}
-	case cmp < 0:
-		return SeedResult{Action: SeedReplaced, Reason: "the variable is fresher (" + by + ")"}
-	default:
-		return SeedResult{Action: SeedKept, Reason: "neither last_refresh nor the access token's expiry tells which is fresher; the file may have been rotated"}
-	}
+	return SeedResult{Action: SeedKept, Reason: "neither last_refresh nor the access token's expiry tells which is fresher; the file may have been rotated"}
 }

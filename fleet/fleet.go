@@ -120,7 +120,7 @@ type Fleet struct {
 	// stamp is the local auth.json as the follower last saw or wrote it,
 	// dueSince when the stored generation was first seen due (zero: not
 	// due). Only the follower goroutine (Run) touches them.
-	stamp    fileStamp
+	stamp    authwatch.Stamp
 	dueSince time.Time
 }
 

@@ -4,42 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/molecule-ai/codex-launch/authwatch"
 	"github.com/molecule-ai/codex-launch/fleet/pgstore"
 )
 
-// fileStamp identifies a version of auth.json cheaply (no read).
-type fileStamp struct {
-	ino, size int64
-	mtime     time.Time
-	ok        bool
-}
-
-// stampOf is auth.json's stamp in h, of the entry itself (never a link's
-// target).
-func stampOf(h authwatch.Home) fileStamp {
-	st, err := h.Lstat(authwatch.AuthFileName)
-	if err != nil {
-		return fileStamp{}
-	}
-	return fileStamp{ino: int64(st.Ino), size: st.Size, mtime: time.Unix(st.Mtim.Unix()), ok: true}
-}
-
 // commitLocal writes a into the local auth.json under the CLI's lock
-// protocol, unless the file already holds the same tokens or a strictly
-// newer credential of the same account (that one gets published instead).
+// protocol, when a may replace it (authwatch.ReplaceOnFollow: not the same
+// tokens, nor a strictly newer credential of the same login, which gets
+// published instead).
 func (f *Fleet) commitLocal(ctx context.Context, a *authwatch.AuthFile) error {
 	local, _, _ := f.cfg.Home.Read()
-	if local != nil && (sameTokens(local, a) || localNewer(local, a)) {
-		f.stamp = stampOf(f.cfg.Home)
+	if !authwatch.MayReplace(a, local, authwatch.ReplaceOnFollow).Replace {
+		f.stamp = f.cfg.Home.Stamp()
 		return nil
 	}
 	if err := f.cfg.Home.Commit(ctx, a); err != nil {
 		return fmt.Errorf("write local auth.json: %w", err)
 	}
-	f.stamp = stampOf(f.cfg.Home)
+	f.stamp = f.cfg.Home.Stamp()
 	return nil
 }
 
@@ -54,10 +37,10 @@ func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
 		}
 		// The stamp is taken before the read: a change after it is seen
 		// at the next look.
-		seen := stampOf(f.cfg.Home)
+		seen := f.cfg.Home.Stamp()
 		local, _, _ := f.cfg.Home.Read()
 		if rec == nil {
-			if !usable(local) {
+			if !authwatch.MayReplace(local, nil, authwatch.ReplaceOnPublish).Replace {
 				f.stamp = seen
 				f.setState("ok", nil, 0)
 				f.log.Warn("credential store is empty and there is no local credential to start it with", "store", f.desc)
@@ -82,7 +65,7 @@ func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
 		} else if resealed {
 			f.log.Info("stored credential resealed with the current key", "key_id", f.cfg.Keys.WriteKeyID())
 		}
-		if supersedes(local, stored, !rec.RejectedAt.IsZero()) {
+		if authwatch.MayReplace(local, stored, publishPolicy(!rec.RejectedAt.IsZero())).Replace {
 			gen, err := conn.CompareAndSet(ctx, f.cfg.Name, rec.Generation, *newGeneration(local))
 			if errors.Is(err, pgstore.ErrSuperseded) {
 				continue
@@ -92,18 +75,19 @@ func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
 			}
 			f.setStored(gen, local)
 			f.log.Info("published a newer local credential", "store", f.desc, "generation", gen)
-			f.stamp = stampOf(f.cfg.Home)
+			f.stamp = f.cfg.Home.Stamp()
 			return nil
 		}
 		f.setStored(rec.Generation, stored)
-		if local != nil && sameTokens(local, stored) {
+		v := authwatch.MayReplace(stored, local, authwatch.ReplaceOnFollow)
+		if !v.Replace {
 			f.stamp = seen
 			return nil
 		}
 		if err := f.commitLocal(ctx, stored); err != nil {
 			return err
 		}
-		if local != nil && local.AccountID() != stored.AccountID() {
+		if v.Reason == authwatch.ReasonOtherAccount {
 			f.log.Warn("local auth.json held another account; replaced by the shared credential", "store", f.desc)
 		}
 		f.log.Info("adopted credential generation", "generation", rec.Generation, "by", rec.UpdatedBy)
@@ -118,7 +102,7 @@ func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
 // be read (say, a key this launcher lacks) is retried at the next poll, not
 // queried and logged at every look at the file.
 func (f *Fleet) checkLocal(ctx context.Context, conn *pgstore.Conn) error {
-	st := stampOf(f.cfg.Home)
+	st := f.cfg.Home.Stamp()
 	if st == f.stamp {
 		return nil
 	}
@@ -126,50 +110,12 @@ func (f *Fleet) checkLocal(ctx context.Context, conn *pgstore.Conn) error {
 	return f.syncStored(ctx, conn)
 }
 
-// usable: a credential worth starting a store with.
-func usable(a *authwatch.AuthFile) bool {
-	if a == nil {
-		return false
+// publishPolicy is when the local credential becomes the next generation:
+// authwatch.ReplaceOnPublish, or ReplaceOnPublishRejected once the stored
+// generation was rejected for good.
+func publishPolicy(rejected bool) authwatch.ReplacePolicy {
+	if rejected {
+		return authwatch.ReplaceOnPublishRejected
 	}
-	ok, _ := a.Refreshable()
-	return ok
-}
-
-// supersedes: the local credential should become the next generation. It
-// is strictly newer, or the store is empty, or the stored generation was
-// rejected for good and the local one is another login that is not older
-// (an operator's new login; a spent older copy is not).
-func supersedes(local, stored *authwatch.AuthFile, rejected bool) bool {
-	switch {
-	case !usable(local):
-		return false
-	case stored == nil:
-		return true
-	case localNewer(local, stored):
-		return true
-	case !rejected || sameTokens(local, stored):
-		return false
-	case local.AccountID() != stored.AccountID():
-		return true
-	}
-	cmp, _ := authwatch.CompareFreshness(local, stored)
-	return cmp >= 0
-}
-
-func sameTokens(a, b *authwatch.AuthFile) bool {
-	return a.Tokens() == b.Tokens()
-}
-
-// localNewer: local is a strictly fresher credential (authwatch's
-// CompareFreshness) of the same account than stored, with other tokens.
-// Without evidence of being newer, the store wins.
-func localNewer(local, stored *authwatch.AuthFile) bool {
-	if local == nil || stored == nil || !usable(local) {
-		return false
-	}
-	if local.AccountID() == "" || local.AccountID() != stored.AccountID() || sameTokens(local, stored) {
-		return false
-	}
-	cmp, _ := authwatch.CompareFreshness(local, stored)
-	return cmp > 0
+	return authwatch.ReplaceOnPublish
 }

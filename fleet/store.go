@@ -17,7 +17,7 @@ func (f *Fleet) Load(ctx context.Context) (*authwatch.AuthFile, error) {
 	f.mu.Unlock()
 	local, err := authwatch.NewFileStore(f.cfg.Home).Load(ctx)
 	if connected && stored != nil {
-		if err == nil && localNewer(local, stored) {
+		if err == nil && authwatch.MayReplace(local, stored, authwatch.ReplaceOnPublish).Replace {
 			return local, nil
 		}
 		return stored, nil
@@ -124,7 +124,7 @@ func (f *Fleet) handle(conn *pgstore.Conn, r *request) error {
 		}
 		rejected := cur != nil && !cur.RejectedAt.IsZero()
 		base, publish := stored, false
-		if supersedes(local, stored, rejected) {
+		if authwatch.MayReplace(local, stored, publishPolicy(rejected)).Replace {
 			base, publish = local, true
 		}
 		if rejected && !publish {

@@ -130,7 +130,7 @@ func (s *Source) Run(ctx context.Context) error {
 }
 
 // Sync fetches the platform's credential once and adopts it when it is valid
-// and not older than the local one of the same account.
+// and may replace the local one (authwatch.ReplaceOnFollow).
 func (s *Source) Sync(ctx context.Context) (Result, error) {
 	raw, err := s.fetch(ctx)
 	if err != nil {
@@ -148,24 +148,18 @@ func (s *Source) Sync(ctx context.Context) (Result, error) {
 	}
 	result := Unchanged
 	err = authwatch.NewFileStore(s.cfg.Home).Update(ctx, func(ctx context.Context, cur *authwatch.AuthFile) (*authwatch.AuthFile, error) {
-		if cur == nil {
-			result = Adopted
-			return remote, nil
-		}
-		if cur.Tokens() == remote.Tokens() {
-			result = Unchanged
-			return nil, nil
-		}
 		// A strictly fresher local login of the same account is kept: the CLI
 		// refreshed it after the platform's copy was taken.
-		if cur.AccountID() != "" && cur.AccountID() == remote.AccountID() {
-			if cmp, _ := authwatch.CompareFreshness(cur, remote); cmp > 0 {
-				result = KeptLocal
-				return nil, nil
-			}
+		switch v := authwatch.MayReplace(remote, cur, authwatch.ReplaceOnFollow); {
+		case v.Replace:
+			result = Adopted
+			return remote, nil
+		case v.Reason == authwatch.ReasonSameTokens:
+			result = Unchanged
+		default:
+			result = KeptLocal
 		}
-		result = Adopted
-		return remote, nil
+		return nil, nil
 	})
 	if errors.Is(err, authwatch.ErrSuperseded) {
 		return KeptLocal, nil
