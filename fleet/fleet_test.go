@@ -49,6 +49,7 @@ type rig struct {
 	url      string // the launchers' URL (through the pooler when route.Pooled)
 	direct   string // the database's own URL, for the test's checks
 	mock     *tokenmock.Server
+	account  string // the shared login's account ("" names none)
 	cred     tokenmock.Credential
 	policy   authwatch.Policy
 	ls       []*launcher
@@ -65,8 +66,15 @@ func newRig(t *testing.T, route testenv.Route, ttl time.Duration, policy authwat
 	r.url, r.direct = dbs.FreshVia(t, route)
 	r.mock = tokenmock.Start(tokenmock.Options{AccessTTL: ttl})
 	t.Cleanup(r.mock.Close)
-	r.cred = r.mock.Issue("acct-fleet")
+	r.useAccount("acct-fleet")
 	return r
+}
+
+// useAccount makes the shared login one of account ("": one whose files
+// name no account); before add.
+func (r *rig) useAccount(account string) {
+	r.account = account
+	r.cred = r.mock.Issue(account)
 }
 
 // add makes n workspaces, each seeded with the generation-0 credential (as
@@ -162,7 +170,7 @@ func (r *rig) waitAll(within time.Duration) {
 	r.t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		latest, _ := r.mock.Latest("acct-fleet")
+		latest, _ := r.mock.Latest(r.account)
 		behind := 0
 		for _, l := range r.ls {
 			if localRT(l) != latest.RefreshToken {
@@ -181,7 +189,7 @@ func (r *rig) waitAll(within time.Duration) {
 
 func (r *rig) checkOnePostPerGeneration() int {
 	r.t.Helper()
-	latest, _ := r.mock.Latest("acct-fleet")
+	latest, _ := r.mock.Latest(r.account)
 	for g := 0; g < latest.Generation; g++ {
 		if n := r.mock.PostsForGeneration(g); n != 1 {
 			r.t.Errorf("generation %d's refresh token was posted %d times, want 1", g, n)
@@ -277,41 +285,55 @@ func TestConcurrentFirstStartMakesOneGenerationOne(t *testing.T) {
 
 func TestLocalRefreshIsPublishedAndNobodySpendsTheOldToken(t *testing.T) {
 	testenv.EachRoute(t, func(t *testing.T, route testenv.Route) {
-		r := newRig(t, route, 30*time.Second, shortPolicy)
-		r.add(6)
-		r.start(true)
-		for _, l := range r.ls {
-			deadline := time.Now().Add(10 * time.Second)
-			for st := l.fleet.State(); st.State != "ok" || st.Generation != 1; st = l.fleet.State() {
-				if time.Now().After(deadline) {
-					t.Fatalf("follower not synced: %+v", st)
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-		}
-		// The CLI of workspace 3 refreshes by itself (after a 401): it redeems
-		// the current token and writes the result.
-		old := localRT(r.ls[3])
-		body := fmt.Sprintf(`{"client_id":%q,"grant_type":"refresh_token","refresh_token":%q}`, tokenmock.ClientID, old)
-		resp, err := http.Post(r.mock.URL, "application/json", strings.NewReader(body))
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("CLI-style refresh: %v %v", err, resp)
-		}
-		resp.Body.Close()
-		latest, _ := r.mock.Latest("acct-fleet")
-		if err := os.WriteFile(filepath.Join(r.ls[3].home.Dir, "auth.json"), r.mock.AuthJSON(latest, time.Now()), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		r.waitAll(3 * time.Second)
-		if r.mock.PostsFor(old) != 1 {
-			t.Fatalf("the old refresh token was posted %d times", r.mock.PostsFor(old))
-		}
-		if g := r.storedGeneration(); g != 2 {
-			t.Fatalf("stored generation %d, want 2 (the published local refresh)", g)
-		}
-		r.stop()
-		r.checkOnePostPerGeneration()
+		localRefreshIsPublished(t, route, "acct-fleet")
 	})
+}
+
+// TestLocalRefreshWithoutAccountIsPublished: a login whose files name no
+// account is still one login: its local refresh is published, not replaced
+// by the stored generation whose refresh token it spent.
+func TestLocalRefreshWithoutAccountIsPublished(t *testing.T) {
+	testenv.EachRoute(t, func(t *testing.T, route testenv.Route) {
+		localRefreshIsPublished(t, route, "")
+	})
+}
+
+func localRefreshIsPublished(t *testing.T, route testenv.Route, account string) {
+	r := newRig(t, route, 30*time.Second, shortPolicy)
+	r.useAccount(account)
+	r.add(6)
+	r.start(true)
+	for _, l := range r.ls {
+		deadline := time.Now().Add(10 * time.Second)
+		for st := l.fleet.State(); st.State != "ok" || st.Generation != 1; st = l.fleet.State() {
+			if time.Now().After(deadline) {
+				t.Fatalf("follower not synced: %+v", st)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// The CLI of workspace 3 refreshes by itself (after a 401): it redeems
+	// the current token and writes the result.
+	old := localRT(r.ls[3])
+	body := fmt.Sprintf(`{"client_id":%q,"grant_type":"refresh_token","refresh_token":%q}`, tokenmock.ClientID, old)
+	resp, err := http.Post(r.mock.URL, "application/json", strings.NewReader(body))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CLI-style refresh: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	latest, _ := r.mock.Latest(r.account)
+	if err := os.WriteFile(filepath.Join(r.ls[3].home.Dir, "auth.json"), r.mock.AuthJSON(latest, time.Now()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.waitAll(3 * time.Second)
+	if r.mock.PostsFor(old) != 1 {
+		t.Fatalf("the old refresh token was posted %d times", r.mock.PostsFor(old))
+	}
+	if g := r.storedGeneration(); g != 2 {
+		t.Fatalf("stored generation %d, want 2 (the published local refresh)", g)
+	}
+	r.stop()
+	r.checkOnePostPerGeneration()
 }
 
 func TestDatabaseAwayNoRefreshThenConverge(t *testing.T) {

@@ -178,3 +178,22 @@ func TestNewRefusesASplitURL(t *testing.T) {
 		t.Fatalf("New: %v", err)
 	}
 }
+
+// TestSyncKeepsAFresherLocalLoginWithoutAccount: a login whose files name no
+// account is still one login; the CLI's local refresh of it spent the
+// platform copy's refresh token, so that copy must not replace it.
+func TestSyncKeepsAFresherLocalLoginWithoutAccount(t *testing.T) {
+	mock := tokenmock.Start(tokenmock.Options{})
+	defer mock.Close()
+	p := newPlatform(t)
+	s, home := newSource(t, p)
+	ctx := context.Background()
+
+	spent := mock.IssueWithExpiry("", time.Now().Add(time.Hour))
+	live := mock.IssueWithExpiry("", time.Now().Add(2*time.Hour))
+	os.WriteFile(home.AuthPath(), mock.AuthJSON(live, time.Now()), 0o600)
+	p.serve(t, mock.AuthJSON(spent, time.Now().Add(-time.Hour)))
+	if res, err := s.Sync(ctx); err != nil || res != KeptLocal || rt(t, home) != live.RefreshToken {
+		t.Fatalf("older platform copy of an account-less login: %v %v", res, err)
+	}
+}
