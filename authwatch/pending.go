@@ -28,8 +28,8 @@ func (w *Watchdog) writePending(ctx context.Context, st *Status) passResult {
 		if pending == nil || cur != nil && cur.Tokens().RefreshToken == pending.Tokens().RefreshToken {
 			return nil, nil // adopted by the store, or already there
 		}
-		if ok, why := mayAdopt(pending, cur); !ok {
-			dropped = why
+		if v := MayReplace(pending, cur, ReplaceOnRescue); !v.Replace {
+			dropped = string(v.Reason)
 			return nil, nil
 		}
 		return pending, nil

@@ -165,16 +165,3 @@ func readRescue(d *dirhandle.Dir) (*AuthFile, error) {
 	}
 	return f, nil
 }
-
-// mayAdopt is ReplaceOnRescue, with the reason for the log.
-func mayAdopt(rescued, cur *AuthFile) (bool, string) {
-	switch v := MayReplace(rescued, cur, ReplaceOnRescue); {
-	case v.Replace:
-		return true, ""
-	case v.Reason == ReasonNoCurrent:
-		return false, "auth.json was removed (a logout)"
-	case v.Reason == ReasonOtherAccount:
-		return false, "auth.json now holds another account"
-	}
-	return false, "auth.json holds a credential as fresh or fresher"
-}

@@ -167,7 +167,7 @@ func (s *FileStore) commit(ctx context.Context, d *dirhandle.Dir, t *tempFile, n
 
 // adoptRescue commits the answer an earlier refresh could not write
 // (RescueFileName), under auth.lock as every commit, when it may replace
-// cur (mayAdopt); one that may not is removed. It returns the credential
+// cur (ReplaceOnRescue); one that may not is removed. It returns the credential
 // now on disk and its bytes. While the rescue cannot be committed it stays,
 // and the error (an *UnwrittenError) keeps the spent token in auth.json
 // from being sent.
@@ -181,8 +181,8 @@ func (s *FileStore) adoptRescue(d *dirhandle.Dir, cur *AuthFile, base []byte) (*
 		_ = d.Remove(RescueFileName)
 		return cur, base, nil
 	}
-	if ok, why := mayAdopt(r, cur); !ok {
-		s.warn("a rescued credential was not adopted: "+why+"; removed it", "account_id", r.AccountID())
+	if v := MayReplace(r, cur, ReplaceOnRescue); !v.Replace {
+		s.warn("a rescued credential was not adopted; removed it", "reason", string(v.Reason), "account_id", r.AccountID())
 		_ = d.Remove(RescueFileName)
 		return cur, base, nil
 	}
@@ -237,8 +237,6 @@ func checkNotSuperseded(base []byte, cur, disk *AuthFile, raw []byte, readErr er
 		return fmt.Errorf("%w: auth.json changed meanwhile (now unreadable)", ErrSuperseded)
 	case bytes.Equal(raw, base):
 		return nil
-	case cur == nil:
-		return fmt.Errorf("%w: auth.json appeared meanwhile", ErrSuperseded)
 	case !MayReplace(cur, disk, ReplaceOnCommit).Replace:
 		return fmt.Errorf("%w: auth.json was rewritten meanwhile", ErrSuperseded)
 	}

@@ -16,22 +16,11 @@ import (
 
 // SeedAuth materialises CODEX_AUTH_JSON (else CODEX_CHATGPT_AUTH_JSON) into
 // CODEX_HOME/auth.json without ever putting back a spent copy over a rotated
-// credential, which is what start.sh did at every boot:
-//
-//   - no file, or an empty, unreadable or unparseable one, or one holding no
-//     credential: the variable is written;
-//   - the same account, the variable fresher: the variable replaces the file;
-//   - the same account, otherwise: the file is kept and the log says so;
-//   - another account: the variable wins, and the log says so;
-//   - a variable that is not a valid credential: an error wrapping
-//     ErrInvalidCredential, the file untouched.
-//
-// "Fresher" is authwatch.CompareFreshness: a later last_refresh when both
-// sides have one and they differ, else a later access-token expiry when both
-// sides have one and they differ. When neither tells (each is missing on a
-// side, or equal) the file is kept: a variable is a static copy, the file may
-// have been rotated.
-// Writes go through authwatch's commit (the CLI's lock protocol, temp file,
+// credential: the variable replaces no file, an empty, unreadable or unusable
+// one, another account, or a staler copy of its login
+// (authwatch.ReplaceOnSeed); without evidence the file is kept. A variable
+// that is not a valid credential is an error wrapping ErrInvalidCredential,
+// the file untouched. Writes go through authwatch's commit (the CLI's lock protocol, temp file,
 // fsync, rename, 0600). No value ever reaches the log or an error.
 func SeedAuth(ctx context.Context, o SeedOptions) (SeedResult, error) {
 	log := o.Logger
@@ -158,20 +147,17 @@ func decideSeed(have, want *authwatch.AuthFile) SeedResult {
 		return SeedResult{Action: SeedReplaced, Reason: "the variable holds another API key"}
 	}
 	v := authwatch.MayReplace(want, have, authwatch.ReplaceOnSeed)
-	switch v.Reason {
-	case authwatch.ReasonNoCurrent:
-		return SeedResult{Action: SeedWritten, Reason: "no auth.json"}
-	case authwatch.ReasonUnusableCurrent:
-		_, why := have.Refreshable()
-		return SeedResult{Action: SeedWritten, Reason: "auth.json holds no usable credential (" + why + ")"}
-	case authwatch.ReasonSameTokens:
-		return SeedResult{Action: SeedKept, Reason: "auth.json already holds this credential"}
-	case authwatch.ReasonOtherAccount:
-		return SeedResult{Action: SeedAccount, Reason: "auth.json belongs to another account"}
-	case authwatch.ReasonFresher:
-		return SeedResult{Action: SeedReplaced, Reason: "the variable is fresher (" + v.By + ")"}
-	case authwatch.ReasonStaler:
-		return SeedResult{Action: SeedKept, Reason: "auth.json is fresher (" + v.By + ")"}
+	res := SeedResult{Action: SeedKept, Reason: string(v.Reason)}
+	if v.By != "" {
+		res.Reason += " (" + v.By + ")"
 	}
-	return SeedResult{Action: SeedKept, Reason: "neither last_refresh nor the access token's expiry tells which is fresher; the file may have been rotated"}
+	switch {
+	case v.Reason == authwatch.ReasonOtherAccount:
+		res.Action = SeedAccount
+	case v.Reason == authwatch.ReasonNoCurrent || v.Reason == authwatch.ReasonUnusableCurrent:
+		res.Action = SeedWritten
+	case v.Replace:
+		res.Action = SeedReplaced
+	}
+	return res
 }

@@ -59,19 +59,19 @@ func TestCompareFreshness(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			a := freshFile(t, "a", c.aLR, c.aExp)
 			b := freshFile(t, "b", c.bLR, c.bExp)
-			cmp, by := CompareFreshness(a, b)
+			cmp, by := compareFreshness(a, b)
 			if cmpSign(cmp) != c.wantCmp || by != c.wantBy {
-				t.Errorf("CompareFreshness(a, b) = %d, %q; want sign %d, %q", cmp, by, c.wantCmp, c.wantBy)
+				t.Errorf("compareFreshness(a, b) = %d, %q; want sign %d, %q", cmp, by, c.wantCmp, c.wantBy)
 			}
-			cmp, by = CompareFreshness(b, a)
+			cmp, by = compareFreshness(b, a)
 			if cmpSign(cmp) != -c.wantCmp || by != c.wantBy {
-				t.Errorf("CompareFreshness(b, a) = %d, %q; want sign %d, %q", cmp, by, -c.wantCmp, c.wantBy)
+				t.Errorf("compareFreshness(b, a) = %d, %q; want sign %d, %q", cmp, by, -c.wantCmp, c.wantBy)
 			}
 		})
 	}
 }
 
-// TestCompareFreshnessUnreadableLastRefresh: a last_refresh that does not
+// TestcompareFreshnessUnreadableLastRefresh: a last_refresh that does not
 // parse is no evidence; the expiry decides.
 func TestCompareFreshnessUnreadableLastRefresh(t *testing.T) {
 	t0 := time.Unix(freshT0, 0).UTC()
@@ -91,8 +91,8 @@ func TestCompareFreshnessUnreadableLastRefresh(t *testing.T) {
 	if _, ok := bad.LastRefresh(); ok {
 		t.Fatal("fixture: last_refresh readable")
 	}
-	if cmp, by := CompareFreshness(a, bad); cmp >= 0 || by != ByAccessExpiry {
-		t.Errorf("CompareFreshness = %d, %q; want < 0 by %q", cmp, by, ByAccessExpiry)
+	if cmp, by := compareFreshness(a, bad); cmp >= 0 || by != ByAccessExpiry {
+		t.Errorf("compareFreshness = %d, %q; want < 0 by %q", cmp, by, ByAccessExpiry)
 	}
 }
 
