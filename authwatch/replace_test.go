@@ -14,21 +14,7 @@ const freshT0 = 1772366400 // 2026-03-01T12:00:00Z
 // a zero exp mints an access token without an exp claim.
 func freshFile(t *testing.T, refresh string, lr, exp time.Time) *AuthFile {
 	t.Helper()
-	claims := tokenmock.Claims("acct-f", "f@example.com", exp)
-	if exp.IsZero() {
-		delete(claims, "exp")
-	}
-	c := tokenmock.Credential{
-		AccountID:    "acct-f",
-		IDToken:      tokenmock.MintJWT(tokenmock.Claims("acct-f", "f@example.com", time.Unix(freshT0, 0).Add(time.Hour))),
-		AccessToken:  tokenmock.MintJWT(claims),
-		RefreshToken: "rt_" + tokenmock.Sentinel + "_" + refresh,
-	}
-	f, err := ParseAuthFile(tokenmock.FormatAuthJSON(c, lr, tokenmock.FileOptions{NoLastRefresh: lr.IsZero()}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
+	return login(t, "acct-f", "rt_"+tokenmock.Sentinel+"_"+refresh, "", lr, exp)
 }
 
 func TestCompareFreshness(t *testing.T) {
@@ -106,13 +92,19 @@ func cmpSign(n int) int {
 	return 0
 }
 
-// login is a ChatGPT login for the MayReplace table: account "" names none,
-// refresh "" makes it unrefreshable, a zero lr leaves last_refresh out, and
-// tag sets the access token apart (same expiry, other token).
+// login is a ChatGPT login: account "" names none, refresh "" makes it
+// unrefreshable, a zero lr leaves last_refresh out, a zero exp mints an
+// access token without an exp claim, and tag sets the access token apart
+// (same expiry, other token).
 func login(t *testing.T, account, refresh, tag string, lr, exp time.Time) *AuthFile {
 	t.Helper()
 	claims := tokenmock.Claims(account, "f@example.com", exp)
-	claims["jti"] = tag
+	if exp.IsZero() {
+		delete(claims, "exp")
+	}
+	if tag != "" {
+		claims["jti"] = tag
+	}
 	c := tokenmock.Credential{
 		AccountID:    account,
 		IDToken:      tokenmock.MintJWT(tokenmock.Claims(account, "f@example.com", time.Unix(freshT0, 0).Add(time.Hour))),
