@@ -287,7 +287,7 @@ func (f *AuthFile) Marshal() []byte {
 		}
 		*first = false
 		b.WriteString("\n")
-		writeIndent(&b, depth)
+		b.WriteString(strings.Repeat("  ", depth))
 		b.Write(appendJSONString(nil, key))
 		b.WriteString(": ")
 	}
@@ -340,12 +340,6 @@ func (f *AuthFile) Marshal() []byte {
 	return b.Bytes()
 }
 
-func writeIndent(b *bytes.Buffer, depth int) {
-	for i := 0; i < depth; i++ {
-		b.WriteString("  ")
-	}
-}
-
 // writeRaw re-indents a value for its depth. String tokens are copied as they
 // were, escapes included, so nothing inside a value changes.
 func writeRaw(b *bytes.Buffer, raw json.RawMessage, depth int) {
@@ -367,24 +361,15 @@ func appendJSONString(dst []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"':
-			dst = append(dst, '\\', '"')
-		case c == '\\':
-			dst = append(dst, '\\', '\\')
-		case c == '\b':
-			dst = append(dst, '\\', 'b')
-		case c == '\f':
-			dst = append(dst, '\\', 'f')
-		case c == '\n':
-			dst = append(dst, '\\', 'n')
-		case c == '\r':
-			dst = append(dst, '\\', 'r')
-		case c == '\t':
-			dst = append(dst, '\\', 't')
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
 		case c < 0x20:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			if e := strings.IndexByte("\b\f\n\r\t", c); e >= 0 {
+				dst = append(dst, '\\', "bfnrt"[e])
+			} else {
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
 		default:
 			dst = append(dst, c)
 		}

@@ -77,6 +77,10 @@ const (
 	KindCommit       = "commit"        // the answer arrived but is not in auth.json yet (rescued)
 	KindCannotCommit = "cannot_commit" // before any POST: the answer could not be written
 	KindCanceled     = "canceled"      // shutdown before the POST was sent
+	KindUnreadable   = "unreadable"    // auth.json is there but cannot be read or parsed
+	KindLoad         = "load"          // the store could not be read
+	KindStore        = "store"         // the store failed otherwise
+	KindDeadToken    = "dead_token"    // the refresh token was already refused for good
 )
 
 // RefreshError is a failed refresh. Its message carries the class, the HTTP

@@ -24,7 +24,7 @@ func (w *Watchdog) unreadable(now time.Time, st *Status, err error) passResult {
 		w.unreadableSaid = why
 		w.log.Warn("auth.json is unreadable; not refreshing", "reason", why, "error", errText(err))
 	}
-	return w.conclude(st, now, ending{found: foundUnreadable, why: why, err: &RefreshError{Class: ClassTransient, Kind: "unreadable", Err: err}})
+	return w.conclude(st, now, ending{found: foundUnreadable, why: why, err: &RefreshError{Class: ClassTransient, Kind: KindUnreadable, Err: err}})
 }
 
 func failTag(re *RefreshError) string {
@@ -46,7 +46,7 @@ func asRefreshError(err error, posted bool) *RefreshError {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return &RefreshError{Class: ClassTransient, Kind: KindCanceled, Err: err}
 	case errors.Is(err, ErrMalformed):
-		return &RefreshError{Class: ClassTransient, Kind: "unreadable", Err: err}
+		return &RefreshError{Class: ClassTransient, Kind: KindUnreadable, Err: err}
 	case errors.As(err, new(*UnwrittenError)):
 		return &RefreshError{Class: ClassTransient, Kind: KindCommit, Err: err}
 	case errors.Is(err, ErrCannotCommit):
@@ -54,7 +54,7 @@ func asRefreshError(err error, posted bool) *RefreshError {
 	case posted:
 		return &RefreshError{Class: ClassTransient, Kind: KindCommit, Err: err}
 	}
-	return &RefreshError{Class: ClassTransient, Kind: "store", Err: err}
+	return &RefreshError{Class: ClassTransient, Kind: KindStore, Err: err}
 }
 
 // transient ends a pass with a transient failure (conclude), logged by what

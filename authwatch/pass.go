@@ -85,7 +85,7 @@ func (w *Watchdog) decideAndRefresh(ctx context.Context, now time.Time, st *Stat
 			return w.unreadable(now, st, err)
 		}
 		w.log.Error("loading the credential failed", "error", errText(err))
-		return w.transient(st, now, ending{found: foundTransient, why: errText(err), err: &RefreshError{Class: ClassTransient, Kind: "load", Err: err}})
+		return w.transient(st, now, ending{found: foundTransient, why: errText(err), err: &RefreshError{Class: ClassTransient, Kind: KindLoad, Err: err}})
 	}
 	if cur == nil {
 		w.log.Debug("skip: no auth.json (no ChatGPT login in this CODEX_HOME)", "path", w.cfg.Home.AuthPath())
@@ -241,7 +241,7 @@ func (w *Watchdog) lastErrOrDead() *RefreshError {
 	if w.lastErr != nil && w.lastErr.Class == ClassPermanent {
 		return w.lastErr
 	}
-	return &RefreshError{Class: ClassPermanent, Kind: "dead_token", Err: errors.New("refresh token previously rejected")}
+	return &RefreshError{Class: ClassPermanent, Kind: KindDeadToken, Err: errors.New("refresh token previously rejected")}
 }
 
 // rotatedElsewhere watches auth.json for RecheckWindow after a permanent
