@@ -396,17 +396,9 @@ func (f *AuthFile) Mode() Mode {
 }
 
 // Refreshable says whether codex-launch may redeem this file's refresh token,
-// and if not, why (the reason never holds a token).
-//
-// Only ModeChatGPT is refreshed. chatgptAuthTokens is skipped on purpose: in
-// the CLI's source (codex-rs/login) it marks tokens supplied from outside by a
-// host application through the app server (account/login/start with
-// chatgptAuthTokens). The CLI keeps them in its ephemeral store, never treats
-// them as its own managed tokens (it does not persist or revoke them), and on a
-// 401 it asks the host for new ones (account/chatgptAuthTokens/refresh)
-// instead of using the refresh-token grant. Redeeming such a refresh token
-// here would race the host that owns it: exactly the double redemption that
-// kills a login: it is skipped, for a stated reason. API-key and
+// and if not, why (the reason never holds a token). Only ModeChatGPT is: the
+// tokens of chatgptAuthTokens belong to the host application that supplied
+// them and refreshes them itself (docs/authwatch.md), and API-key and
 // agent-identity logins have no OAuth refresh token.
 func (f *AuthFile) Refreshable() (ok bool, reason string) {
 	switch f.Mode() {

@@ -16,18 +16,12 @@ type primePass struct {
 	res passResult
 }
 
-// startPrime runs the first pass of the loop that Run then continues, in its
-// own goroutine, and returns at once. The outcome is known when done is
-// closed; the status file, written as the loop writes it, comes after that,
-// while the caller starts its child (the file tells a child nothing).
-//
-// Run, called after startPrime, first waits for the whole pass, and then for
-// the next check the pass scheduled instead of passing again at once: a
-// second read of auth.json and a second status write while the child starts
-// would learn nothing. Run still re-decides early when someone else (the
-// CLI, a new login) rewrites auth.json, even while this pass was deciding.
-// On a path that never reaches Run, finish abandons what can be abandoned
-// (a lock wait, a POST not yet sent) and waits for the rest.
+// startPrime runs the loop's first pass in its own goroutine and returns at
+// once: the outcome is known when done is closed, the status file is
+// written after that, beside the caller's child start. Run then waits for
+// the whole pass and continues with the check it scheduled (auth.json
+// rewritten meanwhile still wakes it); a caller that never reaches Run
+// calls finish.
 func (w *Watchdog) startPrime() *primePass {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &primePass{cancel: cancel, done: make(chan struct{}), written: make(chan struct{})}

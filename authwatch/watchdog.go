@@ -24,15 +24,8 @@ const (
 )
 
 func (o Outcome) String() string {
-	switch o {
-	case OutcomeRefreshed:
-		return "refreshed"
-	case OutcomeNothingToDo:
-		return "nothing_to_do"
-	case OutcomeTransient:
-		return "transient_failure"
-	case OutcomePermanent:
-		return "permanent_failure"
+	if names := [...]string{"refreshed", "nothing_to_do", "transient_failure", "permanent_failure"}; o >= 0 && int(o) < len(names) {
+		return names[o]
 	}
 	return "outcome_" + strconv.Itoa(int(o))
 }
