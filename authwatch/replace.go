@@ -104,15 +104,11 @@ type ReplaceVerdict struct {
 type ReplaceReason string
 
 const (
-	ReasonNoCandidate       ReplaceReason = "no candidate credential"
-	ReasonUnusableCandidate ReplaceReason = "the candidate cannot be refreshed"
-	ReasonNoCurrent         ReplaceReason = "no current credential"
-	ReasonUnusableCurrent   ReplaceReason = "the current credential cannot be refreshed"
-	ReasonSameTokens        ReplaceReason = "the same tokens"
-	ReasonOtherAccount      ReplaceReason = "another account"
-	ReasonFresher           ReplaceReason = "the candidate is fresher"
-	ReasonStaler            ReplaceReason = "the current credential is fresher"
-	ReasonNoEvidence        ReplaceReason = "neither last_refresh nor the access token's expiry tells which is fresher"
+	ReasonNoCandidate, ReasonUnusableCandidate ReplaceReason = "no candidate credential", "the candidate cannot be refreshed"
+	ReasonNoCurrent, ReasonUnusableCurrent     ReplaceReason = "no current credential", "the current credential cannot be refreshed"
+	ReasonSameTokens, ReasonOtherAccount       ReplaceReason = "the same tokens", "another account"
+	ReasonFresher, ReasonStaler                ReplaceReason = "the candidate is fresher", "the current credential is fresher"
+	ReasonNoEvidence                           ReplaceReason = "neither last_refresh nor the access token's expiry tells which is fresher"
 )
 
 // The evidence compareFreshness names.

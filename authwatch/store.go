@@ -50,15 +50,11 @@ func (s *FileStore) Load(ctx context.Context) (*AuthFile, error) {
 // when there is no file or it could not be read; a malformed file still
 // has its bytes.
 func (s *FileStore) read() (*AuthFile, []byte, error) {
-	d, err := s.Home.Open()
+	f, raw, err := s.Home.Read()
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil, nil
 	}
-	if err != nil {
-		return nil, nil, err
-	}
-	defer d.Close()
-	return readIn(d)
+	return f, raw, err
 }
 
 // readIn is read in the open CODEX_HOME d.

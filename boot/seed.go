@@ -3,7 +3,6 @@ package boot
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -98,19 +97,8 @@ func commitSeed(ctx context.Context, home authwatch.Home, want *authwatch.AuthFi
 }
 
 // parseCredential validates the variable; its errors name the variable and
-// the fault, never the content.
+// the fault (ParseAuthFile's name a key or a byte offset), never the content.
 func parseCredential(name string, data []byte) (*authwatch.AuthFile, error) {
-	var probe any
-	if err := json.Unmarshal(data, &probe); err != nil {
-		var syn *json.SyntaxError
-		if errors.As(err, &syn) {
-			return nil, fmt.Errorf("%s is %w: not JSON (syntax error at byte %d)", name, ErrInvalidCredential, syn.Offset)
-		}
-		return nil, fmt.Errorf("%s is %w: not JSON", name, ErrInvalidCredential)
-	}
-	if _, ok := probe.(map[string]any); !ok {
-		return nil, fmt.Errorf("%s is %w: not a JSON object", name, ErrInvalidCredential)
-	}
 	f, err := authwatch.ParseAuthFile(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s is %w: %v", name, ErrInvalidCredential, err)
