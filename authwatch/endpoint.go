@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/molecule-ai/codex-launch/internal/secreturl"
 	"io"
 	"mime"
 	"net"
@@ -19,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/molecule-ai/codex-launch/internal/secreturl"
 )
 
 // The CLI's token endpoint and OAuth client. cmd reads the CLI's overrides
@@ -116,12 +117,6 @@ func (e *RefreshError) Error() string {
 }
 
 func (e *RefreshError) Unwrap() error { return e.Err }
-
-// IsPermanent reports whether err says the refresh token is dead.
-func IsPermanent(err error) bool {
-	var re *RefreshError
-	return errors.As(err, &re) && re.Class == ClassPermanent
-}
 
 // Endpoint is the OAuth token endpoint client.
 type Endpoint struct {

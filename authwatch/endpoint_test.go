@@ -89,8 +89,8 @@ func TestEndpointClasses(t *testing.T) {
 			if re.Class != wantClass || re.Kind != c.kind || re.Status != c.status || re.Code != c.code || re.RetryAfter < c.retryAfter || (c.retryAfter == 0 && re.RetryAfter != 0) {
 				t.Fatalf("got class=%s kind=%s status=%d code=%q retry=%s; want %s %s %d %q %s", re.Class, re.Kind, re.Status, re.Code, re.RetryAfter, wantClass, c.kind, c.status, c.code, c.retryAfter)
 			}
-			if IsPermanent(err) != (wantClass == ClassPermanent) {
-				t.Fatal("IsPermanent disagrees")
+			if isPermanent(err) != (wantClass == ClassPermanent) {
+				t.Fatal("isPermanent disagrees")
 			}
 			noLeak(t, "error", err.Error())
 			if strings.Contains(err.Error(), "rejected") || strings.Contains(err.Error(), "<html") || strings.Contains(err.Error(), "<title") {
@@ -321,7 +321,7 @@ func TestForbiddenNamesWhoRefused(t *testing.T) {
 			m := newMockEndpoint(t, rt, time.Now)
 			m.push(answer{status: 403, body: c.body, header: map[string]string{"Content-Type": c.ctype}})
 			_, err := m.endpoint(t, 5*time.Second).Refresh(context.Background(), rt, ReasonScheduled)
-			if err == nil || IsPermanent(err) {
+			if err == nil || isPermanent(err) {
 				t.Fatalf("want a transient error, got %v", err)
 			}
 			if !strings.Contains(err.Error(), c.want) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -330,4 +331,10 @@ func rejectedLogin(t *testing.T, now time.Time) (*Watchdog, Home, *mockEndpoint,
 		t.Fatal(err)
 	}
 	return w, h, m, orig
+}
+
+// isPermanent reports whether err says the refresh token is dead.
+func isPermanent(err error) bool {
+	var re *RefreshError
+	return errors.As(err, &re) && re.Class == ClassPermanent
 }

@@ -301,7 +301,7 @@ func TestPermanentStopsSpendingUntilNewLogin(t *testing.T) {
 	now := time.Now()
 	w, h, m, orig := rejectedLogin(t, now)
 	for i := 0; i < 3; i++ {
-		if out, err := w.Pass(context.Background()); out != OutcomePermanent || !IsPermanent(err) {
+		if out, err := w.Pass(context.Background()); out != OutcomePermanent || !isPermanent(err) {
 			t.Fatalf("pass %d: %v %v", i, out, err)
 		}
 	}

@@ -28,7 +28,7 @@ func TestDeadTokenStatusAfterGoodPass(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := w.Pass(context.Background())
-	if out != OutcomePermanent || !IsPermanent(err) || m.postCount() != 1 {
+	if out != OutcomePermanent || !isPermanent(err) || m.postCount() != 1 {
 		t.Fatalf("restored dead credential: %v %v, %d posts", out, err, m.postCount())
 	}
 	st, err := ReadStatus(h)
