@@ -33,7 +33,6 @@ import (
 	"github.com/molecule-ai/codex-launch/authwatch"
 	"github.com/molecule-ai/codex-launch/fleet/pgstore"
 	"github.com/molecule-ai/codex-launch/fleet/seal"
-	"github.com/molecule-ai/codex-launch/internal/secreturl"
 )
 
 // ErrStoreUnavailable is wrapped by Update while the database cannot be
@@ -181,7 +180,7 @@ func New(cfg Config) (*Fleet, error) {
 		host, _ := os.Hostname()
 		cfg.By = fmt.Sprintf("%s/%d", host, os.Getpid())
 	}
-	desc := fmt.Sprintf("%s (credential %s)", secreturl.Mask(cfg.URL), cfg.Name)
+	desc := describePostgres(cfg.URL, cfg.Name)
 	return &Fleet{
 		cfg:     cfg,
 		log:     cfg.Logger,

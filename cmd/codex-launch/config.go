@@ -13,6 +13,7 @@ import (
 
 	"github.com/molecule-ai/codex-launch/authwatch"
 	"github.com/molecule-ai/codex-launch/boot"
+	"github.com/molecule-ai/codex-launch/fleet"
 	"github.com/molecule-ai/codex-launch/signals"
 )
 
@@ -53,7 +54,7 @@ type Config struct {
 	LogFormat string
 
 	// Fleet: the credential's store (fleet_options.go).
-	Fleet fleetConfig
+	Fleet fleet.Settings
 }
 
 // ResolvedCodexHome is the CODEX_HOME directory, given the home directory of

@@ -2,8 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/molecule-ai/codex-launch/authwatch"
+	"github.com/molecule-ai/codex-launch/fleet"
 	"github.com/molecule-ai/codex-launch/tokenmock"
 )
 
@@ -24,7 +24,7 @@ func TestFleetOptionDefaults(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	f := cfg.Fleet
-	if f.storeKind() != "file" || f.Name != "default" || f.Fallback || f.PollInterval != 30*time.Second || f.Pooled ||
+	if f.Kind() != fleet.KindFile || f.Name != "default" || f.Fallback || f.PollInterval != 30*time.Second || f.Pooled ||
 		f.FastPollInterval != 2*time.Second ||
 		f.SyncInterval != time.Hour || f.TokenFile != "/configs/.auth_token" {
 		t.Fatalf("defaults %+v", f)
@@ -32,8 +32,8 @@ func TestFleetOptionDefaults(t *testing.T) {
 	if s, err := buildStore(context.Background(), cfg, authwatch.Home{Dir: t.TempDir()}, hclog.NewNullLogger()); s != nil || err != nil {
 		t.Fatalf("file store: %v %v", s, err)
 	}
-	if fleetStoreName(cfg) != "file" {
-		t.Fatalf("name %q", fleetStoreName(cfg))
+	if cfg.Fleet.Describe() != "file" {
+		t.Fatalf("name %q", cfg.Fleet.Describe())
 	}
 }
 
@@ -49,14 +49,14 @@ func TestFleetOptionsParseAndNeverEchoThePassword(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if cfg.Fleet.storeKind() != "postgres" || cfg.Fleet.Name != "team-a" || !cfg.Fleet.Fallback || cfg.Fleet.PollInterval != 45*time.Second ||
+	if cfg.Fleet.Kind() != fleet.KindPostgres || cfg.Fleet.Name != "team-a" || !cfg.Fleet.Fallback || cfg.Fleet.PollInterval != 45*time.Second ||
 		!cfg.Fleet.Pooled {
 		t.Fatalf("parsed %+v", cfg.Fleet)
 	}
 	if !cfg.RefreshOwner {
 		t.Fatal("a postgres store must leave refresh-owner on")
 	}
-	name := fleetStoreName(cfg)
+	name := cfg.Fleet.Describe()
 	if strings.Contains(name, "s3cret-pw") || !strings.Contains(name, "db:5432") || !strings.Contains(name, "team-a") {
 		t.Fatalf("store name %q", name)
 	}
@@ -95,8 +95,8 @@ func TestPlatformStoreIsFollowerOnly(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("%s: exit %d: %s", store, code, stderr)
 		}
-		if cfg.Fleet.storeKind() != "http" || cfg.RefreshOwner {
-			t.Fatalf("%s: kind %s, refresh owner %v: a platform store must never refresh", store, cfg.Fleet.storeKind(), cfg.RefreshOwner)
+		if cfg.Fleet.Kind() != fleet.KindPlatform || cfg.RefreshOwner {
+			t.Fatalf("%s: kind %s, refresh owner %v: a platform store must never refresh", store, cfg.Fleet.Kind(), cfg.RefreshOwner)
 		}
 	}
 }
@@ -109,7 +109,7 @@ func TestPlatformStoreNameIsRedacted(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if got := fleetStoreName(cfg); got != "platform https://platform.example/api" {
+	if got := cfg.Fleet.Describe(); got != "platform https://platform.example/api" {
 		t.Fatalf("store name %q", got)
 	}
 	// A "/" in the password ends the authority early: the parse finds no
@@ -118,7 +118,7 @@ func TestPlatformStoreNameIsRedacted(t *testing.T) {
 	if code, cfg, _, _, stderr = runCaptured(t, env, "--", "true"); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if got := fleetStoreName(cfg); got != "platform" {
+	if got := cfg.Fleet.Describe(); got != "platform" {
 		t.Fatalf("store name %q", got)
 	}
 }
@@ -145,7 +145,7 @@ func TestBuildStoreStartsTheFollower(t *testing.T) {
 		"postgres://codex@127.0.0.1:1/fleet",
 	} {
 		cfg := &Config{
-			Fleet:        fleetConfig{Store: store, Name: "default", TokenFile: tokenFile, SyncInterval: time.Hour, PollInterval: time.Hour},
+			Fleet:        fleet.Settings{Store: store, Name: "default", TokenFile: tokenFile, SyncInterval: time.Hour, PollInterval: time.Hour},
 			PrimeTimeout: time.Minute, RefreshTimeout: 10 * time.Second,
 		}
 		t0 := time.Now()
@@ -157,8 +157,8 @@ func TestBuildStoreStartsTheFollower(t *testing.T) {
 		if took > 30*time.Second {
 			t.Errorf("%s: buildStore took %v: it did not end the wait at the first sync", store, took)
 		}
-		if r.String() != fleetStoreName(cfg) {
-			t.Errorf("%s: name %q, want %q", store, r.String(), fleetStoreName(cfg))
+		if r.String() != cfg.Fleet.Describe() {
+			t.Errorf("%s: name %q, want %q", store, r.String(), cfg.Fleet.Describe())
 		}
 		if err := r.Close(); err != nil {
 			t.Errorf("%s: Close: %v", store, err)
@@ -174,25 +174,14 @@ func TestBuildStoreStartsTheFollower(t *testing.T) {
 	}
 }
 
-func TestLoadKeys(t *testing.T) {
-	b := make([]byte, 32)
-	rand.Read(b)
-	key := base64.StdEncoding.EncodeToString(b)
-	file := filepath.Join(t.TempDir(), "keys")
-	os.WriteFile(file, []byte("new:"+key+"\n"), 0o600)
-	k, err := loadKeys(fleetConfig{KeyFile: file, Keys: "old:" + key})
-	if err != nil || k.WriteKeyID() != "new" || len(k.IDs()) != 2 {
-		t.Fatalf("keys: %v %v", k, err)
-	}
-	if k, err := loadKeys(fleetConfig{}); k != nil || err != nil {
-		t.Fatalf("no keys: %v %v", k, err)
-	}
-	_, err = loadKeys(fleetConfig{Keys: "bad:c2hvcnQ="})
-	if err == nil || strings.Contains(err.Error(), "c2hvcnQ=") || !strings.Contains(err.Error(), "CODEX_LAUNCH_CREDENTIAL_KEYS") {
+// Sealing keys that do not parse stop the launch with an error that names
+// the key variables and never quotes a key.
+func TestBadKeysAreAUsageError(t *testing.T) {
+	cfg := &Config{Fleet: fleet.Settings{Store: "postgres://codex@127.0.0.1:1/fleet", Name: "default", Keys: "bad:c2hvcnQ="}}
+	_, err := buildStore(context.Background(), cfg, authwatch.Home{Dir: t.TempDir()}, hclog.NewNullLogger())
+	var ue *UsageError
+	if !errors.As(err, &ue) || strings.Contains(err.Error(), "c2hvcnQ=") || !strings.Contains(err.Error(), "CODEX_LAUNCH_CREDENTIAL_KEYS") {
 		t.Fatalf("bad key: %v", err)
-	}
-	if _, err := loadKeys(fleetConfig{KeyFile: filepath.Join(t.TempDir(), "missing")}); err == nil {
-		t.Fatal("missing key file accepted")
 	}
 }
 

@@ -23,16 +23,16 @@ type storeSummary struct {
 // launcher uses no PostgreSQL store (a stale file from an earlier
 // configuration is ignored) or the follower has not written it yet.
 func readStoreSummary(cfg *Config, dir string) *storeSummary {
-	if cfg.Fleet.storeKind() != "postgres" {
+	if cfg.Fleet.Kind() != fleet.KindPostgres {
 		return nil
 	}
 	st, err := fleet.ReadState(dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return &storeSummary{Store: fleetStoreName(cfg), State: "unknown", Error: "no store status yet (is the launcher running?)"}
+		return &storeSummary{Store: cfg.Fleet.Describe(), State: "unknown", Error: "no store status yet (is the launcher running?)"}
 	case err != nil:
 		// A file that is not one, or too large: say which.
-		return &storeSummary{Store: fleetStoreName(cfg), State: "unknown", Error: err.Error()}
+		return &storeSummary{Store: cfg.Fleet.Describe(), State: "unknown", Error: err.Error()}
 	}
 	s := &storeSummary{Store: st.Store, State: st.State, Error: st.Error, Generation: st.Generation}
 	if !st.Since.IsZero() {

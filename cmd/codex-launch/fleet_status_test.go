@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/molecule-ai/codex-launch/fleet"
 )
 
 func TestStoreSummaryOnlyForAPostgresStore(t *testing.T) {
@@ -10,7 +12,7 @@ func TestStoreSummaryOnlyForAPostgresStore(t *testing.T) {
 	if s := readStoreSummary(cfg, t.TempDir()); s != nil {
 		t.Fatalf("file store: %+v", s)
 	}
-	cfg.Fleet = fleetConfig{Store: "postgres://u:pw-secret@db/x", Name: "default"}
+	cfg.Fleet = fleet.Settings{Store: "postgres://u:pw-secret@db/x", Name: "default"}
 	s := readStoreSummary(cfg, t.TempDir())
 	if s == nil || s.State != "unknown" || strings.Contains(s.Store, "pw-secret") {
 		t.Fatalf("no status file yet: %+v", s)

@@ -275,13 +275,20 @@ func TestRefreshLoopUntilTerm(t *testing.T) {
 func TestJSONLogs(t *testing.T) {
 	r := newRig(t)
 	r.WriteCred("acct-l", time.Minute)
-	res := r.Command(map[string]string{"CODEX_LAUNCH_LOG_FORMAT": "json", "CODEX_LAUNCH_LOG_LEVEL": "debug"}, "--", "true")
-	if res.Code != 0 {
-		t.Fatalf("exit %d: %s", res.Code, res.Stderr)
+	r.Env["CODEX_LAUNCH_LOG_FORMAT"], r.Env["CODEX_LAUNCH_LOG_LEVEL"] = "json", "debug"
+	// The child ends once the watchdog has said it started (its line
+	// carries the safety margin), not before: the group would end first.
+	r.Child = []string{"sh", "-c", `while [ ! -e "$OUT/go" ]; do sleep 0.01; done`}
+	r.Start()
+	r.WaitOutput(20*time.Second, "watchdog: starting")
+	r.Touch("go")
+	if code := r.Wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit %d: %s", code, r.Output.String())
 	}
+	stderr := r.Output.String()
 	modules := map[string]bool{}
 	durations := 0
-	for _, line := range strings.Split(strings.TrimSpace(res.Stderr), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("not a JSON line: %q", line)
@@ -301,7 +308,7 @@ func TestJSONLogs(t *testing.T) {
 		}
 	}
 	if durations == 0 {
-		t.Errorf("no line logged the safety margin:\n%s", res.Stderr)
+		t.Errorf("no line logged the safety margin:\n%s", stderr)
 	}
 	for _, want := range []string{"codex-launch.boot", "codex-launch.authwatch", "codex-launch.supervise"} {
 		if !modules[want] {
