@@ -13,6 +13,7 @@ import (
 
 	"github.com/molecule-ai/codex-launch/authwatch"
 	"github.com/molecule-ai/codex-launch/boot"
+	"github.com/molecule-ai/codex-launch/fleet"
 	"github.com/molecule-ai/codex-launch/internal/human"
 )
 
@@ -26,7 +27,7 @@ type snapshot struct {
 	StatusErr string            `json:"status_error,omitempty"`
 	Health    healthSummary     `json:"health"`
 	// Store is the shared credential store's state; nil for the file store.
-	Store *storeSummary `json:"store,omitempty"`
+	Store *fleet.Summary `json:"store,omitempty"`
 }
 
 type authSummary struct {
@@ -80,8 +81,8 @@ func readSnapshot(cfg *Config, dir string, now time.Time) snapshot {
 	// A shared store that is away does not change the verdict (the child
 	// runs on the local credential; a restart would not bring the database
 	// back), but the line says so.
-	snap.Store = readStoreSummary(cfg, dir)
-	if note := snap.Store.healthNote(); note != "" {
+	snap.Store = fleet.ReadSummary(cfg.Fleet, dir)
+	if note := snap.Store.HealthNote(); note != "" {
 		snap.Health.Reason += "; " + note
 	}
 	return snap

@@ -1,17 +1,15 @@
-package main
+package fleet
 
 import (
 	"errors"
 	"fmt"
 	"os"
 	"time"
-
-	"github.com/molecule-ai/codex-launch/fleet"
 )
 
-// storeSummary is the shared store's state as the follower last recorded it
+// Summary is the shared store's state as the follower last recorded it
 // in CODEX_HOME, for `status` and `health`. Token- and password-free.
-type storeSummary struct {
+type Summary struct {
 	Store      string `json:"store"`
 	State      string `json:"state"` // ok, connecting, unavailable, fallback, error
 	Error      string `json:"error,omitempty"`
@@ -19,33 +17,34 @@ type storeSummary struct {
 	Generation int64  `json:"generation,omitempty"`
 }
 
-// readStoreSummary returns the shared store's state, or nil when this
-// launcher uses no PostgreSQL store (a stale file from an earlier
-// configuration is ignored) or the follower has not written it yet.
-func readStoreSummary(cfg *Config, dir string) *storeSummary {
-	if cfg.Fleet.Kind() != fleet.KindPostgres {
+// ReadSummary returns the state of the store s names from CODEX_HOME dir,
+// or nil when s names no PostgreSQL store (a stale file from an earlier
+// configuration is ignored). A state the follower has not written yet, or a
+// file that is not one, is "unknown" with the reason.
+func ReadSummary(s Settings, dir string) *Summary {
+	if s.Kind() != KindPostgres {
 		return nil
 	}
-	st, err := fleet.ReadState(dir)
+	st, err := ReadState(dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return &storeSummary{Store: cfg.Fleet.Describe(), State: "unknown", Error: "no store status yet (is the launcher running?)"}
+		return &Summary{Store: s.Describe(), State: "unknown", Error: "no store status yet (is the launcher running?)"}
 	case err != nil:
 		// A file that is not one, or too large: say which.
-		return &storeSummary{Store: cfg.Fleet.Describe(), State: "unknown", Error: err.Error()}
+		return &Summary{Store: s.Describe(), State: "unknown", Error: err.Error()}
 	}
-	s := &storeSummary{Store: st.Store, State: st.State, Error: st.Error, Generation: st.Generation}
+	sum := &Summary{Store: st.Store, State: st.State, Error: st.Error, Generation: st.Generation}
 	if !st.Since.IsZero() {
-		s.Since = st.Since.UTC().Format(time.RFC3339)
+		sum.Since = st.Since.UTC().Format(time.RFC3339)
 	}
-	return s
+	return sum
 }
 
-// healthNote is what `health` adds to its line: "" when the store is fine.
+// HealthNote is what a health verdict adds: "" when the store is fine.
 // The store's absence does not make the container unhealthy by itself: the
 // child keeps working on the local credential, and restarting the container
 // would not bring the database back. It must be said, though.
-func (s *storeSummary) healthNote() string {
+func (s *Summary) HealthNote() string {
 	if s == nil || s.State == "ok" {
 		return ""
 	}

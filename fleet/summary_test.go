@@ -1,26 +1,22 @@
-package main
+package fleet
 
 import (
 	"strings"
 	"testing"
-
-	"github.com/molecule-ai/codex-launch/fleet"
 )
 
 func TestStoreSummaryOnlyForAPostgresStore(t *testing.T) {
-	cfg := &Config{}
-	if s := readStoreSummary(cfg, t.TempDir()); s != nil {
+	if s := ReadSummary(Settings{}, t.TempDir()); s != nil {
 		t.Fatalf("file store: %+v", s)
 	}
-	cfg.Fleet = fleet.Settings{Store: "postgres://u:pw-secret@db/x", Name: "default"}
-	s := readStoreSummary(cfg, t.TempDir())
+	s := ReadSummary(Settings{Store: "postgres://u:pw-secret@db/x", Name: "default"}, t.TempDir())
 	if s == nil || s.State != "unknown" || strings.Contains(s.Store, "pw-secret") {
 		t.Fatalf("no status file yet: %+v", s)
 	}
-	if n := (&storeSummary{State: "ok"}).healthNote(); n != "" {
+	if n := (&Summary{State: "ok"}).HealthNote(); n != "" {
 		t.Fatalf("ok note %q", n)
 	}
-	n := (&storeSummary{State: "unavailable", Error: "connection refused", Since: "2026-01-01T00:00:00Z"}).healthNote()
+	n := (&Summary{State: "unavailable", Error: "connection refused", Since: "2026-01-01T00:00:00Z"}).HealthNote()
 	if !strings.Contains(n, "unavailable") || !strings.Contains(n, "local credential") || !strings.Contains(n, "connection refused") {
 		t.Fatalf("unavailable note %q", n)
 	}
