@@ -165,10 +165,7 @@ func New(cfg Config) (*Fleet, error) {
 		cfg.ReconnectMin = 250 * time.Millisecond
 	}
 	if cfg.ReconnectMax < cfg.ReconnectMin {
-		cfg.ReconnectMax = 10 * time.Second
-		if cfg.ReconnectMax < cfg.ReconnectMin {
-			cfg.ReconnectMax = cfg.ReconnectMin
-		}
+		cfg.ReconnectMax = max(10*time.Second, cfg.ReconnectMin)
 	}
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = pgstore.DefaultCallTimeout

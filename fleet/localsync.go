@@ -15,12 +15,10 @@ import (
 // published instead).
 func (f *Fleet) commitLocal(ctx context.Context, a *authwatch.AuthFile) error {
 	local, _, _ := f.cfg.Home.Read()
-	if !authwatch.MayReplace(a, local, authwatch.ReplaceOnFollow).Replace {
-		f.stamp = f.cfg.Home.Stamp()
-		return nil
-	}
-	if err := f.cfg.Home.Commit(ctx, a); err != nil {
-		return fmt.Errorf("write local auth.json: %w", err)
+	if authwatch.MayReplace(a, local, authwatch.ReplaceOnFollow).Replace {
+		if err := f.cfg.Home.Commit(ctx, a); err != nil {
+			return fmt.Errorf("write local auth.json: %w", err)
+		}
 	}
 	f.stamp = f.cfg.Home.Stamp()
 	return nil
