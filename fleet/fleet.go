@@ -80,7 +80,9 @@ type Config struct {
 	// ReconnectMin and ReconnectMax bound the reconnect backoff
 	// (defaults 250 ms and 10 s: a returning database is found within seconds; a connection attempt is cheap).
 	ReconnectMin, ReconnectMax time.Duration
-	// LockTimeout bounds a wait for another launcher's refresh lock.
+	// LockTimeout bounds a wait for another launcher's refresh lock
+	// (default pgstore.DefaultLockTimeout). Through a pooler the waiting
+	// request is parked, not holding a server session (see Update).
 	LockTimeout time.Duration
 	// IdleTxTimeout ends the session of a refresher that holds the lock
 	// but stops talking to the database (hung, or cut off) for this long,
@@ -117,16 +119,12 @@ type Fleet struct {
 	runDone    chan struct{}
 
 	// stamp is the local auth.json as the follower last saw or wrote it,
-	// dueSince when the stored generation was first seen due (zero: not
-	// due). Only the follower goroutine (Run) touches them.
+	// head the stored generation as its last full read found it, dueSince
+	// when the stored generation was first seen due (zero: not due). Only
+	// the follower goroutine (Run) touches them.
 	stamp    authwatch.Stamp
+	head     pgstore.Head
 	dueSince time.Time
-}
-
-type request struct {
-	ctx  context.Context
-	fn   func(ctx context.Context, cur *authwatch.AuthFile) (*authwatch.AuthFile, error)
-	done chan error
 }
 
 // New checks cfg and returns a Fleet; nothing connects before Run.
@@ -169,6 +167,9 @@ func New(cfg Config) (*Fleet, error) {
 	}
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = pgstore.DefaultCallTimeout
+	}
+	if cfg.LockTimeout <= 0 {
+		cfg.LockTimeout = pgstore.DefaultLockTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()

@@ -751,3 +751,118 @@ func TestNextPollFollowsTheDueMoment(t *testing.T) {
 		}
 	})
 }
+
+// Through a pooler, an Update that finds another launcher's refresh under
+// way is parked, holding no server session: it runs again once the other
+// generation has landed (and its fn sees it), a caller that gives up
+// withdraws it at once, and one parked past LockTimeout gets the lock
+// failure, not a hang.
+func TestParkedUpdate(t *testing.T) {
+	r := newRig(t, testenv.Route{Name: "pooled", Pooled: true}, time.Hour, authwatch.DefaultPolicy())
+	r.add(3)
+	r.ls[2].fleet.cfg.LockTimeout = 1500 * time.Millisecond
+	r.start(false)
+	a, b, c := r.ls[0].fleet, r.ls[1].fleet, r.ls[2].fleet
+	for _, f := range []*Fleet{a, b, c} {
+		<-f.Ready()
+	}
+	next, err := authwatch.ParseAuthFile(r.mock.AuthJSON(r.mock.Issue(r.account), time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	inside, release := make(chan struct{}), make(chan struct{})
+	aDone := make(chan error, 1)
+	go func() {
+		aDone <- a.Update(ctx, func(ctx context.Context, cur *authwatch.AuthFile) (*authwatch.AuthFile, error) {
+			close(inside)
+			<-release
+			return next, nil
+		})
+	}()
+	<-inside
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+
+	// b's request parks behind a's refresh.
+	bSaw := make(chan *authwatch.AuthFile, 2)
+	bDone := make(chan error, 1)
+	go func() {
+		bDone <- b.Update(ctx, func(ctx context.Context, cur *authwatch.AuthFile) (*authwatch.AuthFile, error) {
+			bSaw <- cur
+			return nil, nil
+		})
+	}()
+	// c's caller gives up while parked.
+	cctx, cancel := context.WithCancel(ctx)
+	cDone := make(chan error, 1)
+	go func() {
+		cDone <- c.Update(cctx, func(ctx context.Context, cur *authwatch.AuthFile) (*authwatch.AuthFile, error) {
+			t.Error("c's withdrawn request ran")
+			return nil, nil
+		})
+	}()
+	time.Sleep(700 * time.Millisecond)
+	raw, err := pgx.Connect(ctx, r.direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close(ctx)
+	var waiting int
+	if err := raw.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+		AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+		t.Fatal(err)
+	}
+	if waiting != 0 {
+		t.Fatalf("%d server sessions wait on the row lock", waiting)
+	}
+	select {
+	case cur := <-bSaw:
+		t.Fatalf("b's fn ran while a held the lock (on %v)", cur != nil)
+	default:
+	}
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-cDone:
+		if !errors.Is(err, context.Canceled) || time.Since(start) > time.Second {
+			t.Fatalf("withdrawn parked update: %v after %v, want context.Canceled at once", err, time.Since(start))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a parked update ignored its caller's ctx")
+	}
+
+	// A request parked longer than LockTimeout gets the lock failure.
+	start = time.Now()
+	err = c.Update(ctx, func(ctx context.Context, cur *authwatch.AuthFile) (*authwatch.AuthFile, error) {
+		t.Error("c's request ran while a held the lock")
+		return nil, nil
+	})
+	if !errors.Is(err, pgstore.ErrLockTimeout) || time.Since(start) < 1500*time.Millisecond || time.Since(start) > 10*time.Second {
+		t.Fatalf("parked past LockTimeout (1.5 s): %v after %v, want ErrLockTimeout", err, time.Since(start))
+	}
+
+	close(release)
+	released = true
+	if err := <-aDone; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-bDone:
+		if err != nil {
+			t.Fatalf("parked update: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the parked update did not run after the holder committed")
+	}
+	if cur := <-bSaw; cur == nil || cur.Tokens().RefreshToken != next.Tokens().RefreshToken {
+		t.Fatal("b's fn did not run on the generation a stored")
+	}
+	if len(bSaw) != 0 {
+		t.Fatal("b's fn ran twice")
+	}
+}

@@ -57,16 +57,6 @@ func (f *Fleet) unavailable(err error) {
 	f.failQueue(fmt.Errorf("%w: %s", ErrStoreUnavailable, f.State().Error))
 }
 
-func (f *Fleet) failQueue(err error) {
-	f.mu.Lock()
-	q := f.queue
-	f.queue = nil
-	f.mu.Unlock()
-	for _, r := range q {
-		r.done <- err
-	}
-}
-
 func (f *Fleet) connect(ctx context.Context) (*pgstore.Conn, error) {
 	timeout := f.cfg.ConnectTimeout
 	if timeout <= 0 {
@@ -107,11 +97,16 @@ func (f *Fleet) serve(ctx context.Context, conn *pgstore.Conn) error {
 	nextPoll := f.nextPoll(time.Now())
 	for {
 		f.mu.Lock()
-		if len(f.queue) > 0 {
-			r := f.queue[0]
-			f.queue = f.queue[1:]
+		r, wake := f.takeRequest(time.Now())
+		if r != nil {
 			f.mu.Unlock()
 			err := f.handle(conn, r)
+			if errors.Is(err, pgstore.ErrLockBusy) {
+				if f.park(r, time.Now()) {
+					continue
+				}
+				err = fmt.Errorf("gave up after %v: %w", f.cfg.LockTimeout, err)
+			}
 			lost := conn.Lost(err)
 			if lost && err != nil {
 				err = fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
@@ -123,6 +118,9 @@ func (f *Fleet) serve(ctx context.Context, conn *pgstore.Conn) error {
 			continue
 		}
 		wait := min(f.cfg.LocalInterval, time.Until(nextPoll))
+		if !wake.IsZero() {
+			wait = min(wait, time.Until(wake))
+		}
 		wctx, cancel := context.WithTimeout(ctx, max(wait, time.Millisecond))
 		f.cancelWait = cancel
 		f.mu.Unlock()
@@ -138,8 +136,11 @@ func (f *Fleet) serve(ctx context.Context, conn *pgstore.Conn) error {
 			return nil
 		case err == nil && name != f.cfg.Name:
 			continue
-		case err == nil || !time.Now().Before(nextPoll):
+		case err == nil:
 			err = f.syncStored(ctx, conn)
+			nextPoll = f.nextPoll(time.Now())
+		case !time.Now().Before(nextPoll):
+			err = f.poll(ctx, conn)
 			nextPoll = f.nextPoll(time.Now())
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 			err = f.checkLocal(ctx, conn)

@@ -57,6 +57,7 @@ func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
 		if err != nil {
 			return fmt.Errorf("stored credential %q generation %d: %w", f.cfg.Name, rec.Generation, err)
 		}
+		f.head = pgstore.Head{Generation: rec.Generation, Rejected: !rec.RejectedAt.IsZero()}
 		resealed, err := conn.Reseal(ctx, rec)
 		if err != nil {
 			f.log.Warn("could not reseal the stored credential with the current key", "error", redactErr(err))
@@ -71,6 +72,7 @@ func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
 			if err != nil {
 				return redactedError(err)
 			}
+			f.head = pgstore.Head{Generation: gen}
 			f.setStored(gen, local)
 			f.log.Info("published a newer local credential", "store", f.desc, "generation", gen)
 			f.stamp = f.cfg.Home.Stamp()
@@ -92,6 +94,23 @@ func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
 		return nil
 	}
 	return fmt.Errorf("credential %q kept moving; will retry", f.cfg.Name)
+}
+
+// poll is the timed look at the store: the stored generation's Head, and
+// the full read (syncStored) only when it moved, when the last sync did not
+// end well, or when the local auth.json changed since the follower last
+// saw it. A poll of thousands of followers is one short row each.
+func (f *Fleet) poll(ctx context.Context, conn *pgstore.Conn) error {
+	if f.State().State == "ok" && f.cfg.Home.Stamp() == f.stamp {
+		h, err := conn.Head(ctx, f.cfg.Name)
+		if err != nil {
+			return redactedError(err)
+		}
+		if h.Generation != 0 && h == f.head {
+			return nil
+		}
+	}
+	return f.syncStored(ctx, conn)
 }
 
 // checkLocal publishes a local auth.json that changed since we last saw it

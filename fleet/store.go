@@ -81,29 +81,6 @@ func (f *Fleet) Update(ctx context.Context, fn func(ctx context.Context, cur *au
 	}
 }
 
-// result is r's answer once the follower has stopped.
-func (f *Fleet) result(r *request) error {
-	select {
-	case err := <-r.done:
-		return err
-	default:
-		return fmt.Errorf("%w: follower stopped", ErrStoreUnavailable)
-	}
-}
-
-// withdraw removes r from the queue; false when the follower took it already.
-func (f *Fleet) withdraw(r *request) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for i, q := range f.queue {
-		if q == r {
-			f.queue = append(f.queue[:i:i], f.queue[i+1:]...)
-			return true
-		}
-	}
-	return false
-}
-
 // handle runs one Update on the follower's connection.
 func (f *Fleet) handle(conn *pgstore.Conn, r *request) error {
 	ctx := r.ctx
@@ -178,6 +155,7 @@ func (f *Fleet) handle(conn *pgstore.Conn, r *request) error {
 		}
 		return nil
 	}
+	f.head = pgstore.Head{Generation: rec.Generation}
 	f.setStored(rec.Generation, produced)
 	f.log.Info("stored a new credential generation", "store", f.desc, "generation", rec.Generation)
 	return f.commitLocal(context.WithoutCancel(ctx), produced)

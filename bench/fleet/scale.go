@@ -24,6 +24,7 @@ import (
 
 	"github.com/molecule-ai/codex-launch/authwatch"
 	"github.com/molecule-ai/codex-launch/fleet"
+	"github.com/molecule-ai/codex-launch/internal/procstat"
 	"github.com/molecule-ai/codex-launch/internal/testenv"
 	"github.com/molecule-ai/codex-launch/tokenmock"
 )
@@ -375,37 +376,29 @@ func pidFile(path string) int {
 	return pid
 }
 
-// treeCPU is the CPU time (user + system, seconds) of process root and its
-// children (PostgreSQL's backends: each is its own session leader, so a
-// process group does not find them).
+// treeCPU is the CPU time (user + system, seconds) of process root, of its
+// live children (PostgreSQL's backends: each is its own session leader, so a
+// process group does not find them) and of the children it has reaped (a
+// backend whose client left takes its CPU time with it otherwise).
 func treeCPU(root int) float64 {
 	if root == 0 {
 		return 0
 	}
 	entries, _ := os.ReadDir("/proc")
-	var ticks int64
+	var ticks uint64
 	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		// Fields after the command (which may hold spaces) in parentheses.
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		if len(f) < 13 {
-			continue
+		s, err := procstat.Read(pid)
+		switch {
+		case err != nil:
+		case pid == root:
+			ticks += s.UTime + s.STime + s.CUTime + s.CSTime
+		case s.PPid == root:
+			ticks += s.UTime + s.STime
 		}
-		if pid, _ := strconv.Atoi(e.Name()); pid != root {
-			if ppid, _ := strconv.Atoi(f[1]); ppid != root {
-				continue
-			}
-		}
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		ticks += u + st
 	}
 	return float64(ticks) / 100 // USER_HZ
 }

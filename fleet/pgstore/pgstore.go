@@ -17,7 +17,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"time"
@@ -107,13 +106,18 @@ type Options struct {
 	// Pooled: the URL leads to a transaction pooler. Queries use the simple
 	// protocol, session settings become transaction-local, Listen is refused,
 	// and Locked does not wait on the row lock holding a server session: it
-	// retries NOWAIT (with backoff, up to LockTimeout), so waiters of a
-	// refresh leave the pool's few server sessions to others.
+	// tries once (NOWAIT) and returns ErrLockBusy, so waiters of a refresh
+	// leave the pool's few server sessions to others and decide themselves
+	// when to look again (Head tells cheaply whether a new generation came).
 	Pooled bool
 }
 
 // DefaultCallTimeout is Options.CallTimeout when unset.
 const DefaultCallTimeout = 15 * time.Second
+
+// DefaultLockTimeout is Options.LockTimeout when unset: a refresh is one
+// POST, so a lock held this long belongs to a refresher that is stuck.
+const DefaultLockTimeout = time.Minute
 
 // rollbackTimeout bounds a rollback; it never listens to the caller's ctx,
 // which may be what ended the transaction.
@@ -129,7 +133,7 @@ type Conn struct {
 // URL's password (see Redact).
 func Connect(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	if opts.LockTimeout <= 0 {
-		opts.LockTimeout = 60 * time.Second
+		opts.LockTimeout = DefaultLockTimeout
 	}
 	if opts.IdleTxTimeout <= 0 {
 		opts.IdleTxTimeout = 2 * time.Minute
@@ -354,6 +358,29 @@ func (c *Conn) Get(ctx context.Context, name string) (*Record, error) {
 	return c.get(ctx, c.c, selectRow, name)
 }
 
+// Head is what a follower polls for: which generation is stored and whether
+// it was rejected, without its payload (one short row, nothing to unseal).
+type Head struct {
+	Generation int64 // 0: the credential does not exist
+	Rejected   bool
+}
+
+// Head reads the credential's Head.
+func (c *Conn) Head(ctx context.Context, name string) (Head, error) {
+	ctx, cancel := c.exchange(ctx)
+	defer cancel()
+	var h Head
+	err := c.c.QueryRow(ctx, `SELECT generation, rejected_at IS NOT NULL FROM codex_launch_credential WHERE name = $1`, name).
+		Scan(&h.Generation, &h.Rejected)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Head{}, nil
+	}
+	if err != nil {
+		return Head{}, fmt.Errorf("read credential %q: %w", name, err)
+	}
+	return h, nil
+}
+
 // exchange bounds one exchange with the server by Options.CallTimeout.
 func (c *Conn) exchange(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, c.opts.CallTimeout)
@@ -477,6 +504,11 @@ func (r *Rejection) Unwrap() error { return r.Err }
 // Options.LockTimeout.
 var ErrLockTimeout = errors.New("timed out waiting for the credential's refresh lock")
 
+// ErrLockBusy means another launcher holds the refresh lock now (Locked
+// through a pooler, which does not wait for it). It wraps ErrLockTimeout:
+// a caller that does not look again sees the same failure.
+var ErrLockBusy = fmt.Errorf("credential's refresh lock is held by another launcher: %w", ErrLockTimeout)
+
 // Locked runs fn with the current record while holding the credential's row
 // lock (SELECT ... FOR UPDATE), in a transaction that dies with this session:
 // a launcher killed inside fn releases the lock as its connection closes (a
@@ -487,36 +519,14 @@ var ErrLockTimeout = errors.New("timed out waiting for the credential's refresh 
 // generation 1). It returns the record now stored.
 func (c *Conn) Locked(ctx context.Context, name string, fn func(ctx context.Context, cur *Record) (*New, error)) (*Record, error) {
 	// The lock phase listens to ctx and is bounded: the server gives up the
-	// lock wait after LockTimeout (through a pooler: the NOWAIT retries stop
-	// then), and a server that does not answer at all is given CallTimeout
+	// lock wait after LockTimeout (through a pooler it does not wait at
+	// all), and a server that does not answer at all is given CallTimeout
 	// on top.
 	lctx, lcancel := context.WithTimeout(ctx, c.opts.LockTimeout+c.opts.CallTimeout)
 	defer lcancel()
-	deadline := time.Now().Add(c.opts.LockTimeout)
-	var (
-		tx    pgx.Tx
-		cur   *Record
-		err   error
-		pause = lockRetryMin
-	)
-	for {
-		tx, cur, err = c.lockRow(lctx, name)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, ErrLockTimeout) || !c.opts.Pooled || !time.Now().Add(pause).Before(deadline) {
-			return nil, err
-		}
-		// Another launcher refreshes: look again shortly, without holding a
-		// server session meanwhile.
-		t := time.NewTimer(pause + rand.N(pause/2))
-		select {
-		case <-lctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("credential %q: %w", name, lctx.Err())
-		case <-t.C:
-		}
-		pause = min(2*pause, lockRetryMax)
+	tx, cur, err := c.lockRow(lctx, name)
+	if err != nil {
+		return nil, err
 	}
 	committed := false
 	defer func() {
@@ -585,17 +595,10 @@ func (c *Conn) Locked(ctx context.Context, name string, fn func(ctx context.Cont
 	return out, nil
 }
 
-// lockRetryMin and lockRetryMax bound the pause between NOWAIT attempts on
-// a row another launcher holds (Options.Pooled): a refresh is one POST, so
-// its waiters find the new generation within a few pauses.
-const (
-	lockRetryMin = 100 * time.Millisecond
-	lockRetryMax = time.Second
-)
-
 // lockRow begins a transaction and takes the credential's row lock in it
-// (cur nil: no row yet). A lock another session holds past LockTimeout (at
-// once, through a pooler) is ErrLockTimeout; the transaction is then over.
+// (cur nil: no row yet). A lock another session holds past LockTimeout is
+// ErrLockTimeout, and through a pooler, at once, ErrLockBusy; the
+// transaction is then over.
 func (c *Conn) lockRow(ctx context.Context, name string) (pgx.Tx, *Record, error) {
 	tx, err := c.c.Begin(ctx)
 	if err != nil {
@@ -613,6 +616,9 @@ func (c *Conn) lockRow(ctx context.Context, name string) (pgx.Tx, *Record, error
 		cur, err := c.get(ctx, tx, sql, name)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
+			if c.opts.Pooled {
+				return nil, fmt.Errorf("credential %q: %w", name, ErrLockBusy)
+			}
 			return nil, fmt.Errorf("credential %q: %w", name, ErrLockTimeout)
 		}
 		return cur, err

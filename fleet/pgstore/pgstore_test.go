@@ -173,7 +173,7 @@ func TestLockedIsSingleFlightAndDiesWithItsConnection(t *testing.T) {
 		bDone := make(chan struct{})
 		go func() {
 			defer close(bDone)
-			b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+			lockedWaiting(ctx, b, func(ctx context.Context, cur *Record) (*New, error) {
 				bSaw <- cur
 				return nil, nil
 			})
@@ -208,7 +208,7 @@ func TestLockedIsSingleFlightAndDiesWithItsConnection(t *testing.T) {
 		c.c.PgConn().Conn().Close() // the process "dies": its socket closes
 		defer func() { close(hang); <-cDone }()
 		start := time.Now()
-		r, err := b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+		r, err := lockedWaiting(ctx, b, func(ctx context.Context, cur *Record) (*New, error) {
 			return &New{Data: []byte("g3")}, nil
 		})
 		if err != nil || r.Generation != 3 {
@@ -236,7 +236,7 @@ func TestLockedWriteTimeStartsAfterFn(t *testing.T) {
 		// longer than CallTimeout too.
 		release, aDone := holdLock(ctx, a, nil)
 		time.AfterFunc(2*call, func() { close(release) })
-		r, err := b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+		r, err := lockedWaiting(ctx, b, func(ctx context.Context, cur *Record) (*New, error) {
 			time.Sleep(2 * call)
 			return &New{Data: []byte("g2")}, nil
 		})
@@ -390,6 +390,20 @@ func holdLock(ctx context.Context, c *Conn, next *New) (release chan struct{}, d
 	return release, done
 }
 
+// lockedWaiting is Locked for a caller that waits for the lock: through a
+// pooler Locked does not wait, so it looks again (as the fleet's parked
+// requests do) until the connection's LockTimeout has passed.
+func lockedWaiting(ctx context.Context, c *Conn, fn func(ctx context.Context, cur *Record) (*New, error)) (*Record, error) {
+	deadline := time.Now().Add(c.opts.LockTimeout)
+	for {
+		r, err := c.Locked(ctx, "default", fn)
+		if !errors.Is(err, ErrLockBusy) || time.Now().After(deadline) {
+			return r, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func key(t *testing.T) string {
 	b := make([]byte, 32)
 	rand.Read(b)
@@ -519,9 +533,10 @@ func TestRejectionMarksTheGenerationUntilTheNext(t *testing.T) {
 	})
 }
 
-// Through a pooler, a launcher waiting for another's refresh must not sit on
-// one of the pool's few server sessions: it retries NOWAIT instead, and no
-// session waits on the row lock meanwhile.
+// Through a pooler, a launcher finding another's refresh under way must not
+// sit on one of the pool's few server sessions: Locked answers ErrLockBusy
+// at once, no session waits on the row lock, and a later attempt sees the
+// holder's generation.
 func TestPooledWaiterHoldsNoServerSession(t *testing.T) {
 	m := mode{Name: "pooled", Pooled: true}
 	url, direct := dbs.FreshVia(t, m)
@@ -530,48 +545,75 @@ func TestPooledWaiterHoldsNoServerSession(t *testing.T) {
 	ctx := context.Background()
 	a.Create(ctx, "default", New{Data: []byte("g1")})
 	release, aDone := holdLock(ctx, a, &New{Data: []byte("g2")})
-	bSaw, bDone := make(chan *Record, 1), make(chan struct{})
-	go func() {
-		defer close(bDone)
-		b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
-			bSaw <- cur
-			return nil, nil
-		})
+	defer func() {
+		if release != nil {
+			close(release)
+			<-aDone
+		}
 	}()
-	defer func() { <-bDone }()
 	raw, err := pgx.Connect(ctx, direct)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer raw.Close(ctx)
-	for i := 0; i < 10; i++ {
-		time.Sleep(100 * time.Millisecond)
-		var waiting int
-		if err := raw.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-			AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting != 0 {
-			t.Fatalf("%d server sessions wait on the row lock", waiting)
-		}
+	entered := false
+	start := time.Now()
+	_, err = b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+		entered = true
+		return nil, nil
+	})
+	if !errors.Is(err, ErrLockBusy) || !errors.Is(err, ErrLockTimeout) || entered {
+		t.Fatalf("Locked while another holds the lock: entered %v, %v; want ErrLockBusy (an ErrLockTimeout)", entered, err)
 	}
-	select {
-	case <-bSaw:
-		t.Fatal("b entered while a held the lock")
-	default:
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Locked waited %v for a held lock through the pooler", d)
+	}
+	var waiting int
+	if err := raw.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+		AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+		t.Fatal(err)
+	}
+	if waiting != 0 {
+		t.Fatalf("%d server sessions wait on the row lock", waiting)
 	}
 	close(release)
+	release = nil
 	if err := <-aDone; err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case cur := <-bSaw:
+	r, err := b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
 		if cur.Generation != 2 {
-			t.Fatalf("b saw generation %d, want 2", cur.Generation)
+			t.Errorf("b saw generation %d, want 2", cur.Generation)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("b never took the lock after a released it")
+		return nil, nil
+	})
+	if err != nil || r.Generation != 2 {
+		t.Fatalf("after the holder committed: %+v %v", r, err)
 	}
+}
+
+// Head is the stored generation and its rejection mark, without the payload.
+func TestHead(t *testing.T) {
+	eachMode(t, func(t *testing.T, m mode) {
+		c := connect(t, viaDB(t, m), viaOpts(m, Options{}))
+		ctx := context.Background()
+		if h, err := c.Head(ctx, "default"); err != nil || h != (Head{}) {
+			t.Fatalf("no credential: %+v %v", h, err)
+		}
+		c.Create(ctx, "default", New{Data: []byte("g1")})
+		c.CompareAndSet(ctx, "default", 1, New{Data: []byte("g2")})
+		if h, err := c.Head(ctx, "default"); err != nil || h != (Head{Generation: 2}) {
+			t.Fatalf("generation 2: %+v %v", h, err)
+		}
+		dead := &Rejection{Code: "invalid_grant", Err: errors.New("dead")}
+		c.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) { return nil, dead })
+		if h, err := c.Head(ctx, "default"); err != nil || h != (Head{Generation: 2, Rejected: true}) {
+			t.Fatalf("rejected generation 2: %+v %v", h, err)
+		}
+		if h, err := c.Head(ctx, "other"); err != nil || h != (Head{}) {
+			t.Fatalf("another name: %+v %v", h, err)
+		}
+	})
 }
 
 // A pooled connection cannot LISTEN, but its writes still notify: a launcher

@@ -25,6 +25,8 @@ type Stat struct {
 	TPGID   int // the foreground group of that terminal, -1 for none
 	UTime   uint64
 	STime   uint64 // clock ticks spent in user and kernel mode
+	CUTime  uint64
+	CSTime  uint64 // the same, of the children it has reaped (waited for)
 }
 
 // Zombie reports whether the process has exited and waits to be reaped (or
@@ -43,8 +45,8 @@ func Parse(b []byte) (Stat, error) {
 		return Stat{}, fmt.Errorf("%w: no ')' after comm", errFormat)
 	}
 	f := strings.Fields(string(b[i+1:])) // f[0] is field 3, state
-	if len(f) < 13 {
-		return Stat{}, fmt.Errorf("%w: %d fields after comm, want at least 13", errFormat, len(f))
+	if len(f) < 15 {
+		return Stat{}, fmt.Errorf("%w: %d fields after comm, want at least 15", errFormat, len(f))
 	}
 	s := Stat{State: f[0][0]}
 	var err error
@@ -53,7 +55,7 @@ func Parse(b []byte) (Stat, error) {
 			return Stat{}, fmt.Errorf("%w: field %d: %w", errFormat, 4+k, err)
 		}
 	}
-	for k, p := range []*uint64{&s.UTime, &s.STime} {
+	for k, p := range []*uint64{&s.UTime, &s.STime, &s.CUTime, &s.CSTime} {
 		if *p, err = strconv.ParseUint(f[11+k], 10, 64); err != nil {
 			return Stat{}, fmt.Errorf("%w: field %d: %w", errFormat, 14+k, err)
 		}
