@@ -2,6 +2,7 @@ package authwatch
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -392,5 +393,54 @@ func TestEffectiveMarginFromIssuedAt(t *testing.T) {
 		if got := EffectiveMargin(c.f, p); got != c.want {
 			t.Errorf("%s: margin %s, want %s", c.name, got, c.want)
 		}
+	}
+}
+
+// failingUpdate is a store whose Update never runs fn: it returns what err
+// makes of the pass's ctx (a store withdrawn by a stop, or timed out).
+type failingUpdate struct {
+	Store
+	err func(ctx context.Context) error
+}
+
+func (s failingUpdate) Update(ctx context.Context, _ func(ctx context.Context, cur *AuthFile) (*AuthFile, error)) error {
+	return s.err(ctx)
+}
+
+// A refresh abandoned before its POST because the launcher stops is no
+// failure to warn about; a store whose call timed out (a deadline, not a
+// stop) is one, and says so.
+func TestStopBeforeThePostIsQuietAStoreTimeoutIsNot(t *testing.T) {
+	c0 := newCred(0, loopStart.Add(time.Minute))
+	for _, tc := range []struct {
+		name     string
+		err      func(ctx context.Context, cancel context.CancelFunc) error
+		wantWarn bool
+	}{
+		{"stopping", func(ctx context.Context, cancel context.CancelFunc) error {
+			cancel()
+			return fmt.Errorf("store update withdrawn before it ran: %w", ctx.Err())
+		}, false},
+		{"store timeout", func(ctx context.Context, cancel context.CancelFunc) error {
+			return fmt.Errorf("read credential: %w", context.DeadlineExceeded)
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			r := newLoopRig(t, c0.file(loopStart.Add(-time.Hour)), c0.Refresh, true, func(c *Config) {
+				c.Store = failingUpdate{Store: NewFileStore(c.Home), err: func(ctx context.Context) error { return tc.err(ctx, cancel) }}
+			})
+			out, err := r.w.Pass(ctx)
+			if out != OutcomeTransient || err == nil {
+				t.Fatalf("pass: %v %v, want a transient failure", out, err)
+			}
+			if warned := strings.Contains(r.log.String(), "[WARN]"); warned != tc.wantWarn {
+				t.Fatalf("warned %v, want %v; log:\n%s", warned, tc.wantWarn, r.log.String())
+			}
+			if r.m.postCount() != 0 {
+				t.Fatal("a POST was sent")
+			}
+		})
 	}
 }

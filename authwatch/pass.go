@@ -309,7 +309,7 @@ func asRefreshError(err error, posted bool) *RefreshError {
 	switch {
 	case errors.Is(err, ErrLockTimeout):
 		return &RefreshError{Class: ClassTransient, Kind: KindLockTimeout, Err: err}
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.Canceled):
 		return &RefreshError{Class: ClassTransient, Kind: KindCanceled, Err: err}
 	case errors.Is(err, ErrMalformed):
 		return &RefreshError{Class: ClassTransient, Kind: KindUnreadable, Err: err}
@@ -333,6 +333,9 @@ func (w *Watchdog) transient(st *Status, now time.Time, e ending) passResult {
 		w.log.Error("refresh: the new credential is not in auth.json yet; retrying the write (the old refresh token is spent and will not be sent again)", "error", errText(re.Err))
 	case KindCannotCommit:
 		w.log.Error("refresh: not refreshing, the new credential could not be written; fix CODEX_HOME", "error", errText(re.Err))
+	case KindCanceled:
+		// The launcher is stopping: nothing was sent, nothing to fix.
+		w.log.Debug("refresh: abandoned before its POST (stopping); the credential is unchanged", "error", errText(re))
 	default:
 		w.log.Warn("refresh: transient failure; the credential is unchanged", "kind", re.Kind, "http_status", re.Status, "code", re.Code, "retry_after", re.RetryAfter, "failures", w.failures, "error", errText(re))
 	}
