@@ -150,8 +150,9 @@ next:
 
 // LookupEnv finds name in environ; the last definition wins, as in os/exec.
 func LookupEnv(environ []string, name string) (string, bool) {
+	prefix := name + "="
 	for i := len(environ) - 1; i >= 0; i-- {
-		if v, ok := strings.CutPrefix(environ[i], name+"="); ok {
+		if v, ok := strings.CutPrefix(environ[i], prefix); ok {
 			return v, true
 		}
 	}
