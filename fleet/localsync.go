@@ -33,67 +33,75 @@ func (f *Fleet) syncStored(ctx context.Context, conn *pgstore.Conn) error {
 		if err != nil {
 			return redactedError(err)
 		}
-		// The stamp is taken before the read: a change after it is seen
-		// at the next look.
-		seen := f.cfg.Home.Stamp()
-		local, _, _ := f.cfg.Home.Read()
-		if rec == nil {
-			if !authwatch.MayReplace(local, nil, authwatch.ReplaceOnPublish).Replace {
-				f.stamp = seen
-				f.setState("ok", nil, 0)
-				f.log.Warn("credential store is empty and there is no local credential to start it with", "store", f.desc)
-				return nil
-			}
-			created, err := conn.Create(ctx, f.cfg.Name, *newGeneration(local))
-			if err != nil {
-				return redactedError(err)
-			}
-			if created {
-				f.log.Info("credential store started from the local credential", "store", f.desc, "generation", 1)
-			}
-			continue
-		}
-		stored, err := authwatch.ParseAuthFile(rec.Data)
-		if err != nil {
-			return fmt.Errorf("stored credential %q generation %d: %w", f.cfg.Name, rec.Generation, err)
-		}
-		f.head = pgstore.Head{Generation: rec.Generation, Rejected: !rec.RejectedAt.IsZero()}
-		resealed, err := conn.Reseal(ctx, rec)
-		if err != nil {
-			f.log.Warn("could not reseal the stored credential with the current key", "error", redactErr(err))
-		} else if resealed {
-			f.log.Info("stored credential resealed with the current key", "key_id", f.cfg.Keys.WriteKeyID())
-		}
-		if authwatch.MayReplace(local, stored, publishPolicy(!rec.RejectedAt.IsZero())).Replace {
-			gen, err := conn.CompareAndSet(ctx, f.cfg.Name, rec.Generation, *newGeneration(local))
-			if errors.Is(err, pgstore.ErrSuperseded) {
-				continue
-			}
-			if err != nil {
-				return redactedError(err)
-			}
-			f.head = pgstore.Head{Generation: gen}
-			f.setStored(gen, local)
-			f.log.Info("published a newer local credential", "store", f.desc, "generation", gen)
-			f.stamp = f.cfg.Home.Stamp()
-			return nil
-		}
-		f.setStored(rec.Generation, stored)
-		v := authwatch.MayReplace(stored, local, authwatch.ReplaceOnFollow)
-		if !v.Replace {
-			f.stamp = seen
-			return nil
-		}
-		if err := f.commitLocal(ctx, stored); err != nil {
+		if again, err := f.syncRecord(ctx, conn, rec); !again {
 			return err
 		}
-		if v.Reason == authwatch.ReasonOtherAccount {
-			f.log.Warn("local auth.json held another account; replaced by the shared credential", "store", f.desc)
-		}
-		f.log.Info("adopted credential generation", "generation", rec.Generation, "by", rec.UpdatedBy)
-		return nil
 	}
 	return fmt.Errorf("credential %q kept moving; will retry", f.cfg.Name)
+}
+
+// syncRecord is syncStored on rec, the stored generation as just read
+// (nil: none); again when the store moved meanwhile and is to be read anew.
+func (f *Fleet) syncRecord(ctx context.Context, conn *pgstore.Conn, rec *pgstore.Record) (again bool, err error) {
+	// The stamp is taken before the read: a change after it is seen at
+	// the next look.
+	seen := f.cfg.Home.Stamp()
+	local, _, _ := f.cfg.Home.Read()
+	if rec == nil {
+		if !authwatch.MayReplace(local, nil, authwatch.ReplaceOnPublish).Replace {
+			f.stamp = seen
+			f.setState("ok", nil, 0)
+			f.log.Warn("credential store is empty and there is no local credential to start it with", "store", f.desc)
+			return false, nil
+		}
+		created, err := conn.Create(ctx, f.cfg.Name, *newGeneration(local))
+		if err != nil {
+			return false, redactedError(err)
+		}
+		if created {
+			f.log.Info("credential store started from the local credential", "store", f.desc, "generation", 1)
+		}
+		return true, nil
+	}
+	stored, err := authwatch.ParseAuthFile(rec.Data)
+	if err != nil {
+		return false, fmt.Errorf("stored credential %q generation %d: %w", f.cfg.Name, rec.Generation, err)
+	}
+	f.head = pgstore.Head{Generation: rec.Generation, Rejected: !rec.RejectedAt.IsZero()}
+	resealed, err := conn.Reseal(ctx, rec)
+	if err != nil {
+		f.log.Warn("could not reseal the stored credential with the current key", "error", redactErr(err))
+	} else if resealed {
+		f.log.Info("stored credential resealed with the current key", "key_id", f.cfg.Keys.WriteKeyID())
+	}
+	if authwatch.MayReplace(local, stored, publishPolicy(!rec.RejectedAt.IsZero())).Replace {
+		gen, err := conn.CompareAndSet(ctx, f.cfg.Name, rec.Generation, *newGeneration(local))
+		if errors.Is(err, pgstore.ErrSuperseded) {
+			return true, nil
+		}
+		if err != nil {
+			return false, redactedError(err)
+		}
+		f.head = pgstore.Head{Generation: gen}
+		f.setStored(gen, local)
+		f.log.Info("published a newer local credential", "store", f.desc, "generation", gen)
+		f.stamp = f.cfg.Home.Stamp()
+		return false, nil
+	}
+	f.setStored(rec.Generation, stored)
+	v := authwatch.MayReplace(stored, local, authwatch.ReplaceOnFollow)
+	if !v.Replace {
+		f.stamp = seen
+		return false, nil
+	}
+	if err := f.commitLocal(ctx, stored); err != nil {
+		return false, err
+	}
+	if v.Reason == authwatch.ReasonOtherAccount {
+		f.log.Warn("local auth.json held another account; replaced by the shared credential", "store", f.desc)
+	}
+	f.log.Info("adopted credential generation", "generation", rec.Generation, "by", rec.UpdatedBy)
+	return false, nil
 }
 
 // poll is the timed look at the store: the stored generation's Head, and

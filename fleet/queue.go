@@ -35,21 +35,22 @@ const (
 )
 
 // takeRequest removes and returns the first request that may run now: not
-// parked, parked and due, overtaken by a newer generation, or withdrawn
-// by its caller (it then ends at once). With none, it returns when the
-// earliest parked one falls due (zero: nothing is parked). f.mu is held.
-func (f *Fleet) takeRequest(now time.Time) (*request, time.Time) {
-	var wake time.Time
+// parked, parked and due (then probe: the lock may still be busy, which
+// Conn.Free tells without a transaction), overtaken by a newer generation,
+// or withdrawn by its caller (it then ends at once). With none, it returns
+// when the earliest parked one falls due (zero: nothing is parked). f.mu is
+// held.
+func (f *Fleet) takeRequest(now time.Time) (r *request, probe bool, wake time.Time) {
 	for i, r := range f.queue {
-		if !r.parked || !now.Before(r.retryAt) || f.state.Generation > r.afterGen || r.ctx.Err() != nil {
+		if !r.parked || f.state.Generation > r.afterGen || r.ctx.Err() != nil || !now.Before(r.retryAt) {
 			f.queue = append(f.queue[:i:i], f.queue[i+1:]...)
-			return r, time.Time{}
+			return r, r.parked && f.state.Generation <= r.afterGen && r.ctx.Err() == nil, time.Time{}
 		}
 		if wake.IsZero() || r.retryAt.Before(wake) {
 			wake = r.retryAt
 		}
 	}
-	return nil, wake
+	return nil, false, wake
 }
 
 // park puts r back first in the queue after it found the lock busy; false

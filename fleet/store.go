@@ -149,7 +149,7 @@ func (f *Fleet) handle(conn *pgstore.Conn, r *request) error {
 		if rec != nil && rec.Generation > f.State().Generation {
 			// Another launcher's refresh, found under the lock: take it
 			// now rather than at the next poll (through a pooler, seconds).
-			if err := f.syncStored(ctx, conn); err != nil && !conn.Lost(err) {
+			if _, err := f.syncRecord(ctx, conn, rec); err != nil && !conn.Lost(err) {
 				f.log.Debug("adopting the generation found under the lock failed; the next poll retries", "error", redactErr(err))
 			}
 		}

@@ -54,6 +54,7 @@ type sample struct {
 	xacts                  int64   // transactions of the store's database so far
 	pgCPU, bouncerCPU, cpu float64 // CPU seconds so far: PostgreSQL, PgBouncer, this process
 	serverConns            int     // sessions of the store's database
+	busyConns              int     // of them, in a statement or a transaction (not idle)
 }
 
 func runScale(o scaleOptions) error {
@@ -253,6 +254,7 @@ func report(o scaleOptions, mock *tokenmock.Server, ls []*scaleLauncher, samples
 
 	var lags []time.Duration
 	missed := 0
+	first := map[string]time.Duration{} // per credential and generation: its first holder's lag
 	for _, l := range ls {
 		l.mu.Lock()
 		for g, at := range minted[account(l.cred)] {
@@ -261,12 +263,26 @@ func report(o scaleOptions, mock *tokenmock.Server, ls []*scaleLauncher, samples
 				missed++ // went straight to a later generation, or never saw it
 				continue
 			}
-			lags = append(lags, seen.Sub(at))
+			lag := seen.Sub(at)
+			lags = append(lags, lag)
+			key := account(l.cred) + "/" + strconv.FormatInt(g, 10)
+			if f, ok := first[key]; !ok || lag < f {
+				first[key] = lag
+			}
 		}
 		l.mu.Unlock()
 	}
 	fmt.Printf("adoption after a new generation is minted: p50 %s, p99 %s, max %s (%d adoptions; %d generations a launcher never held)\n",
 		pct(lags, 50), pct(lags, 99), pct(lags, 100), len(lags), missed)
+	var firsts []time.Duration
+	for _, f := range first {
+		firsts = append(firsts, f)
+	}
+	// The first holder is the refresher (its follower stores the generation
+	// as it commits): this is the POST's answer to the commit, through the
+	// pooler; the rest of a launcher's lag is its wait to look.
+	fmt.Printf("  of which the first holder of each generation (its refresher's commit): p50 %s, p99 %s, max %s\n",
+		pct(firsts, 50), pct(firsts, 99), pct(firsts, 100))
 	fmt.Printf("launcher-side memory: %.0f KiB per launcher (follower, watchdog and connection; heap and stacks after GC)\n", perLauncher/1024)
 
 	// Seconds within a wave: from 6 s before a credential's first POST of
@@ -306,7 +322,8 @@ type windowSum struct {
 	secs                   float64
 	xacts                  int64
 	pgCPU, bouncerCPU, cpu float64
-	maxConns               int
+	maxConns, maxBusy      int
+	busySum, samples       int
 }
 
 func (w *windowSum) add(a, b sample) {
@@ -316,6 +333,9 @@ func (w *windowSum) add(a, b sample) {
 	w.bouncerCPU += b.bouncerCPU - a.bouncerCPU
 	w.cpu += b.cpu - a.cpu
 	w.maxConns = max(w.maxConns, b.serverConns)
+	w.maxBusy = max(w.maxBusy, b.busyConns)
+	w.busySum += b.busyConns
+	w.samples++
 }
 
 func (w *windowSum) print(name string, n int) {
@@ -324,9 +344,10 @@ func (w *windowSum) print(name string, n int) {
 		return
 	}
 	fmt.Printf("%s (%.0f s): %.0f transactions/s on the store's database (%.3f per launcher per minute); CPU cores busy: "+
-		"PostgreSQL %.3f, PgBouncer %.3f, launchers (this process) %.3f; server sessions held: at most %d\n",
+		"PostgreSQL %.3f, PgBouncer %.3f, launchers (this process) %.3f; server sessions held: at most %d, "+
+		"of them busy (not idle, sampled each second): mean %.1f, at most %d\n",
 		name, w.secs, float64(w.xacts)/w.secs, float64(w.xacts)/w.secs*60/float64(n),
-		w.pgCPU/w.secs, w.bouncerCPU/w.secs, w.cpu/w.secs, w.maxConns)
+		w.pgCPU/w.secs, w.bouncerCPU/w.secs, w.cpu/w.secs, w.maxConns, float64(w.busySum)/float64(w.samples), w.maxBusy)
 }
 
 // startMeter samples the database and the processes every second until the
@@ -354,7 +375,8 @@ func startMeter(pg *testenv.Postgres, bouncer *testenv.PgBouncer) func() []sampl
 			s := sample{at: time.Now(), pgCPU: treeCPU(pgPid), bouncerCPU: treeCPU(bouncerPid), cpu: selfCPU()}
 			conn.Exec(ctx, `SELECT pg_stat_clear_snapshot()`)
 			conn.QueryRow(ctx, `SELECT (SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'scale'),
-				(SELECT count(*) FROM pg_stat_activity WHERE datname = 'scale')`).Scan(&s.xacts, &s.serverConns)
+				(SELECT count(*) FROM pg_stat_activity WHERE datname = 'scale'),
+				(SELECT count(*) FROM pg_stat_activity WHERE datname = 'scale' AND state <> 'idle')`).Scan(&s.xacts, &s.serverConns, &s.busyConns)
 			out = append(out, s)
 			select {
 			case <-stop:

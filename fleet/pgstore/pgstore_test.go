@@ -616,6 +616,40 @@ func TestHead(t *testing.T) {
 	})
 }
 
+// Free tells whether another transaction holds the row lock, without
+// waiting for it and without taking it past its own statement.
+func TestFree(t *testing.T) {
+	eachMode(t, func(t *testing.T, m mode) {
+		url := viaDB(t, m)
+		a := connect(t, url, viaOpts(m, Options{}))
+		b := connect(t, url, viaOpts(m, Options{}))
+		ctx := context.Background()
+		if free, err := b.Free(ctx, "default"); err != nil || !free {
+			t.Fatalf("no row: free %v, %v", free, err)
+		}
+		a.Create(ctx, "default", New{Data: []byte("g1")})
+		if free, err := b.Free(ctx, "default"); err != nil || !free {
+			t.Fatalf("nobody holds the lock: free %v, %v", free, err)
+		}
+		release, aDone := holdLock(ctx, a, nil)
+		start := time.Now()
+		if free, err := b.Free(ctx, "default"); err != nil || free || time.Since(start) > 5*time.Second {
+			t.Fatalf("a holds the lock: free %v, %v after %v", free, err, time.Since(start))
+		}
+		close(release)
+		if err := <-aDone; err != nil {
+			t.Fatal(err)
+		}
+		if free, err := b.Free(ctx, "default"); err != nil || !free {
+			t.Fatalf("a released the lock: free %v, %v", free, err)
+		}
+		// Free's own look does not keep the lock.
+		if _, err := b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) { return nil, nil }); err != nil {
+			t.Fatalf("Locked after Free: %v", err)
+		}
+	})
+}
+
 // A pooled connection cannot LISTEN, but its writes still notify: a launcher
 // the operator lets hold a direct session learns of them at once.
 func TestPooledWriterWakesADirectListener(t *testing.T) {
