@@ -807,19 +807,7 @@ func TestParkedUpdate(t *testing.T) {
 		})
 	}()
 	time.Sleep(700 * time.Millisecond)
-	raw, err := pgx.Connect(ctx, r.direct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close(ctx)
-	var waiting int
-	if err := raw.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-		AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
-		t.Fatal(err)
-	}
-	if waiting != 0 {
-		t.Fatalf("%d server sessions wait on the row lock", waiting)
-	}
+	testenv.NoSessionWaitsOnALock(t, r.direct)
 	select {
 	case cur := <-bSaw:
 		t.Fatalf("b's fn ran while a held the lock (on %v)", cur != nil)

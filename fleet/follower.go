@@ -97,14 +97,9 @@ func (f *Fleet) serve(ctx context.Context, conn *pgstore.Conn) error {
 	nextPoll := f.nextPoll(time.Now())
 	for {
 		f.mu.Lock()
-		r, probe, wake := f.takeRequest(time.Now())
+		r, wake := f.takeRequest(time.Now())
 		if r != nil {
 			f.mu.Unlock()
-			if probe {
-				if free, err := conn.Free(ctx, f.cfg.Name); err == nil && !free && f.park(r, time.Now()) {
-					continue
-				}
-			}
 			err := f.handle(conn, r)
 			if errors.Is(err, pgstore.ErrLockBusy) {
 				if f.park(r, time.Now()) {

@@ -12,11 +12,12 @@ import (
 //
 // Through a pooler a request that finds another launcher's refresh under
 // way (pgstore.ErrLockBusy) is parked instead of holding a server session
-// on the row lock: it stays first in the queue and runs again at retryAt
-// (a pause from parkPauseMin doubling to parkPauseMax, with jitter), or as
-// soon as the follower sees a generation newer than afterGen (the refresh
-// it waited for, which its fn will then find fresh), until deadline
-// (LockTimeout after it was first parked).
+// on the row lock: it stays in the queue and runs again as soon as the
+// follower sees a generation newer than afterGen (the refresh it waited for,
+// which its fn will then find fresh), or at retryAt (a pause from
+// parkPauseMin doubling to parkPauseMax, with jitter: the refresher may have
+// failed and released the lock), until deadline (LockTimeout after it was
+// first parked).
 type request struct {
 	ctx  context.Context
 	fn   func(ctx context.Context, cur *authwatch.AuthFile) (*authwatch.AuthFile, error)
@@ -29,28 +30,30 @@ type request struct {
 	pause    time.Duration
 }
 
+// The pauses are long beside a refresh (one POST), because the follower's
+// own polls bring the new generation: shorter ones cost every waiter of a
+// wave transactions the pool has no room for (measured in docs/fleet.md).
 const (
 	parkPauseMin = 500 * time.Millisecond
 	parkPauseMax = 5 * time.Second
 )
 
 // takeRequest removes and returns the first request that may run now: not
-// parked, parked and due (then probe: the lock may still be busy, which
-// Conn.Free tells without a transaction), overtaken by a newer generation,
-// or withdrawn by its caller (it then ends at once). With none, it returns
-// when the earliest parked one falls due (zero: nothing is parked). f.mu is
-// held.
-func (f *Fleet) takeRequest(now time.Time) (r *request, probe bool, wake time.Time) {
+// parked, parked and due, overtaken by a newer generation, or withdrawn by
+// its caller (it then ends at once). With none, it returns when the
+// earliest parked one falls due (zero: nothing is parked). f.mu is held.
+func (f *Fleet) takeRequest(now time.Time) (*request, time.Time) {
+	var wake time.Time
 	for i, r := range f.queue {
 		if !r.parked || f.state.Generation > r.afterGen || r.ctx.Err() != nil || !now.Before(r.retryAt) {
 			f.queue = append(f.queue[:i:i], f.queue[i+1:]...)
-			return r, r.parked && f.state.Generation <= r.afterGen && r.ctx.Err() == nil, time.Time{}
+			return r, time.Time{}
 		}
 		if wake.IsZero() || r.retryAt.Before(wake) {
 			wake = r.retryAt
 		}
 	}
-	return nil, false, wake
+	return nil, wake
 }
 
 // park puts r back first in the queue after it found the lock busy; false

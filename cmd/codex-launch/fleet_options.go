@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/molecule-ai/codex-launch/authwatch"
+	"github.com/molecule-ai/codex-launch/boot"
 	"github.com/molecule-ai/codex-launch/fleet"
 	"github.com/molecule-ai/codex-launch/internal/secreturl"
 )
@@ -128,11 +128,15 @@ func storeFlagCheck(raw string) error {
 }
 
 // buildStore starts the store the fleet options chose (fleet.Open: nil for
-// the local file alone), named by its Settings.Describe.
-func buildStore(ctx context.Context, cfg *Config, home authwatch.Home, log hclog.Logger) (*fleet.Running, error) {
+// the local file alone), named by its Settings.Describe. The platform
+// source's workspace and organisation come from env, the command's one
+// environment (the env directory merged).
+func buildStore(ctx context.Context, cfg *Config, env []string, home authwatch.Home, log hclog.Logger) (*fleet.Running, error) {
+	workspace, _ := boot.LookupEnv(env, "WORKSPACE_ID")
+	org, _ := boot.LookupEnv(env, "MOLECULE_ORG_ID")
 	r, err := fleet.Open(ctx, cfg.Fleet, fleet.Launch{
 		Home: home, Policy: refreshPolicy(cfg), RefreshTimeout: cfg.RefreshTimeout, Wait: cfg.PrimeTimeout,
-		WorkspaceID: os.Getenv("WORKSPACE_ID"), OrgID: os.Getenv("MOLECULE_ORG_ID"), Logger: log,
+		WorkspaceID: workspace, OrgID: org, Logger: log,
 	})
 	if err != nil {
 		return nil, usageErrorf("the credential store (CODEX_LAUNCH_CREDENTIAL_STORE, CODEX_LAUNCH_CREDENTIAL_KEY_FILE, CODEX_LAUNCH_CREDENTIAL_KEYS): %v", err)

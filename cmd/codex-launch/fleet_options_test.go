@@ -29,7 +29,7 @@ func TestFleetOptionDefaults(t *testing.T) {
 		f.SyncInterval != time.Hour || f.TokenFile != "/configs/.auth_token" {
 		t.Fatalf("defaults %+v", f)
 	}
-	if s, err := buildStore(context.Background(), cfg, authwatch.Home{Dir: t.TempDir()}, hclog.NewNullLogger()); s != nil || err != nil {
+	if s, err := buildStore(context.Background(), cfg, nil, authwatch.Home{Dir: t.TempDir()}, hclog.NewNullLogger()); s != nil || err != nil {
 		t.Fatalf("file store: %v %v", s, err)
 	}
 	if cfg.Fleet.Describe() != "file" {
@@ -137,7 +137,9 @@ func TestBuildStoreStartsTheFollower(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte("platform-token"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("WORKSPACE_ID", "ws-1")
+	// The workspace comes from the command's environment (the env
+	// directory merged), not from the process's.
+	env := []string{"WORKSPACE_ID=ws-0", "WORKSPACE_ID=ws-1"}
 
 	for _, store := range []string{
 		platform.URL,
@@ -149,7 +151,7 @@ func TestBuildStoreStartsTheFollower(t *testing.T) {
 			PrimeTimeout: time.Minute, RefreshTimeout: 10 * time.Second,
 		}
 		t0 := time.Now()
-		r, err := buildStore(context.Background(), cfg, authwatch.Home{Dir: t.TempDir()}, hclog.NewNullLogger())
+		r, err := buildStore(context.Background(), cfg, env, authwatch.Home{Dir: t.TempDir()}, hclog.NewNullLogger())
 		if err != nil || r == nil {
 			t.Fatalf("%s: %v %v", store, r, err)
 		}
@@ -178,7 +180,7 @@ func TestBuildStoreStartsTheFollower(t *testing.T) {
 // the key variables and never quotes a key.
 func TestBadKeysAreAUsageError(t *testing.T) {
 	cfg := &Config{Fleet: fleet.Settings{Store: "postgres://codex@127.0.0.1:1/fleet", Name: "default", Keys: "bad:c2hvcnQ="}}
-	_, err := buildStore(context.Background(), cfg, authwatch.Home{Dir: t.TempDir()}, hclog.NewNullLogger())
+	_, err := buildStore(context.Background(), cfg, nil, authwatch.Home{Dir: t.TempDir()}, hclog.NewNullLogger())
 	var ue *UsageError
 	if !errors.As(err, &ue) || strings.Contains(err.Error(), "c2hvcnQ=") || !strings.Contains(err.Error(), "CODEX_LAUNCH_CREDENTIAL_KEYS") {
 		t.Fatalf("bad key: %v", err)

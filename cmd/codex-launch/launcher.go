@@ -87,7 +87,7 @@ func (p *program) launcher(cfg *Config, env []string, log hclog.Logger, argv []s
 	// One --prime-timeout covers the shared store's first sync (newWatchdog
 	// waits at most that long) and the prime pass together.
 	primeBy := time.Now().Add(cfg.PrimeTimeout)
-	w, closeStore, err := newWatchdog(ctx, cfg, res.CodexHome, log, nil)
+	w, closeStore, err := newWatchdog(ctx, cfg, env, res.CodexHome, log, nil)
 	if err != nil {
 		l.Error("cannot start the watchdog; the child was not started", "error", err)
 		return exitLaunch

@@ -18,7 +18,7 @@ import (
 // watcher never POSTs. ctx bounds building the store only; redeeming is
 // authwatch.Config.Redeeming (nil: none). The returned function closes the
 // store (a shared store's follower stops with it).
-func newWatchdog(ctx context.Context, cfg *Config, dir string, log hclog.Logger, redeeming func()) (*authwatch.Watchdog, func(), error) {
+func newWatchdog(ctx context.Context, cfg *Config, env []string, dir string, log hclog.Logger, redeeming func()) (*authwatch.Watchdog, func(), error) {
 	home := authwatch.Home{Dir: dir, LockTimeout: cfg.LockTimeout}
 	wc := authwatch.Config{
 		Home:   home,
@@ -41,7 +41,7 @@ func newWatchdog(ctx context.Context, cfg *Config, dir string, log hclog.Logger,
 			return nil, nil, fmt.Errorf("token endpoint: %w", err)
 		}
 	}
-	store, err := buildStore(ctx, cfg, home, log)
+	store, err := buildStore(ctx, cfg, env, home, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -82,6 +82,13 @@ func newWatchdog(ctx context.Context, cfg *Config, dir string, log hclog.Logger,
 // the crash tests show.
 func (p *program) refresh(cfg *Config, env []string, log hclog.Logger, once bool) int {
 	l := log.Named("launcher")
+	// The libraries that read the process environment (the token
+	// endpoint's proxy, PostgreSQL's PG* variables) see the same one
+	// environment as the configuration, as the launcher's do.
+	if err := applyEnviron(env); err != nil {
+		l.Error("cannot apply the environment", "error", err)
+		return exitLaunch
+	}
 	ctx, stop := context.Background(), func() {}
 	var redeeming func()
 	if once {
@@ -90,7 +97,7 @@ func (p *program) refresh(cfg *Config, env []string, log hclog.Logger, once bool
 		ctx, stop = signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	}
 	defer stop()
-	w, closeStore, err := newWatchdog(ctx, cfg, cfg.ResolvedCodexHome(boot.CurrentHome(env)), log, redeeming)
+	w, closeStore, err := newWatchdog(ctx, cfg, env, cfg.ResolvedCodexHome(boot.CurrentHome(env)), log, redeeming)
 	if err != nil {
 		l.Error("cannot start the watchdog", "error", err)
 		return exitLaunch

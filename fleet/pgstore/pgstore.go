@@ -381,22 +381,6 @@ func (c *Conn) Head(ctx context.Context, name string) (Head, error) {
 	return h, nil
 }
 
-// Free reports whether the credential's row lock is free now: no other
-// transaction holds it (or there is no row). One statement that holds
-// nothing after it, so a waiter can look through a pooler without a
-// transaction of its own; the answer may be stale by the time it is read.
-func (c *Conn) Free(ctx context.Context, name string) (bool, error) {
-	ctx, cancel := c.exchange(ctx)
-	defer cancel()
-	var rows, free int
-	err := c.c.QueryRow(ctx, `WITH free AS (SELECT 1 FROM codex_launch_credential WHERE name = $1 FOR UPDATE SKIP LOCKED)
-		SELECT (SELECT count(*) FROM codex_launch_credential WHERE name = $1), (SELECT count(*) FROM free)`, name).Scan(&rows, &free)
-	if err != nil {
-		return false, fmt.Errorf("read credential %q: %w", name, err)
-	}
-	return rows == 0 || free > 0, nil
-}
-
 // exchange bounds one exchange with the server by Options.CallTimeout.
 func (c *Conn) exchange(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, c.opts.CallTimeout)

@@ -551,14 +551,9 @@ func TestPooledWaiterHoldsNoServerSession(t *testing.T) {
 			<-aDone
 		}
 	}()
-	raw, err := pgx.Connect(ctx, direct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close(ctx)
 	entered := false
 	start := time.Now()
-	_, err = b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
+	_, err := b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) {
 		entered = true
 		return nil, nil
 	})
@@ -568,14 +563,7 @@ func TestPooledWaiterHoldsNoServerSession(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("Locked waited %v for a held lock through the pooler", d)
 	}
-	var waiting int
-	if err := raw.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-		AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
-		t.Fatal(err)
-	}
-	if waiting != 0 {
-		t.Fatalf("%d server sessions wait on the row lock", waiting)
-	}
+	testenv.NoSessionWaitsOnALock(t, direct)
 	close(release)
 	release = nil
 	if err := <-aDone; err != nil {
@@ -612,40 +600,6 @@ func TestHead(t *testing.T) {
 		}
 		if h, err := c.Head(ctx, "other"); err != nil || h != (Head{}) {
 			t.Fatalf("another name: %+v %v", h, err)
-		}
-	})
-}
-
-// Free tells whether another transaction holds the row lock, without
-// waiting for it and without taking it past its own statement.
-func TestFree(t *testing.T) {
-	eachMode(t, func(t *testing.T, m mode) {
-		url := viaDB(t, m)
-		a := connect(t, url, viaOpts(m, Options{}))
-		b := connect(t, url, viaOpts(m, Options{}))
-		ctx := context.Background()
-		if free, err := b.Free(ctx, "default"); err != nil || !free {
-			t.Fatalf("no row: free %v, %v", free, err)
-		}
-		a.Create(ctx, "default", New{Data: []byte("g1")})
-		if free, err := b.Free(ctx, "default"); err != nil || !free {
-			t.Fatalf("nobody holds the lock: free %v, %v", free, err)
-		}
-		release, aDone := holdLock(ctx, a, nil)
-		start := time.Now()
-		if free, err := b.Free(ctx, "default"); err != nil || free || time.Since(start) > 5*time.Second {
-			t.Fatalf("a holds the lock: free %v, %v after %v", free, err, time.Since(start))
-		}
-		close(release)
-		if err := <-aDone; err != nil {
-			t.Fatal(err)
-		}
-		if free, err := b.Free(ctx, "default"); err != nil || !free {
-			t.Fatalf("a released the lock: free %v, %v", free, err)
-		}
-		// Free's own look does not keep the lock.
-		if _, err := b.Locked(ctx, "default", func(ctx context.Context, cur *Record) (*New, error) { return nil, nil }); err != nil {
-			t.Fatalf("Locked after Free: %v", err)
 		}
 	})
 }

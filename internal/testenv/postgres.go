@@ -272,3 +272,25 @@ func (d *Databases) Fresh(tb testing.TB) string {
 	}
 	return u
 }
+
+// NoSessionWaitsOnALock fails the test when a session of the database at
+// directURL (its own URL, not a pooler's) waits on a lock: through a pooler
+// a launcher waiting for another's refresh must hold no server session.
+func NoSessionWaitsOnALock(tb testing.TB, directURL string) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	raw, err := pgx.Connect(ctx, directURL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer raw.Close(ctx)
+	var waiting int
+	if err := raw.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+		AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+		tb.Fatal(err)
+	}
+	if waiting != 0 {
+		tb.Fatalf("%d server sessions wait on a lock", waiting)
+	}
+}
