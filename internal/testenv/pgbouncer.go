@@ -224,7 +224,28 @@ func (d *Databases) Pooler(tb testing.TB) *PgBouncer {
 	if d.poolerErr != nil {
 		Unavailable(tb, "PgBouncer: "+d.poolerErr.Error())
 	}
+	if err := d.pooler.alive(); err != nil {
+		tb.Fatal(err)
+	}
 	return d.pooler
+}
+
+// alive is nil unless the pooler exited without a Stop (a crash): then it
+// says so with the end of its log, rather than leaving a test to find its
+// launchers refused.
+func (b *PgBouncer) alive() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cmd == nil {
+		return nil
+	}
+	select {
+	case <-b.done:
+	default:
+		return nil
+	}
+	log, _ := os.ReadFile(filepath.Join(b.Dir, "pgbouncer.log"))
+	return fmt.Errorf("the tests' PgBouncer exited by itself (%v): %s", b.cmd.ProcessState, lastLines(log, 10))
 }
 
 // PoolerTestPoolSize is default_pool_size of the tests' pooler.
