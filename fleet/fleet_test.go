@@ -557,6 +557,22 @@ func TestKeyRotationResealsAndAMissingKeyIsAClearError(t *testing.T) {
 	})
 }
 
+// heldUpdate starts an Update on f whose fn (a POST, say) holds the lock
+// until release is closed, then returns next; it returns once fn is inside.
+func heldUpdate(ctx context.Context, f *Fleet, next *authwatch.AuthFile) (release chan struct{}, done chan error) {
+	inside := make(chan struct{})
+	release, done = make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- f.Update(ctx, func(ctx context.Context, cur *authwatch.AuthFile) (*authwatch.AuthFile, error) {
+			close(inside)
+			<-release
+			return next, nil
+		})
+	}()
+	<-inside
+	return release, done
+}
+
 // Update listens to its ctx: a request the follower has not taken is
 // withdrawn at once (the launcher's stop must not wait on a stuck follower),
 // while one it has taken (its POST may be in flight) is finished and stored.
@@ -578,16 +594,7 @@ func TestUpdateWithdrawsOnlyARequestNotYetTaken(t *testing.T) {
 		// First request: taken by the follower, its fn (the POST) held; its
 		// caller gives up meanwhile.
 		ctx1, cancel1 := context.WithCancel(context.Background())
-		inside, release := make(chan struct{}), make(chan struct{})
-		first := make(chan error, 1)
-		go func() {
-			first <- f.Update(ctx1, func(ctx context.Context, cur *authwatch.AuthFile) (*authwatch.AuthFile, error) {
-				close(inside)
-				<-release
-				return next, nil
-			})
-		}()
-		<-inside
+		release, first := heldUpdate(ctx1, f, next)
 
 		// Second request: queued behind the first; its caller gives up.
 		ctx2, cancel2 := context.WithCancel(context.Background())
@@ -771,16 +778,7 @@ func TestParkedUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	inside, release := make(chan struct{}), make(chan struct{})
-	aDone := make(chan error, 1)
-	go func() {
-		aDone <- a.Update(ctx, func(ctx context.Context, cur *authwatch.AuthFile) (*authwatch.AuthFile, error) {
-			close(inside)
-			<-release
-			return next, nil
-		})
-	}()
-	<-inside
+	release, aDone := heldUpdate(ctx, a, next)
 	released := false
 	defer func() {
 		if !released {

@@ -102,10 +102,14 @@ func (f *Fleet) serve(ctx context.Context, conn *pgstore.Conn) error {
 			f.mu.Unlock()
 			err := f.handle(conn, r)
 			if errors.Is(err, pgstore.ErrLockBusy) {
-				if f.park(r, time.Now()) {
+				switch {
+				case r.ctx.Err() != nil:
+					err = fmt.Errorf("credential store update withdrawn while waiting for the lock: %w", r.ctx.Err())
+				case f.park(r, time.Now()):
 					continue
+				default:
+					err = fmt.Errorf("gave up after %v: %w", f.cfg.LockTimeout, err)
 				}
-				err = fmt.Errorf("gave up after %v: %w", f.cfg.LockTimeout, err)
 			}
 			lost := conn.Lost(err)
 			if lost && err != nil {

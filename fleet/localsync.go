@@ -105,11 +105,11 @@ func (f *Fleet) syncRecord(ctx context.Context, conn *pgstore.Conn, rec *pgstore
 }
 
 // poll is the timed look at the store: the stored generation's Head, and
-// the full read (syncStored) only when it moved, when the last sync did not
-// end well, or when the local auth.json changed since the follower last
-// saw it. A poll of thousands of followers is one short row each.
+// the full read (syncStored) only when it moved or the last sync did not
+// end well. A poll of thousands of followers is one short row each; the
+// local auth.json is checkLocal's to watch.
 func (f *Fleet) poll(ctx context.Context, conn *pgstore.Conn) error {
-	if f.State().State == "ok" && f.cfg.Home.Stamp() == f.stamp {
+	if f.State().State == "ok" {
 		h, err := conn.Head(ctx, f.cfg.Name)
 		if err != nil {
 			return redactedError(err)

@@ -57,12 +57,9 @@ func (f *Fleet) takeRequest(now time.Time) (*request, time.Time) {
 }
 
 // park puts r back first in the queue after it found the lock busy; false
-// when its deadline has passed or its caller gave up, and r is to be
-// answered with the error instead.
+// when its deadline has passed, and r is to be answered with the lock
+// failure instead.
 func (f *Fleet) park(r *request, now time.Time) bool {
-	if r.ctx.Err() != nil {
-		return false
-	}
 	if !r.parked {
 		r.parked, r.deadline, r.pause = true, now.Add(f.cfg.LockTimeout), parkPauseMin
 	} else {
